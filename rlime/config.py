@@ -1,0 +1,276 @@
+"""Typed hardware configuration (device, tile, periphery, tuning) and its presets.
+
+Every dataclass validates itself on construction and raises `ConfigError` naming the field, the
+value given and what is allowed. Presets: `default`, `optimistic`, `pessimistic`, `ideal`
+(sources next to the numbers; see also shared DESIGN.md "Energy model").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+RESPONSE_MODELS = ("linear", "soft-bounds", "nonlinear")
+TUNING_SCHEMES = ("open-loop", "write-verify", "gradual")
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range; the message says which and what is allowed."""
+
+
+def _require(ok: bool, where: str, name: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{where}.{name} = {value!r} is not allowed: {allowed}")
+
+
+def _finite_nonneg(where: str, name: str, value: float) -> None:
+    _require(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
+             where, name, value, "it must be a finite number >= 0")
+
+
+def _probability(where: str, name: str, value: float) -> None:
+    _require(isinstance(value, (int, float)) and 0.0 <= value <= 1.0, where, name, value,
+             "it must be a fraction in [0, 1]")
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """One RRAM cell type.
+
+    Conductances in siemens; noise sigmas are fractions of the nominal range (g_max_s - g_min_s);
+    `levels` programmable levels span that range, so one nominal pulse moves a cell by
+    1 / (levels - 1) of it.
+    """
+
+    # Ron = 100 kOhm, Roff = 1 MOhm, 128 levels, C2C 3.7 %, NL 0.04 / -0.63: Wu et al. VLSI 2018
+    # TaOx/HfOx device as tabulated in the MLP+NeuroSim V3.0 manual, Table II.
+    g_min_s: float = 1e-6
+    g_max_s: float = 1e-5
+    levels: int = 128
+    response: str = "nonlinear"
+    nonlinearity_up: float = 0.04
+    nonlinearity_down: float = -0.63
+    down_up_ratio: float = 1.0          # mean RESET step / mean SET step (up/down asymmetry)
+    d2d_step_sigma: float = 0.0         # relative spread of the step size across cells
+    d2d_bound_sigma: float = 0.0        # spread of each cell's Gmin/Gmax, fraction of range
+    c2c_sigma: float = 0.037            # per pulse: n pulses spread by c2c_sigma * sqrt(n)
+    read_noise_sigma: float = 0.0       # per read, fraction of range
+    stuck_at_min_fraction: float = 0.0  # fraction of cells stuck at Gmin from the start
+    stuck_at_max_fraction: float = 0.0  # fraction of cells stuck at Gmax from the start
+    endurance_pulses: float = 1e9       # Lanza et al. 2019 (requirement); math.inf = no wear-out
+
+    def __post_init__(self) -> None:
+        w = "device"
+        _require(isinstance(self.g_min_s, (int, float)) and self.g_min_s > 0, w, "g_min_s",
+                 self.g_min_s, "it must be a conductance > 0 siemens")
+        _require(self.g_max_s > self.g_min_s, w, "g_max_s", self.g_max_s,
+                 f"it must exceed g_min_s = {self.g_min_s} siemens")
+        _require(isinstance(self.levels, int) and self.levels >= 2, w, "levels", self.levels,
+                 "it must be an integer >= 2")
+        _require(self.response in RESPONSE_MODELS, w, "response", self.response,
+                 f"choose one of {', '.join(RESPONSE_MODELS)}")
+        for name in ("nonlinearity_up", "nonlinearity_down"):
+            value = getattr(self, name)
+            _require(isinstance(value, (int, float)) and abs(value) <= 20, w, name, value,
+                     "it must be a number in [-20, 20] (0 = linear)")
+        _require(isinstance(self.down_up_ratio, (int, float)) and self.down_up_ratio > 0, w,
+                 "down_up_ratio", self.down_up_ratio, "it must be > 0")
+        for name in ("d2d_step_sigma", "d2d_bound_sigma", "c2c_sigma", "read_noise_sigma"):
+            _finite_nonneg(w, name, getattr(self, name))
+        _require(self.d2d_step_sigma < 1, w, "d2d_step_sigma", self.d2d_step_sigma,
+                 "it must be < 1 (a relative spread)")
+        _probability(w, "stuck_at_min_fraction", self.stuck_at_min_fraction)
+        _probability(w, "stuck_at_max_fraction", self.stuck_at_max_fraction)
+        _require(self.stuck_at_min_fraction + self.stuck_at_max_fraction <= 1, w,
+                 "stuck_at_max_fraction", self.stuck_at_max_fraction,
+                 "stuck_at_min_fraction + stuck_at_max_fraction must be <= 1")
+        _require(isinstance(self.endurance_pulses, (int, float)) and self.endurance_pulses >= 1, w,
+                 "endurance_pulses", self.endurance_pulses, "it must be >= 1 pulse (or inf)")
+
+    @property
+    def range_s(self) -> float:
+        return self.g_max_s - self.g_min_s
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """Crossbar tile size (cells) and how weights are scaled onto conductances.
+
+    A weight matrix of `in` rows x `out` columns is split into ceil(in/rows) x ceil(out/cols)
+    tiles; G+ and G- sit in twin arrays sharing drivers and a differential ADC per column.
+    `weight_headroom`: the full conductance range represents +-headroom * max|W0| of the
+    initial weights, leaving room for weights to grow during training.
+    """
+
+    rows: int = 128   # ISAAC; NeuroSim
+    cols: int = 128
+    weight_headroom: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name in ("rows", "cols"):
+            value = getattr(self, name)
+            _require(isinstance(value, int) and value >= 1, "tile", name, value,
+                     "it must be an integer >= 1 (cells)")
+        _require(isinstance(self.weight_headroom, (int, float)) and self.weight_headroom >= 1,
+                 "tile", "weight_headroom", self.weight_headroom, "it must be >= 1")
+
+
+@dataclass(frozen=True)
+class ConverterConfig:
+    """Periphery of one MVM direction (forward, or backward through the transposed array).
+
+    `input_bits`: signed input precision (per-vector abs-max scaling), None = unquantised.
+    `dac_bits`: bits driven per array cycle; an n-bit input takes ceil(n / dac_bits) cycles.
+    `adc_bits`: output precision, None = unquantised; the ADC range is
+    +-min(adc_bound, rows used) in units of (max|input| x full-scale weight).
+    `adc_noise`: output noise sigma as a fraction of the ADC range.
+    """
+
+    input_bits: int | None = 8
+    dac_bits: int = 1          # ISAAC: 1-bit DAC
+    adc_bits: int | None = 8   # ISAAC: 8-bit ADC
+    adc_bound: float = 12.0    # IBM aihwkit's default out_bound
+    adc_noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        w = "periphery"
+        _require(self.input_bits is None or (isinstance(self.input_bits, int)
+                                             and 2 <= self.input_bits <= 32),
+                 w, "input_bits", self.input_bits, "it must be an integer in [2, 32] or None")
+        _require(isinstance(self.dac_bits, int) and self.dac_bits >= 1, w, "dac_bits",
+                 self.dac_bits, "it must be an integer >= 1")
+        _require(self.adc_bits is None or (isinstance(self.adc_bits, int)
+                                           and 1 <= self.adc_bits <= 32),
+                 w, "adc_bits", self.adc_bits, "it must be an integer in [1, 32] or None")
+        _require(isinstance(self.adc_bound, (int, float)) and self.adc_bound > 0, w,
+                 "adc_bound", self.adc_bound, "it must be > 0 (or inf)")
+        _finite_nonneg(w, "adc_noise", self.adc_noise)
+
+    def cycles(self) -> int:
+        """Array cycles per input vector (bit-serial DAC)."""
+        bits = self.input_bits if self.input_bits is not None else 32
+        return -(-bits // self.dac_bits)
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """How a desired weight change becomes programming pulses.
+
+    `tolerance_levels`: write-verify stops within this many levels of the target.
+    `max_pulses`: cap per cell per update (verify schemes).
+    `coarse_fraction`: `gradual` first fires this fraction of the nominal pulse count
+    unverified, then finishes pulse by pulse with verify.
+    `residual`: keep the sub-level remainder of each update in a digital accumulator.
+    """
+
+    scheme: str = "write-verify"
+    tolerance_levels: float = 1.0
+    max_pulses: int = 20
+    coarse_fraction: float = 0.75
+    residual: bool = True
+
+    def __post_init__(self) -> None:
+        w = "tuning"
+        _require(self.scheme in TUNING_SCHEMES, w, "scheme", self.scheme,
+                 f"choose one of {', '.join(TUNING_SCHEMES)}")
+        _require(isinstance(self.tolerance_levels, (int, float)) and self.tolerance_levels > 0,
+                 w, "tolerance_levels", self.tolerance_levels, "it must be > 0 levels")
+        _require(isinstance(self.max_pulses, int) and self.max_pulses >= 1, w, "max_pulses",
+                 self.max_pulses, "it must be an integer >= 1")
+        _require(isinstance(self.coarse_fraction, (int, float))
+                 and 0 <= self.coarse_fraction <= 1, w, "coarse_fraction",
+                 self.coarse_fraction, "it must be in [0, 1]")
+        _require(isinstance(self.residual, bool), w, "residual", self.residual,
+                 "it must be true or false")
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """Everything the crossbar simulator needs; `preset` records where it came from."""
+
+    preset: str = "default"
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    tile: TileConfig = field(default_factory=TileConfig)
+    forward: ConverterConfig = field(default_factory=ConverterConfig)
+    backward: ConverterConfig = field(default_factory=ConverterConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "HardwareConfig":
+        """Build from a nested dict (e.g. a config.toml table); unknown keys are errors."""
+        sections = {"device": DeviceConfig, "tile": TileConfig, "forward": ConverterConfig,
+                    "backward": ConverterConfig, "tuning": TuningConfig}
+        unknown = set(data) - set(sections) - {"preset"}
+        if unknown:
+            raise ConfigError(f"unknown hardware section(s) {sorted(unknown)}; allowed: preset, "
+                              f"{', '.join(sections)}")
+        kwargs: dict[str, Any] = {"preset": data.get("preset", "custom")}
+        for name, kind in sections.items():
+            kwargs[name] = _build(kind, name, data.get(name, {}))
+        return cls(**kwargs)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "HardwareConfig":
+        """Apply dotted overrides such as {"device.c2c_sigma": 0.01, "tuning.scheme": "gradual"}."""
+        data = self.to_dict()
+        for dotted, value in overrides.items():
+            section, _, key = dotted.partition(".")
+            if section not in data or not isinstance(data[section], dict) or key not in data[section]:
+                raise ConfigError(f"unknown hardware setting {dotted!r}; settings look like "
+                                  f"'device.c2c_sigma' with a section among "
+                                  f"device, tile, forward, backward, tuning")
+            data[section][key] = value
+        return HardwareConfig.from_dict(data)
+
+
+def _build(kind: type, section: str, values: Mapping[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(kind)}
+    unknown = set(values) - names
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {sorted(unknown)} in [{section}]; allowed: "
+                          f"{', '.join(sorted(names))}")
+    value = {k: (math.inf if v == "inf" else v) for k, v in values.items()}
+    return kind(**value)
+
+
+def _ideal() -> HardwareConfig:
+    # Equivalence bridge to float PyTorch: 2**24 levels (below float32 resolution of the
+    # weights), linear exact pulses, no noise or faults, unquantised converters. Energy is still
+    # counted.
+    return HardwareConfig(
+        preset="ideal",
+        device=DeviceConfig(levels=2**24 + 1, response="linear", nonlinearity_up=0.0,
+                            nonlinearity_down=0.0, c2c_sigma=0.0, endurance_pulses=math.inf),
+        forward=ConverterConfig(input_bits=None, adc_bits=None, adc_bound=math.inf),
+        backward=ConverterConfig(input_bits=None, adc_bits=None, adc_bound=math.inf),
+        tuning=TuningConfig(scheme="open-loop", residual=False),
+    )
+
+
+PRESETS = {
+    "default": HardwareConfig,
+    # optimistic: 5-bit ADC (energy-optimal ISAAC-style sensing), endurance 1e12 (best reported,
+    # Lanza et al. 2019).
+    "optimistic": lambda: HardwareConfig(
+        preset="optimistic", device=DeviceConfig(endurance_pulses=1e12),
+        forward=ConverterConfig(adc_bits=5), backward=ConverterConfig(adc_bits=5)),
+    # pessimistic: 40 levels and 5 % cycle-to-cycle sigma (NeuroSim-tabulated PCMO/AlOx-class
+    # devices), read noise 1 % of range (assumption, stated in DESIGN.md's spirit).
+    "pessimistic": lambda: HardwareConfig(
+        preset="pessimistic", device=DeviceConfig(levels=40, c2c_sigma=0.05,
+                                                  read_noise_sigma=0.01)),
+    "ideal": _ideal,
+}
+
+
+def preset(name: str) -> HardwareConfig:
+    """The named hardware preset; ConfigError lists the allowed names."""
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ConfigError(f"unknown hardware preset {name!r}; choose one of "
+                          f"{', '.join(PRESETS)}") from None

@@ -1,0 +1,255 @@
+"""Tiled crossbar MVMs with their periphery, forward and transposed (backward).
+
+A layer's weights W (out x in, for convolutions out x (C k k)) sit on tiles of at most
+rows x cols cells: inputs drive rows, outputs are sensed on columns. Forward: each row tile
+produces a partial sum per column that its ADC converts; partial sums are added digitally.
+Backward (TIME's reuse): the error drives the same cells from the column side, each column
+tile produces partial sums per row, converted by the same kind of ADC.
+
+Periphery model (per direction, `ConverterConfig`): inputs are quantised by the DAC to
+`input_bits` signed levels of their per-sample abs-max; each tile's partial sum gets read noise
+(iid Gaussian on every cell of a read, exactly summed: sigma_read * sqrt(2) * ||x_tile|| * scale
+for a differential pair), ADC noise, then the ADC rounds it to `adc_bits` over
++-min(adc_bound, lines used) x full scale. The ADC is applied once per tile partial sum, i.e. to
+the shift-and-added result of the bit-serial cycles; the ledger counts the bit-serial schedule
+(ceil(input_bits / dac_bits) cycles, each with one DAC drive per row and one ADC conversion per
+column).
+
+Convolutions map channel-aligned: a row tile holds floor(rows / (k k)) whole input channels
+(im2col rows of those channels), so a tile's partial sums are a grouped convolution.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .config import ConverterConfig
+
+
+class Periphery:
+    """DAC and ADC (plus read noise) of one MVM direction."""
+
+    def __init__(self, cfg: ConverterConfig, read_sigma: float, generator: torch.Generator):
+        self.cfg = cfg
+        self.read_sigma = read_sigma
+        self.generator = generator
+        self.exact = (cfg.input_bits is None and cfg.adc_bits is None and cfg.adc_noise == 0
+                      and read_sigma == 0)
+
+    def dac(self, x: torch.Tensor, memory_format: torch.memory_format = torch.contiguous_format
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_hat, amax): x quantised per sample (dim 0) to `input_bits` magnitude bits of its
+        abs-max (the sign sets the drive polarity); amax has x's rank, size 1 but in dim 0."""
+        # abs().amax() is ~10x faster than aminmax() on CPU
+        amax = x.detach().abs().amax(dim=tuple(range(1, x.dim())), keepdim=True).clamp_min_(1e-12)
+        bits = self.cfg.input_bits
+        if bits is None:
+            return x, amax
+        steps = 2**bits - 1
+        x_hat = torch.empty_like(x, memory_format=memory_format)
+        torch.mul(x, steps / amax, out=x_hat)
+        return x_hat.round_().mul_(amax / steps), amax
+
+    def adc(self, partials: torch.Tensor, full_scale: torch.Tensor,
+            read_std: torch.Tensor | None) -> torch.Tensor:
+        """Convert partial sums; `full_scale` (broadcastable) is the ADC range in output units."""
+        cfg = self.cfg
+        if read_std is not None:
+            partials = partials + read_std * self._randn(partials)
+        if cfg.adc_noise > 0:
+            partials = partials + (cfg.adc_noise * full_scale) * self._randn(partials)
+        if cfg.adc_bits is None:
+            return partials.clamp(-full_scale, full_scale) if math.isfinite(cfg.adc_bound) else partials
+        half = 2 ** (cfg.adc_bits - 1)
+        lsb = full_scale / half
+        return (partials / lsb).round_().clamp_(-half, half - 1).mul_(lsb)
+
+    def _randn(self, like: torch.Tensor) -> torch.Tensor:
+        return torch.randn(like.shape, generator=self.generator, device=like.device,
+                           dtype=like.dtype)
+
+    def bound(self, lines: torch.Tensor) -> torch.Tensor:
+        """ADC range in units of (max|input| x full-scale weight) for tiles using `lines` lines."""
+        return lines.clamp(max=self.cfg.adc_bound)
+
+
+def _split(total: int, size: int) -> tuple[int, int]:
+    """(tiles, padded length) for `total` lines on tiles of `size` lines."""
+    tiles = -(-total // size)
+    return tiles, tiles * size
+
+
+@dataclass
+class MVMCounts:
+    """Per-sample operation counts of one MVM direction (multiply by the batch size)."""
+
+    dac_conversions: int
+    adc_conversions: int
+    cell_reads: int
+    partial_sum_adds: int
+    buffer_bits: int
+
+    def scaled(self, batch: int) -> dict[str, int]:
+        counts = {k: v * batch for k, v in vars(self).items()}
+        counts["shift_adds"] = counts["adc_conversions"]
+        return counts
+
+
+def _mvm_counts(rows: int, cols: int, row_tiles: int, col_tiles: int, vectors: int,
+                cfg: ConverterConfig) -> MVMCounts:
+    """Counts for `vectors` input vectors of length `rows` on a rows x cols weight matrix.
+
+    DAC: every row of every tile column is driven each cycle; ADC: every column of every row
+    tile converts each cycle; both arrays of the differential pair are read.
+    """
+    cycles = cfg.cycles()
+    bits = cfg.input_bits or 32
+    return MVMCounts(
+        dac_conversions=rows * col_tiles * cycles * vectors,
+        adc_conversions=cols * row_tiles * cycles * vectors,
+        cell_reads=2 * rows * cols * cycles * vectors,
+        partial_sum_adds=(row_tiles - 1) * cols * vectors,
+        buffer_bits=(rows + cols) * bits * vectors,
+    )
+
+
+class LinearTiling:
+    """Tiling of an in_features -> out_features weight (out x in)."""
+
+    def __init__(self, in_features: int, out_features: int, rows: int, cols: int,
+                 device: torch.device):
+        self.in_features, self.out_features = in_features, out_features
+        self.row_tiles, self.rows_padded = _split(in_features, rows)
+        self.col_tiles, self.cols_padded = _split(out_features, cols)
+        self.rows, self.cols = rows, cols
+        self.rows_used = _lines_used(in_features, rows, self.row_tiles, device).view(-1, 1, 1)
+        self.cols_used = _lines_used(out_features, cols, self.col_tiles, device).view(-1, 1, 1)
+
+    def counts(self, cfg_fwd: ConverterConfig, cfg_bwd: ConverterConfig) -> tuple[MVMCounts, MVMCounts]:
+        fwd = _mvm_counts(self.in_features, self.out_features, self.row_tiles, self.col_tiles, 1, cfg_fwd)
+        bwd = _mvm_counts(self.out_features, self.in_features, self.col_tiles, self.row_tiles, 1, cfg_bwd)
+        return fwd, bwd
+
+    def gradient_macs(self, batch_shape: torch.Size) -> int:
+        return batch_shape[0] * self.in_features * self.out_features
+
+    def tiles(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(forward tiles (T_r, rows, out), backward tiles (T_c, cols, in)) of W (out x in)."""
+        wt = _pad_dim(w.t(), 0, self.rows_padded)
+        fwd = wt.reshape(self.row_tiles, self.rows, self.out_features)
+        wb = _pad_dim(w, 0, self.cols_padded)
+        bwd = wb.reshape(self.col_tiles, self.cols, self.in_features)
+        return fwd, bwd
+
+    def partials(self, x: torch.Tensor, tiles: torch.Tensor, lines: int) -> torch.Tensor:
+        """(T, B, out) partial sums of x (B, n) on `tiles` (T, lines, out)."""
+        n_tiles = tiles.shape[0]
+        if n_tiles == 1:
+            return (x @ tiles[0, : x.shape[1]]).unsqueeze(0)
+        x = _pad_dim(x, 1, n_tiles * lines)
+        return torch.bmm(x.view(x.shape[0], n_tiles, lines).transpose(0, 1), tiles)
+
+    def input_norms(self, x: torch.Tensor, n_tiles: int, lines: int) -> torch.Tensor:
+        """(T, B, 1) Euclidean norm of each tile's slice of x (B, n)."""
+        x = _pad_dim(x * x, 1, n_tiles * lines)
+        return x.view(x.shape[0], n_tiles, lines).sum(-1).t().unsqueeze(-1).sqrt()
+
+
+class ConvTiling:
+    """Channel-aligned tiling of a Conv2d weight (out, C, k, k); stride/padding as torch's."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int],
+                 stride: tuple[int, int], padding: tuple[int, int], rows: int, cols: int,
+                 device: torch.device):
+        area = kernel[0] * kernel[1]
+        if area > rows:
+            raise ValueError(f"a {kernel[0]}x{kernel[1]} kernel needs {area} rows per input "
+                             f"channel but a tile has {rows}; use tile rows >= {area}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel, self.stride, self.padding, self.area = kernel, stride, padding, area
+        self.channels_per_tile = min(rows // area, in_channels)
+        self.row_tiles, self.channels_padded = _split(in_channels, self.channels_per_tile)
+        self.out_per_tile = min(cols, out_channels)
+        self.col_tiles, self.out_padded = _split(out_channels, self.out_per_tile)
+        self.rows_used = (_lines_used(in_channels, self.channels_per_tile, self.row_tiles, device)
+                          * area).view(1, 1, 1, -1, 1)
+        self.cols_used = _lines_used(out_channels, self.out_per_tile, self.col_tiles,
+                                     device).view(1, -1, 1, 1, 1)
+
+    def counts_for(self, positions: int, cfg_fwd: ConverterConfig,
+                   cfg_bwd: ConverterConfig) -> tuple[MVMCounts, MVMCounts]:
+        rows = self.in_channels * self.area
+        fwd = _mvm_counts(rows, self.out_channels, self.row_tiles, self.col_tiles, positions, cfg_fwd)
+        bwd = _mvm_counts(self.out_channels, rows, self.col_tiles, self.row_tiles, positions, cfg_bwd)
+        return fwd, bwd
+
+    def tiles(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(grouped forward weight (T_r*out, C/T_r, k, k), grouped transposed weight)."""
+        o, c = self.out_channels, self.channels_per_tile
+        wp = _pad_dim(w, 1, self.channels_padded)
+        fwd = (wp.view(o, self.row_tiles, c, *self.kernel).transpose(0, 1)
+               .reshape(self.row_tiles * o, c, *self.kernel)
+               .contiguous(memory_format=torch.channels_last))
+        bwd = _pad_dim(w, 0, self.out_padded)
+        return fwd, bwd
+
+    def partials(self, x: torch.Tensor, fwd: torch.Tensor) -> torch.Tensor:
+        """(B, H', W', T_r, out) partial sums of x (B, C, H, W), a view of a channels-last
+        grouped convolution (several times faster on CPU than the NCHW one)."""
+        x = _pad_dim(x, 1, self.channels_padded).contiguous(memory_format=torch.channels_last)
+        y = F.conv2d(x, fwd, None, self.stride, self.padding, 1, self.row_tiles)
+        return self._tiles_last(y)
+
+    def input_norms(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H', W', T_r, 1) norm of each tile's im2col patch of x."""
+        x = _pad_dim(x * x, 1, self.channels_padded).contiguous(memory_format=torch.channels_last)
+        ones = x.new_ones(self.row_tiles, self.channels_per_tile, *self.kernel)
+        s = F.conv2d(x, ones.contiguous(memory_format=torch.channels_last), None, self.stride,
+                     self.padding, 1, self.row_tiles)
+        return self._tiles_last(s).sqrt()
+
+    def _tiles_last(self, y: torch.Tensor) -> torch.Tensor:
+        """View a channels-last (B, T_r*n, H, W) tensor as (B, H, W, T_r, n)."""
+        b, _, h, w = y.shape
+        return y.permute(0, 2, 3, 1).reshape(b, h, w, self.row_tiles, -1)
+
+    def transposed_partials(self, g: torch.Tensor, bwd: torch.Tensor,
+                            input_size: torch.Size) -> torch.Tensor:
+        """(B, T_c, C, H, W) partial sums of the error g (B, out, H', W') per column tile."""
+        g = _pad_dim(g, 1, self.out_padded)
+        y = F.conv_transpose2d(g, bwd, None, self.stride, self.padding,
+                               self._output_padding(g, input_size), self.col_tiles)
+        return y.view(y.shape[0], self.col_tiles, self.in_channels, *y.shape[2:])
+
+    def _output_padding(self, g: torch.Tensor, input_size: torch.Size) -> tuple[int, int]:
+        """conv_transpose2d output padding that recovers the forward input's height/width."""
+        return tuple(input_size[2 + i] - ((g.shape[2 + i] - 1) * self.stride[i]
+                                          - 2 * self.padding[i] + self.kernel[i])
+                     for i in range(2))
+
+    def error_norms(self, g: torch.Tensor, input_size: torch.Size) -> torch.Tensor:
+        """(B, T_c, 1, H, W) norm of the errors driving each input position's cells, per column tile."""
+        g = _pad_dim(g * g, 1, self.out_padded)
+        ones = g.new_ones(self.out_padded, 1, *self.kernel)
+        s = F.conv_transpose2d(g, ones, None, self.stride, self.padding,
+                               self._output_padding(g, input_size), self.col_tiles)
+        return s.unsqueeze(2).sqrt()
+
+
+def _pad_dim(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    """x zero-padded along `dim` to `size` (x itself when already that size)."""
+    extra = size - x.shape[dim]
+    if extra == 0:
+        return x
+    pad = [0, 0] * (x.dim() - 1 - dim) + [0, extra]
+    return F.pad(x, pad)
+
+
+def _lines_used(total: int, size: int, tiles: int, device: torch.device) -> torch.Tensor:
+    used = torch.full((tiles,), float(size), device=device)
+    used[-1] = total - size * (tiles - 1)
+    return used

@@ -1,0 +1,297 @@
+"""Drop-in torch layers whose weights live on RRAM crossbars, and the converter from float nets.
+
+`RRAMLinear` / `RRAMConv2d` hold their conductance state as buffers (so `state_dict` carries
+every cell: conductance, bounds, step scale, stuck flag, pulse count) and expose the realised
+weights as the `weight` parameter: after every programming step `weight` is recomputed from
+the conductances, w = scale * (u+ - u-), never kept as a hidden float copy. Autograd runs the
+forward MVM on the arrays, the input gradient through the transposed arrays, and hands the
+weight gradient (digital outer products) to the optimizer; `rlime.optim.TunedOptimizer`
+then programs the change by tuning.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .chip import Chip
+from .crossbar import ConvTiling, LinearTiling, MVMCounts
+from .device import CellSet, fresh_cells
+
+
+class CrossbarLayer(nn.Module):
+    """Conductance state and programming of one weight tensor (subclasses add the MVMs)."""
+
+    def _init_cells(self, chip: Chip, weight: torch.Tensor) -> None:
+        self.chip = chip
+        cfg = chip.cfg
+        n = weight.numel()
+        cells = fresh_cells(n, cfg.device, chip.generator, chip.device)
+        for name, value in vars(cells).items():
+            self.register_buffer(f"cell_{name}", value)
+        wmax = float(weight.detach().abs().max())
+        scale = cfg.tile.weight_headroom * (wmax if wmax > 0 else 1.0)
+        self.register_buffer("weight_scale", torch.tensor(scale, device=chip.device))
+        self.register_buffer("residual", torch.zeros(n if cfg.tuning.residual else 0,
+                                                     device=chip.device))
+        self.max_level = cfg.device.levels - 1
+        self.weight = nn.Parameter(self.realised())
+        self._tile_key: tuple | None = None
+
+    @property
+    def cells(self) -> CellSet:
+        return CellSet(self.cell_u, self.cell_u_min, self.cell_u_max, self.cell_step_scale,
+                       self.cell_stuck, self.cell_pulses)
+
+    def realised(self) -> torch.Tensor:
+        """The weights the conductances encode, shape of `weight`."""
+        n = self.cell_u.numel() // 2
+        return (self.weight_scale * (self.cell_u[:n] - self.cell_u[n:])).view(self._weight_shape)
+
+    def plan(self, desired: torch.Tensor, current: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Which cells to program, to what, for a move from `current` to `desired` weights.
+
+        Both flat (n,). Changes under half a level program nothing (their remainder stays in
+        the residual accumulator when enabled). A programmed weight targets the nearest level
+        k as a canonical pair: G+ at level max(k, 0), G- at level max(-k, 0); a cell already
+        within half a level of its target is left alone. Returns (cell index, target u,
+        weight index).
+        """
+        level = self.weight_scale / self.max_level
+        delta = desired - current
+        if self.residual.numel():
+            delta = delta + self.residual
+        sel = (delta.abs() >= 0.5 * level).nonzero().squeeze(1)
+        want = current[sel] + delta[sel]
+        k = torch.round(want / level).clamp_(-self.max_level, self.max_level)
+        if self.residual.numel():
+            delta[sel] = want - k * level
+            self.residual = delta
+        n = current.numel()
+        index = torch.cat([sel, sel + n])
+        target = torch.cat([k.clamp(min=0), (-k).clamp(min=0)]) / self.max_level
+        keep = ((target - self.cell_u[index]).abs() * self.max_level >= 0.5).nonzero().squeeze(1)
+        return index[keep], target[keep], sel
+
+    def _tiles(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (weight.data_ptr(), weight._version)
+        if key != self._tile_key:
+            self._tile_cache = self.tiling.tiles(weight.detach())
+            self._tile_key = key
+        return self._tile_cache
+
+    def _charge(self, counts: MVMCounts, batch: int, phase: str | None) -> None:
+        ledger = self.chip.ledger
+        for kind, value in counts.scaled(batch).items():
+            ledger.add(kind, value, phase)
+
+
+def program(chip: Chip, jobs: list[tuple[CrossbarLayer, torch.Tensor, torch.Tensor]]) -> None:
+    """Program several layers in one tuning pass; charged to the ledger's current phase.
+
+    `jobs`: (layer, desired flat weights, current flat weights). `current` must be the layer's
+    realised weights; it is updated in place to the new realised weights and becomes the
+    layer's `weight`.
+    """
+    plans = [layer.plan(desired, current) for layer, desired, current in jobs]
+    parts = [layer.cells.take(index) for (layer, _, _), (index, _, _) in zip(jobs, plans)]
+    merged = CellSet.cat(parts)
+    chip.tuner.program(merged, torch.cat([target for _, target, _ in plans]))
+    for (layer, _, current), (index, _, sel), part in zip(
+            jobs, plans, merged.split([len(p) for p in parts])):
+        layer.cells.put(index, part)
+        n = current.numel()
+        current[sel] = layer.weight_scale * (layer.cell_u[sel] - layer.cell_u[sel + n])
+        layer.weight.data = current.view(layer._weight_shape)
+
+
+class _CrossbarMVM(torch.autograd.Function):
+    """y = W x on the arrays; backward: transposed arrays for dx, digital outer product for dW."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, layer: "CrossbarLayer"):
+        y, x_hat = layer._forward_mvm(x, weight)
+        ctx.layer = layer
+        ctx.save_for_backward(x_hat, weight)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x_hat, weight = ctx.saved_tensors
+        layer = ctx.layer
+        grad_x = layer._backward_mvm(grad, weight, x_hat.shape) if ctx.needs_input_grad[0] else None
+        grad_w = layer._weight_grad(x_hat, grad) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_w, None
+
+
+class RRAMLinear(CrossbarLayer):
+    """nn.Linear on crossbars; the bias is added in digital periphery."""
+
+    def __init__(self, linear: nn.Linear, chip: Chip) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self._weight_shape = linear.weight.shape
+        tile = chip.cfg.tile
+        self.tiling = LinearTiling(self.in_features, self.out_features, tile.rows, tile.cols,
+                                   chip.device)
+        self._counts = self.tiling.counts(chip.cfg.forward, chip.cfg.backward)
+        self._init_cells(chip, linear.weight)
+        self.bias = (nn.Parameter(linear.bias.detach().clone().to(chip.device))
+                     if linear.bias is not None else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        y = _CrossbarMVM.apply(x.reshape(-1, self.in_features), self.weight, self)
+        y = y.view(*lead, self.out_features)
+        if self.bias is not None:
+            self.chip.ledger.add("digital_ops", y.numel())
+            y = y + self.bias
+        return y
+
+    def _forward_mvm(self, x: torch.Tensor, weight: torch.Tensor):
+        self._charge(self._counts[0], x.shape[0], None)
+        per = self.chip.forward_periphery
+        if per.exact:
+            return F.linear(x, weight), x
+        x_hat, amax = per.dac(x)
+        tiling = self.tiling
+        partials = tiling.partials(x_hat, self._tiles(weight)[0], tiling.rows)
+        scale = self.weight_scale * amax
+        read_std = None
+        if per.read_sigma > 0:
+            norms = tiling.input_norms(x_hat, tiling.row_tiles, tiling.rows)
+            read_std = per.read_sigma * 2**0.5 * self.weight_scale * norms
+        y = per.adc(partials, per.bound(tiling.rows_used) * scale, read_std)
+        return y.sum(0), x_hat
+
+    def _backward_mvm(self, grad: torch.Tensor, weight: torch.Tensor, x_shape: torch.Size):
+        self._charge(self._counts[1], grad.shape[0], "backward")
+        per = self.chip.backward_periphery
+        if per.exact:
+            return grad @ weight
+        g_hat, gmax = per.dac(grad)
+        tiling = self.tiling
+        partials = tiling.partials(g_hat, self._tiles(weight)[1], tiling.cols)
+        read_std = None
+        if per.read_sigma > 0:
+            norms = tiling.input_norms(g_hat, tiling.col_tiles, tiling.cols)
+            read_std = per.read_sigma * 2**0.5 * self.weight_scale * norms
+        return per.adc(partials, per.bound(tiling.cols_used) * self.weight_scale * gmax,
+                       read_std).sum(0)
+
+    def _weight_grad(self, x_hat: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        self.chip.ledger.add("gradient_macs", grad.shape[0] * self.weight.numel(), "backward")
+        return grad.t() @ x_hat
+
+
+class RRAMConv2d(CrossbarLayer):
+    """nn.Conv2d (groups 1, dilation 1) on crossbars, channel-aligned row tiles."""
+
+    def __init__(self, conv: nn.Conv2d, chip: Chip) -> None:
+        super().__init__()
+        if conv.groups != 1 or conv.dilation != (1, 1) or isinstance(conv.padding, str) \
+                or conv.padding_mode != "zeros":
+            raise ValueError(f"RRAMConv2d supports groups=1, dilation=1, numeric zero padding; "
+                             f"got groups={conv.groups}, dilation={conv.dilation}, "
+                             f"padding={conv.padding!r}, padding_mode={conv.padding_mode!r}")
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        self.kernel_size, self.stride, self.padding = conv.kernel_size, conv.stride, conv.padding
+        self._weight_shape = conv.weight.shape
+        tile = chip.cfg.tile
+        self.tiling = ConvTiling(conv.in_channels, conv.out_channels, conv.kernel_size,
+                                 conv.stride, conv.padding, tile.rows, tile.cols, chip.device)
+        self._counts_by_positions: dict[int, tuple[MVMCounts, MVMCounts]] = {}
+        self._init_cells(chip, conv.weight)
+        self.bias = (nn.Parameter(conv.bias.detach().clone().to(chip.device))
+                     if conv.bias is not None else None)
+
+    def _counts(self, positions: int) -> tuple[MVMCounts, MVMCounts]:
+        if positions not in self._counts_by_positions:
+            cfg = self.chip.cfg
+            self._counts_by_positions[positions] = self.tiling.counts_for(
+                positions, cfg.forward, cfg.backward)
+        return self._counts_by_positions[positions]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = _CrossbarMVM.apply(x, self.weight, self)
+        if self.bias is not None:
+            self.chip.ledger.add("digital_ops", y.numel())
+            y = y + self.bias.view(1, -1, 1, 1)
+        return y
+
+    def _forward_mvm(self, x: torch.Tensor, weight: torch.Tensor):
+        per = self.chip.forward_periphery
+        tiling = self.tiling
+        if per.exact:
+            y = F.conv2d(x, weight, None, self.stride, self.padding)
+            self._charge(self._counts(y.shape[2] * y.shape[3])[0], x.shape[0], None)
+            return y, x
+        x_hat, amax = per.dac(x, torch.channels_last)
+        partials = tiling.partials(x_hat, self._tiles(weight)[0])  # (B, H', W', T, out)
+        self._charge(self._counts(partials.shape[1] * partials.shape[2])[0], x.shape[0], None)
+        scale = self.weight_scale * amax.view(-1, 1, 1, 1, 1)
+        read_std = None
+        if per.read_sigma > 0:
+            read_std = per.read_sigma * 2**0.5 * self.weight_scale * tiling.input_norms(x_hat)
+        y = per.adc(partials, per.bound(tiling.rows_used) * scale, read_std).sum(3)
+        return y.permute(0, 3, 1, 2), x_hat
+
+    def _backward_mvm(self, grad: torch.Tensor, weight: torch.Tensor, x_shape: torch.Size):
+        self._charge(self._counts(grad.shape[2] * grad.shape[3])[1], grad.shape[0], "backward")
+        per = self.chip.backward_periphery
+        if per.exact:
+            return torch.nn.grad.conv2d_input(x_shape, weight, grad, self.stride, self.padding)
+        tiling = self.tiling
+        g_hat, gmax = per.dac(grad)
+        partials = tiling.transposed_partials(g_hat, self._tiles(weight)[1], x_shape)
+        read_std = None
+        if per.read_sigma > 0:
+            read_std = (per.read_sigma * 2**0.5 * self.weight_scale
+                        * tiling.error_norms(g_hat, x_shape))
+        scale = self.weight_scale * gmax.view(-1, 1, 1, 1, 1)
+        return per.adc(partials, per.bound(tiling.cols_used) * scale, read_std).sum(1)
+
+    def _weight_grad(self, x_hat: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        positions = grad.shape[2] * grad.shape[3]
+        self.chip.ledger.add("gradient_macs", grad.shape[0] * positions * self.weight.numel(),
+                             "backward")
+        return torch.nn.grad.conv2d_weight(x_hat, self.weight.shape, grad, self.stride,
+                                           self.padding)
+
+
+def to_rram(module: nn.Module, chip: Chip) -> nn.Module:
+    """A copy of `module` with every nn.Linear / nn.Conv2d replaced by its RRAM twin.
+
+    The initial weights are programmed through the chip's tuning scheme (phase `program`,
+    counted). Other modules (activations, flatten) are kept as they are, moved to the chip's
+    device.
+    """
+    layers: list[CrossbarLayer] = []
+    weights: list[torch.Tensor] = []
+
+    def convert(m: nn.Module) -> nn.Module:
+        if isinstance(m, nn.Linear):
+            layer: CrossbarLayer = RRAMLinear(m, chip)
+        elif isinstance(m, nn.Conv2d):
+            layer = RRAMConv2d(m, chip)
+        else:
+            for name, child in m.named_children():
+                setattr(m, name, convert(child))
+            return m
+        layers.append(layer)
+        weights.append(m.weight.detach().to(chip.device).reshape(-1).clone())
+        return layer
+
+    converted = convert(copy.deepcopy(module)).to(chip.device)
+    with chip.ledger.in_phase("program"):
+        program(chip, [(layer, w, layer.weight.detach().reshape(-1).clone())
+                       for layer, w in zip(layers, weights)])
+    return converted
+
+
+def crossbar_layers(module: nn.Module) -> list[CrossbarLayer]:
+    return [m for m in module.modules() if isinstance(m, CrossbarLayer)]

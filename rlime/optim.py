@@ -1,0 +1,69 @@
+"""The update step on RRAM: a torch optimizer's rule computed digitally, then tuned into cells.
+
+`TunedOptimizer` wraps any `torch.optim` optimizer (SGD, the paper's rule; momentum or Adam
+with their state held in periphery SRAM). `step()` lets the wrapped optimizer compute the
+desired weights, then programs every crossbar layer towards them in one tuning pass; the
+realised conductances become the weights. Digital parameters (biases) are updated as usual.
+Charged to phase `update`: the update rule's fp32 ops, its state traffic through the buffer,
+and every pulse and verify read.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .chip import Chip
+from .layers import crossbar_layers, program
+
+# fp32 ops per parameter per step and state words per parameter, by update rule.
+_RULE_COST = {  # (ops, state words)
+    "SGD": (2, 0),          # w -= lr * g
+    "SGD+momentum": (4, 1),  # b = mu b + g; w -= lr b
+    "Adam": (12, 2),        # two moment updates, bias corrections, sqrt, divide
+}
+
+
+def _rule(optimizer: torch.optim.Optimizer) -> str:
+    name = type(optimizer).__name__
+    if name == "SGD" and any(g.get("momentum", 0) for g in optimizer.param_groups):
+        return "SGD+momentum"
+    if name in ("Adam", "AdamW"):
+        return "Adam"
+    if name == "SGD":
+        return "SGD"
+    raise ValueError(f"update rule {name} has no hardware cost model; use torch.optim.SGD "
+                     f"(with or without momentum) or torch.optim.Adam")
+
+
+class TunedOptimizer:
+    """Optimizer-like wrapper: `zero_grad()`, `step()`, `state_dict()`, `load_state_dict()`."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, model: nn.Module, chip: Chip):
+        self.optimizer = optimizer
+        self.chip = chip
+        self.layers = crossbar_layers(model)
+        self.rule = _rule(optimizer)
+        self._params = sum(p.numel() for g in optimizer.param_groups for p in g["params"])
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        ledger = self.chip.ledger
+        with ledger.in_phase("update"):
+            ops, words = _RULE_COST[self.rule]
+            ledger.add("optimizer_ops", ops * self._params)
+            # gradient in, state read + written, through the periphery buffer (32-bit words)
+            ledger.add("buffer_bits", 32 * (1 + 2 * words) * self._params)
+            current = [layer.weight.detach().reshape(-1).clone() for layer in self.layers]
+            self.optimizer.step()
+            program(self.chip, [(layer, layer.weight.detach().reshape(-1), now)
+                                for layer, now in zip(self.layers, current)])
+
+    def state_dict(self) -> dict:
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state)

@@ -1,0 +1,110 @@
+"""Tuning schemes: turning target conductances into programming pulses and verify reads.
+
+* ``open-loop``: the pulse count a nominal cell needs (from the cell's present state) is fired in
+  one burst; no verify read. Cheap, and wrong by the cell's variability.
+* ``write-verify``: read, then pulse by pulse towards the target, reading back after each pulse,
+  until within `tolerance_levels` or the cell has used its nominal count + `max_pulses`.
+* ``gradual`` (TIME's gradually-write): read, fire `coarse_fraction` of the nominal count
+  unverified, read, then finish pulse by pulse as write-verify does -- fewer verify reads for
+  large changes.
+
+Every pulse (SET/RESET, with the conductance it saw) and every verify read is charged to the
+ledger's current phase. The verify loops work on a shrinking set holding only the cells that
+still need pulses.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .config import TuningConfig
+from .device import CellSet, PulseCounts, PulseModel
+from .ledger import Ledger
+
+_OPEN_LOOP_LIMIT = 2.0**25  # pulses; above any level count a preset allows
+
+
+class Tuner:
+    """Programs gathered cells to target normalised conductances under one tuning scheme."""
+
+    def __init__(self, cfg: TuningConfig, model: PulseModel, generator: torch.Generator,
+                 ledger: Ledger) -> None:
+        self.cfg = cfg
+        self.model = model
+        self.generator = generator
+        self.ledger = ledger
+        self.levels_per_unit = model.cfg.levels - 1
+
+    def program(self, cells: CellSet, target: torch.Tensor) -> None:
+        """Move `cells` (in place) towards `target` (same length, normalised conductance)."""
+        if len(cells) == 0:
+            return
+        if self.cfg.scheme == "open-loop":
+            n, up = self.model.nominal_pulses(cells.u, target, _OPEN_LOOP_LIMIT)
+            self._charge(self.model.apply(cells, n, up, self.generator))
+            return
+        coarse = self.cfg.coarse_fraction if self.cfg.scheme == "gradual" else 0.0
+        self._verified(cells, target, coarse)
+
+    def _verified(self, cells: CellSet, target: torch.Tensor, coarse: float) -> None:
+        model, generator = self.model, self.generator
+        tol = self.cfg.tolerance_levels / self.levels_per_unit  # in u
+        seen = model.read(cells.u, generator)
+        reads: list = [len(cells)]
+        n_nominal, up = model.nominal_pulses(seen, target, _OPEN_LOOP_LIMIT)
+        budget = n_nominal + self.cfg.max_pulses
+        if coarse > 0:
+            burst = torch.floor(coarse * n_nominal)
+            self._charge(model.apply(cells, burst, up, generator))
+            fired = burst > 0
+            seen = torch.where(fired, model.read(cells.u, generator), seen)
+            reads.append(fired.sum())
+            budget = budget - burst
+        index = (((target - seen).abs() > tol) & (budget > 0)).nonzero().squeeze(1)
+        work = cells.take(index)
+        c0_up, c1_up, c0_down, c1_down = model.single_pulse_coefficients(work)
+        u, lo, hi, goal, seen = work.u, work.u_min, work.u_max, target[index], seen[index]
+        deadline = budget[index]  # a cell stops once it has taken this many pulses here
+        stuck = work.stuck if bool(work.stuck.any()) else None
+        sums: list[torch.Tensor] = []  # per round: [SET pulses, sum of (u + u') over SET, over all]
+        pulses, rounds, since_put = 0, 0, 0
+        while index.numel() > 0:
+            up = goal > seen
+            u_new = model.step_once(u, torch.where(up, c0_up, c0_down),
+                                    torch.where(up, c1_up, c1_down), lo, hi, stuck, generator)
+            up_f = up.to(u_new.dtype)
+            both = u + u_new
+            sums.append(torch.stack([up_f, up_f * both, both]).sum(1))
+            pulses += index.numel()
+            rounds += 1
+            since_put += 1
+            u = u_new
+            seen = model.read(u, generator)
+            reads.append(index.numel())
+            keep = ((goal - seen).abs_() > tol) & (deadline > rounds)
+            if bool(keep.all()):
+                continue
+            work.u = u
+            model.wear(work, since_put)  # every cell of the set took one pulse per round
+            since_put = 0
+            cells.put(index, work)
+            kept = keep.nonzero().squeeze(1)
+            index = index[kept]
+            (u, lo, hi, goal, seen, deadline, c0_up, c1_up, c0_down, c1_down, scale) = torch.stack(
+                [u, lo, hi, goal, seen, deadline, c0_up, c1_up, c0_down, c1_down,
+                 work.step_scale])[:, kept].unbind(0)
+            work = CellSet(u, lo, hi, scale, work.stuck[kept], work.pulses[kept])
+            stuck = work.stuck if bool(work.stuck.any()) else None
+        self.ledger.add_tensor("verify_reads", sum(torch.as_tensor(r, dtype=torch.float64)
+                                                    for r in reads))
+        if sums:
+            set_n, set_sum, all_sum = torch.stack(sums).sum(0).to(torch.float64)
+            g_min, half_range = self.model.cfg.g_min_s, 0.5 * self.model.cfg.range_s
+            self._charge(PulseCounts(set_n, pulses - set_n, set_n * g_min + half_range * set_sum,
+                                     (pulses - set_n) * g_min + half_range * (all_sum - set_sum)))
+
+    def _charge(self, counts: PulseCounts) -> None:
+        self.ledger.add_tensor("set_pulses", counts.set_pulses)
+        self.ledger.add_tensor("reset_pulses", counts.reset_pulses)
+        self.ledger.add_tensor("set_pulse_siemens", counts.set_siemens)
+        self.ledger.add_tensor("reset_pulse_siemens", counts.reset_siemens)

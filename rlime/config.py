@@ -233,7 +233,8 @@ def _build(kind: type, section: str, values: Mapping[str, Any]) -> Any:
     if unknown:
         raise ConfigError(f"unknown setting(s) {sorted(unknown)} in [{section}]; allowed: "
                           f"{', '.join(sorted(names))}")
-    value = {k: (math.inf if v == "inf" else v) for k, v in values.items()}
+    special = {"inf": math.inf, "none": None}  # TOML has no null and writes inf as a float
+    value = {k: special.get(v, v) if isinstance(v, str) else v for k, v in values.items()}
     return kind(**value)
 
 

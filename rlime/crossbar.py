@@ -87,6 +87,7 @@ def _split(total: int, size: int) -> tuple[int, int]:
 class MVMCounts:
     """Per-sample operation counts of one MVM direction (multiply by the batch size)."""
 
+    mvm_macs: int
     dac_conversions: int
     adc_conversions: int
     cell_reads: int
@@ -109,6 +110,7 @@ def _mvm_counts(rows: int, cols: int, row_tiles: int, col_tiles: int, vectors: i
     cycles = cfg.cycles()
     bits = cfg.input_bits or 32
     return MVMCounts(
+        mvm_macs=rows * cols * vectors,
         dac_conversions=rows * col_tiles * cycles * vectors,
         adc_conversions=cols * row_tiles * cycles * vectors,
         cell_reads=2 * rows * cols * cycles * vectors,

@@ -60,13 +60,13 @@ class CellSet:
 
     def take(self, index: torch.Tensor) -> "CellSet":
         """The cells at `index` (a copy)."""
-        return CellSet(*(getattr(self, f)[index] for f in CELL_FIELDS))
+        return CellSet(*(getattr(self, f).index_select(0, index) for f in CELL_FIELDS))
 
     def put(self, index: torch.Tensor, part: "CellSet") -> None:
         """Write the mutable state (u, stuck, pulses) of `part` back at `index`."""
-        self.u[index] = part.u
-        self.stuck[index] = part.stuck
-        self.pulses[index] = part.pulses
+        self.u.index_copy_(0, index, part.u)
+        self.stuck.index_copy_(0, index, part.stuck)
+        self.pulses.index_copy_(0, index, part.pulses)
 
 
 CELL_FIELDS = ("u", "u_min", "u_max", "step_scale", "stuck", "pulses")
@@ -144,10 +144,23 @@ class PulseModel:
         span = cells.u_max - cells.u_min
         p = (cells.u - cells.u_min) / span
         k0, k1 = self._coefficients(up, cells.step_scale)
+        # a cell whose count reaches its endurance mid-burst sticks there: only the pulses
+        # before that move it (all n are still fired and counted)
+        moving = n
+        if math.isfinite(self.cfg.endurance_pulses):
+            left = (self.cfg.endurance_pulses - cells.pulses).clamp_min(0).to(n.dtype)
+            moving = torch.minimum(n, left)
         linear = k1 == 0
         fixed = torch.where(linear, 0.0, -k0 / torch.where(linear, 1.0, k1))
-        p_new = torch.where(linear, p + n * k0, fixed - (fixed - p) * torch.pow(1.0 + k1, n))
-        return self._finish(cells, cells.u_min + span * p_new, n, up, generator)
+        # p* - (p* - p)(1 + k1)^n, written as p + (p* - p)(1 - (1 + k1)^n) with expm1/log1p:
+        # for small |nu| p* is large and the direct form cancels catastrophically in float32
+        # (1 + k1 <= 0 only for extreme nu with few levels and a large step scale: pow directly)
+        positive = k1 > -1
+        log_rate = torch.log1p(torch.where(positive, k1, 0.0))
+        grown = torch.where(positive, torch.expm1(moving * log_rate),
+                            torch.pow(1.0 + k1, moving) - 1.0)
+        p_new = torch.where(linear, p + moving * k0, p - (fixed - p) * grown)
+        return self._finish(cells, cells.u_min + span * p_new, n, up, generator, moving)
 
     def single_pulse_coefficients(self, cells: CellSet) -> tuple[torch.Tensor, ...]:
         """(c0_up, c1_up, c0_down, c1_down): one pulse moves u by c0 + c1 * u, per cell."""
@@ -180,12 +193,13 @@ class PulseModel:
             cells.stuck = cells.stuck | (cells.pulses >= self.cfg.endurance_pulses)
 
     def _finish(self, cells: CellSet, u_new: torch.Tensor, n: torch.Tensor, up: torch.Tensor,
-                generator: torch.Generator) -> PulseCounts:
-        """Noise, bounds, stuck cells, wear and cost of n pulses that moved cells to u_new."""
+                generator: torch.Generator, moving: torch.Tensor) -> PulseCounts:
+        """Noise, bounds, stuck cells, wear and cost of n pulses that moved cells to u_new
+        (`moving` of them before the cell wore out)."""
         cfg = self.cfg
         if cfg.c2c_sigma > 0:
             noise = torch.randn(u_new.shape, generator=generator, device=u_new.device)
-            u_new = u_new + cfg.c2c_sigma * torch.sqrt(n) * noise
+            u_new = u_new + cfg.c2c_sigma * torch.sqrt(moving) * noise
         u_new = torch.where(cells.stuck, cells.u, u_new.clamp_(min=cells.u_min, max=cells.u_max))
         g_mid = cfg.g_min_s + (0.5 * cfg.range_s) * (cells.u + u_new)
         n_up = torch.where(up, n, 0.0)

@@ -12,6 +12,7 @@ then programs the change by tuning.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -51,31 +52,44 @@ class CrossbarLayer(nn.Module):
         n = self.cell_u.numel() // 2
         return (self.weight_scale * (self.cell_u[:n] - self.cell_u[n:])).view(self._weight_shape)
 
-    def plan(self, desired: torch.Tensor, current: torch.Tensor
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def plan(self, desired: torch.Tensor, current: torch.Tensor) -> "Plan":
         """Which cells to program, to what, for a move from `current` to `desired` weights.
 
-        Both flat (n,). Changes under half a level program nothing (their remainder stays in
-        the residual accumulator when enabled). A programmed weight targets the nearest level
-        k as a canonical pair: G+ at level max(k, 0), G- at level max(-k, 0); a cell already
-        within half a level of its target is left alone. Returns (cell index, target u,
-        weight index).
+        Both flat (n,). Changes under half a level program nothing (with the residual
+        accumulator enabled they are kept there and add up). A programmed weight targets the
+        nearest level k as a canonical pair: G+ at level max(k, 0), G- at level max(-k, 0);
+        a cell already within half a level of its target gets no tuning at all.
         """
         level = self.weight_scale / self.max_level
         delta = desired - current
         if self.residual.numel():
             delta = delta + self.residual
         sel = (delta.abs() >= 0.5 * level).nonzero().squeeze(1)
-        want = current[sel] + delta[sel]
+        want = current.index_select(0, sel) + delta.index_select(0, sel)
         k = torch.round(want / level).clamp_(-self.max_level, self.max_level)
-        if self.residual.numel():
-            delta[sel] = want - k * level
-            self.residual = delta
-        n = current.numel()
-        index = torch.cat([sel, sel + n])
+        index = torch.cat([sel, sel + current.numel()])
         target = torch.cat([k.clamp(min=0), (-k).clamp(min=0)]) / self.max_level
-        keep = ((target - self.cell_u[index]).abs() * self.max_level >= 0.5).nonzero().squeeze(1)
-        return index[keep], target[keep], sel
+        now = self.cell_u.index_select(0, index)
+        tune = ((target - now).abs() * self.max_level >= 0.5).nonzero().squeeze(1)
+        return Plan(sel, want, delta, index, target, tune)
+
+    def settle(self, plan: "Plan", known: torch.Tensor, current: torch.Tensor) -> None:
+        """After tuning: the residual keeps what the controller knows is still missing, and
+        `current` (flat realised weights, updated in place) becomes `weight`.
+
+        `known` (per planned cell, normalised conductance) is what the controller believes the
+        cells hold: the last verify read, or the target where it fired open-loop or did not
+        tune the cell.
+        """
+        if self.residual.numel():
+            m = plan.sel.numel()
+            known_weight = self.weight_scale * (known[:m] - known[m:])
+            plan.delta.index_copy_(0, plan.sel, plan.want - known_weight)
+            self.residual = plan.delta
+        n, u = current.numel(), self.cell_u
+        current.index_copy_(0, plan.sel, self.weight_scale * (u.index_select(0, plan.sel)
+                                                              - u.index_select(0, plan.sel + n)))
+        self.weight.data = current.view(self._weight_shape)
 
     def _tiles(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         key = (weight.data_ptr(), weight._version)
@@ -90,6 +104,20 @@ class CrossbarLayer(nn.Module):
             ledger.add(kind, value, phase)
 
 
+@dataclass
+class Plan:
+    """A layer's programming job: weights `sel` (flat) move towards `want`; their cells
+    `index` (G+ cells, then G- cells) towards `target` (normalised conductance), of which the
+    cells at positions `tune` need pulses. `delta` is the full change, residual included."""
+
+    sel: torch.Tensor
+    want: torch.Tensor
+    delta: torch.Tensor
+    index: torch.Tensor
+    target: torch.Tensor
+    tune: torch.Tensor
+
+
 def program(chip: Chip, jobs: list[tuple[CrossbarLayer, torch.Tensor, torch.Tensor]]) -> None:
     """Program several layers in one tuning pass; charged to the ledger's current phase.
 
@@ -98,15 +126,15 @@ def program(chip: Chip, jobs: list[tuple[CrossbarLayer, torch.Tensor, torch.Tens
     layer's `weight`.
     """
     plans = [layer.plan(desired, current) for layer, desired, current in jobs]
-    parts = [layer.cells.take(index) for (layer, _, _), (index, _, _) in zip(jobs, plans)]
+    indices = [plan.index.index_select(0, plan.tune) for plan in plans]
+    parts = [layer.cells.take(index) for (layer, _, _), index in zip(jobs, indices)]
     merged = CellSet.cat(parts)
-    chip.tuner.program(merged, torch.cat([target for _, target, _ in plans]))
-    for (layer, _, current), (index, _, sel), part in zip(
-            jobs, plans, merged.split([len(p) for p in parts])):
+    sizes = [len(p) for p in parts]
+    seen = chip.tuner.program(merged, torch.cat([p.target.index_select(0, p.tune) for p in plans]))
+    for (layer, _, current), plan, index, part, last_read in zip(
+            jobs, plans, indices, merged.split(sizes), torch.split(seen, sizes)):
         layer.cells.put(index, part)
-        n = current.numel()
-        current[sel] = layer.weight_scale * (layer.cell_u[sel] - layer.cell_u[sel + n])
-        layer.weight.data = current.view(layer._weight_shape)
+        layer.settle(plan, plan.target.index_copy(0, plan.tune, last_read), current)
 
 
 class _CrossbarMVM(torch.autograd.Function):
@@ -121,10 +149,15 @@ class _CrossbarMVM(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
+        # The error enters the backward periphery once: its DAC codes drive the transposed
+        # arrays and are the operands of the digital weight-gradient outer product.
         x_hat, weight = ctx.saved_tensors
         layer = ctx.layer
-        grad_x = layer._backward_mvm(grad, weight, x_hat.shape) if ctx.needs_input_grad[0] else None
-        grad_w = layer._weight_grad(x_hat, grad) if ctx.needs_input_grad[1] else None
+        per = layer.chip.backward_periphery
+        g_hat, gmax = (grad, None) if per.exact else per.dac(grad)
+        grad_x = (layer._backward_mvm(g_hat, gmax, weight, x_hat.shape)
+                  if ctx.needs_input_grad[0] else None)
+        grad_w = layer._weight_grad(x_hat, g_hat) if ctx.needs_input_grad[1] else None
         return grad_x, grad_w, None
 
 
@@ -168,12 +201,12 @@ class RRAMLinear(CrossbarLayer):
         y = per.adc(partials, per.bound(tiling.rows_used) * scale, read_std)
         return y.sum(0), x_hat
 
-    def _backward_mvm(self, grad: torch.Tensor, weight: torch.Tensor, x_shape: torch.Size):
-        self._charge(self._counts[1], grad.shape[0], "backward")
+    def _backward_mvm(self, g_hat: torch.Tensor, gmax: torch.Tensor | None, weight: torch.Tensor,
+                      x_shape: torch.Size):
+        self._charge(self._counts[1], g_hat.shape[0], "backward")
         per = self.chip.backward_periphery
         if per.exact:
-            return grad @ weight
-        g_hat, gmax = per.dac(grad)
+            return g_hat @ weight
         tiling = self.tiling
         partials = tiling.partials(g_hat, self._tiles(weight)[1], tiling.cols)
         read_std = None
@@ -183,9 +216,9 @@ class RRAMLinear(CrossbarLayer):
         return per.adc(partials, per.bound(tiling.cols_used) * self.weight_scale * gmax,
                        read_std).sum(0)
 
-    def _weight_grad(self, x_hat: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        self.chip.ledger.add("gradient_macs", grad.shape[0] * self.weight.numel(), "backward")
-        return grad.t() @ x_hat
+    def _weight_grad(self, x_hat: torch.Tensor, g_hat: torch.Tensor) -> torch.Tensor:
+        self.chip.ledger.add("gradient_macs", g_hat.shape[0] * self.weight.numel(), "backward")
+        return g_hat.t() @ x_hat
 
 
 class RRAMConv2d(CrossbarLayer):
@@ -240,13 +273,13 @@ class RRAMConv2d(CrossbarLayer):
         y = per.adc(partials, per.bound(tiling.rows_used) * scale, read_std).sum(3)
         return y.permute(0, 3, 1, 2), x_hat
 
-    def _backward_mvm(self, grad: torch.Tensor, weight: torch.Tensor, x_shape: torch.Size):
-        self._charge(self._counts(grad.shape[2] * grad.shape[3])[1], grad.shape[0], "backward")
+    def _backward_mvm(self, g_hat: torch.Tensor, gmax: torch.Tensor | None, weight: torch.Tensor,
+                      x_shape: torch.Size):
+        self._charge(self._counts(g_hat.shape[2] * g_hat.shape[3])[1], g_hat.shape[0], "backward")
         per = self.chip.backward_periphery
         if per.exact:
-            return torch.nn.grad.conv2d_input(x_shape, weight, grad, self.stride, self.padding)
+            return torch.nn.grad.conv2d_input(x_shape, weight, g_hat, self.stride, self.padding)
         tiling = self.tiling
-        g_hat, gmax = per.dac(grad)
         partials = tiling.transposed_partials(g_hat, self._tiles(weight)[1], x_shape)
         read_std = None
         if per.read_sigma > 0:
@@ -255,20 +288,32 @@ class RRAMConv2d(CrossbarLayer):
         scale = self.weight_scale * gmax.view(-1, 1, 1, 1, 1)
         return per.adc(partials, per.bound(tiling.cols_used) * scale, read_std).sum(1)
 
-    def _weight_grad(self, x_hat: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        positions = grad.shape[2] * grad.shape[3]
-        self.chip.ledger.add("gradient_macs", grad.shape[0] * positions * self.weight.numel(),
+    def _weight_grad(self, x_hat: torch.Tensor, g_hat: torch.Tensor) -> torch.Tensor:
+        positions = g_hat.shape[2] * g_hat.shape[3]
+        self.chip.ledger.add("gradient_macs", g_hat.shape[0] * positions * self.weight.numel(),
                              "backward")
-        return torch.nn.grad.conv2d_weight(x_hat, self.weight.shape, grad, self.stride,
+        return torch.nn.grad.conv2d_weight(x_hat, self.weight.shape, g_hat, self.stride,
                                            self.padding)
+
+
+class PeripheryReLU(nn.Module):
+    """ReLU computed in digital periphery: one digital op per element, charged."""
+
+    def __init__(self, chip: Chip) -> None:
+        super().__init__()
+        self.chip = chip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.chip.ledger.add("digital_ops", x.numel())
+        return F.relu(x)
 
 
 def to_rram(module: nn.Module, chip: Chip) -> nn.Module:
     """A copy of `module` with every nn.Linear / nn.Conv2d replaced by its RRAM twin.
 
     The initial weights are programmed through the chip's tuning scheme (phase `program`,
-    counted). Other modules (activations, flatten) are kept as they are, moved to the chip's
-    device.
+    counted). ReLUs become `PeripheryReLU`s (charged); other modules (flatten, input scaling)
+    are kept as they are, moved to the chip's device.
     """
     layers: list[CrossbarLayer] = []
     weights: list[torch.Tensor] = []
@@ -278,6 +323,8 @@ def to_rram(module: nn.Module, chip: Chip) -> nn.Module:
             layer: CrossbarLayer = RRAMLinear(m, chip)
         elif isinstance(m, nn.Conv2d):
             layer = RRAMConv2d(m, chip)
+        elif isinstance(m, nn.ReLU):
+            return PeripheryReLU(chip)
         else:
             for name, child in m.named_children():
                 setattr(m, name, convert(child))
@@ -295,3 +342,26 @@ def to_rram(module: nn.Module, chip: Chip) -> nn.Module:
 
 def crossbar_layers(module: nn.Module) -> list[CrossbarLayer]:
     return [m for m in module.modules() if isinstance(m, CrossbarLayer)]
+
+
+def copy_to_new_arrays(module: nn.Module, chip: Chip) -> nn.Module:
+    """A copy of an RRAM `module` placed on fresh arrays of the same chip (new cells with their
+    own device-to-device spread and faults, no residual), its weights programmed through tuning
+    to the module's realised weights (charged to the ledger's current phase)."""
+    twin = copy.deepcopy(module)
+    layers = crossbar_layers(twin)
+    for layer in layers:
+        cells = fresh_cells(layer.cell_u.numel() // 2, chip.cfg.device, chip.generator, chip.device)
+        for name, value in vars(cells).items():
+            setattr(layer, f"cell_{name}", value)
+        layer.residual = layer.residual.new_zeros(0)
+        layer.weight.data = layer.realised()
+    sync_weights(chip, crossbar_layers(module), layers)
+    return twin
+
+
+def sync_weights(chip: Chip, sources: list[CrossbarLayer], targets: list[CrossbarLayer]) -> None:
+    """Program `targets` towards the realised weights of `sources` (layer by layer, same shapes);
+    only target cells more than half a level away get pulses."""
+    program(chip, [(dst, src.weight.detach().reshape(-1), dst.weight.detach().reshape(-1).clone())
+                   for src, dst in zip(sources, targets)])

@@ -34,6 +34,7 @@ PHASES: tuple[str, ...] = (
 )
 
 KINDS: tuple[str, ...] = (
+    "mvm_macs",             # multiply-accumulates an MVM stands for (the float workload, for baselines)
     "dac_conversions",      # one DAC drive of one row for one array cycle
     "adc_conversions",      # one ADC conversion of one (differential) column for one array cycle
     "cell_reads",           # one cell read inside an MVM (per cell, per array cycle)
@@ -48,7 +49,8 @@ KINDS: tuple[str, ...] = (
     "buffer_bits",          # bits moved through the on-chip buffer (eDRAM/SRAM)
     "dram_bits",            # bits moved across the off-chip DRAM interface
     "noc_bit_hops",         # bits moved one hop over the on-chip network
-    "rram_memory_bits",     # bits written to or read from RRAM memory-mode subarrays
+    "rram_memory_write_bits",  # bits written to RRAM memory-mode subarrays (one pulse each)
+    "rram_memory_read_bits",   # bits read from RRAM memory-mode subarrays
 )
 
 # Sums of the cell conductance (siemens) at the moment of each pulse; a pulse's energy is
@@ -92,13 +94,20 @@ class LedgerSnapshot:
 
     def count(self, kind: str, phases: tuple[str, ...] | None = None) -> int:
         """Total of one integer kind over `phases` (all phases when None)."""
-        rows = [_PHASE_INDEX[p] for p in phases] if phases else slice(None)
-        return int(round(float(self.table[rows, _KIND_INDEX[kind]].sum())))
+        k = _check(PHASES[0], kind)[1]
+        rows = [_check(p, kind)[0] for p in phases] if phases else slice(None)
+        return int(round(float(self.table[rows, k].sum())))
+
+    @property
+    def weight_writes(self) -> int:
+        """Programming pulses (SET + RESET) on weight arrays, all phases."""
+        return self.count("set_pulses") + self.count("reset_pulses")
 
     @property
     def writes(self) -> int:
-        """Programming pulses (SET + RESET) in all phases."""
-        return self.count("set_pulses") + self.count("reset_pulses")
+        """Every write to RRAM cells: weight-array pulses plus memory-mode bits written (one
+        pulse per bit) for replay kept in RRAM."""
+        return self.weight_writes + self.count("rram_memory_write_bits")
 
     def as_dict(self) -> dict[str, dict[str, float | int]]:
         """{phase: {kind: value}} with zero entries left out; ints for counts, floats for siemens."""

@@ -55,8 +55,10 @@ class TunedOptimizer:
         with ledger.in_phase("update"):
             ops, words = _RULE_COST[self.rule]
             ledger.add("optimizer_ops", ops * self._params)
-            # gradient in, state read + written, through the periphery buffer (32-bit words)
-            ledger.add("buffer_bits", 32 * (1 + 2 * words) * self._params)
+            # gradient in, state read + written, through the periphery buffer (32-bit words);
+            # the residual accumulators are read and written too
+            residuals = sum(layer.residual.numel() for layer in self.layers)
+            ledger.add("buffer_bits", 32 * (1 + 2 * words) * self._params + 64 * residuals)
             current = [layer.weight.detach().reshape(-1).clone() for layer in self.layers]
             self.optimizer.step()
             program(self.chip, [(layer, layer.weight.detach().reshape(-1), now)

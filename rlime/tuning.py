@@ -15,6 +15,8 @@ still need pulses.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .config import TuningConfig
@@ -35,18 +37,21 @@ class Tuner:
         self.ledger = ledger
         self.levels_per_unit = model.cfg.levels - 1
 
-    def program(self, cells: CellSet, target: torch.Tensor) -> None:
-        """Move `cells` (in place) towards `target` (same length, normalised conductance)."""
-        if len(cells) == 0:
-            return
-        if self.cfg.scheme == "open-loop":
-            n, up = self.model.nominal_pulses(cells.u, target, _OPEN_LOOP_LIMIT)
-            self._charge(self.model.apply(cells, n, up, self.generator))
-            return
-        coarse = self.cfg.coarse_fraction if self.cfg.scheme == "gradual" else 0.0
-        self._verified(cells, target, coarse)
+    def program(self, cells: CellSet, target: torch.Tensor) -> torch.Tensor:
+        """Move `cells` (in place) towards `target` (same length, normalised conductance).
 
-    def _verified(self, cells: CellSet, target: torch.Tensor, coarse: float) -> None:
+        Returns what the controller last read of each cell (the target itself under
+        open-loop, which never reads).
+        """
+        if len(cells) == 0 or self.cfg.scheme == "open-loop":
+            if len(cells):
+                n, up = self.model.nominal_pulses(cells.u, target, _OPEN_LOOP_LIMIT)
+                self._charge(self.model.apply(cells, n, up, self.generator))
+            return target
+        coarse = self.cfg.coarse_fraction if self.cfg.scheme == "gradual" else 0.0
+        return self._verified(cells, target, coarse)
+
+    def _verified(self, cells: CellSet, target: torch.Tensor, coarse: float) -> torch.Tensor:
         model, generator = self.model, self.generator
         tol = self.cfg.tolerance_levels / self.levels_per_unit  # in u
         seen = model.read(cells.u, generator)
@@ -61,11 +66,14 @@ class Tuner:
             reads.append(fired.sum())
             budget = budget - burst
         index = (((target - seen).abs() > tol) & (budget > 0)).nonzero().squeeze(1)
+        last_read = seen.clone()
         work = cells.take(index)
         c0_up, c1_up, c0_down, c1_down = model.single_pulse_coefficients(work)
-        u, lo, hi, goal, seen = work.u, work.u_min, work.u_max, target[index], seen[index]
-        deadline = budget[index]  # a cell stops once it has taken this many pulses here
+        u, lo, hi = work.u, work.u_min, work.u_max
+        # deadline: a cell stops once it has taken this many pulses here
+        goal, seen, deadline = (t.index_select(0, index) for t in (target, seen, budget))
         stuck = work.stuck if bool(work.stuck.any()) else None
+        until_wear = self._rounds_until_wear(work)
         sums: list[torch.Tensor] = []  # per round: [SET pulses, sum of (u + u') over SET, over all]
         pulses, rounds, since_put = 0, 0, 0
         while index.numel() > 0:
@@ -82,19 +90,24 @@ class Tuner:
             seen = model.read(u, generator)
             reads.append(index.numel())
             keep = ((goal - seen).abs_() > tol) & (deadline > rounds)
-            if bool(keep.all()):
+            # the pulse counts (and so wear-out) are brought up to date whenever a cell leaves
+            # the set, and also when the first cell of the set reaches its endurance
+            if bool(keep.all()) and since_put < until_wear:
                 continue
             work.u = u
             model.wear(work, since_put)  # every cell of the set took one pulse per round
             since_put = 0
             cells.put(index, work)
+            last_read.index_copy_(0, index, seen)
             kept = keep.nonzero().squeeze(1)
-            index = index[kept]
+            index = index.index_select(0, kept)
             (u, lo, hi, goal, seen, deadline, c0_up, c1_up, c0_down, c1_down, scale) = torch.stack(
                 [u, lo, hi, goal, seen, deadline, c0_up, c1_up, c0_down, c1_down,
-                 work.step_scale])[:, kept].unbind(0)
-            work = CellSet(u, lo, hi, scale, work.stuck[kept], work.pulses[kept])
+                 work.step_scale]).index_select(1, kept).unbind(0)
+            work = CellSet(u, lo, hi, scale, work.stuck.index_select(0, kept),
+                           work.pulses.index_select(0, kept))
             stuck = work.stuck if bool(work.stuck.any()) else None
+            until_wear = self._rounds_until_wear(work)
         self.ledger.add_tensor("verify_reads", sum(torch.as_tensor(r, dtype=torch.float64)
                                                     for r in reads))
         if sums:
@@ -102,6 +115,15 @@ class Tuner:
             g_min, half_range = self.model.cfg.g_min_s, 0.5 * self.model.cfg.range_s
             self._charge(PulseCounts(set_n, pulses - set_n, set_n * g_min + half_range * set_sum,
                                      (pulses - set_n) * g_min + half_range * (all_sum - set_sum)))
+        return last_read
+
+    def _rounds_until_wear(self, work: CellSet) -> float:
+        """Pulses until the first healthy cell of `work` reaches its endurance (inf if never)."""
+        endurance = self.model.cfg.endurance_pulses
+        if not math.isfinite(endurance) or len(work) == 0:
+            return math.inf
+        most = int(work.pulses.masked_fill(work.stuck, -1).max())  # -1: all stuck already
+        return math.inf if most < 0 else max(1, math.ceil(endurance - most))
 
     def _charge(self, counts: PulseCounts) -> None:
         self.ledger.add_tensor("set_pulses", counts.set_pulses)

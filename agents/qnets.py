@@ -1,0 +1,54 @@
+"""Q-network builders (float `nn.Module`s; `rlime.layers.to_rram` turns them into RRAM twins)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+
+class ScalePixels(nn.Module):
+    """uint8 frames (B, 4, 84, 84) -> float in [0, 1]: the DAC input codes, no arithmetic charged."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float().div_(255.0)
+
+
+def mlp_q_network(obs_dim: int, n_actions: int, hidden: Sequence[int]) -> nn.Module:
+    """obs_dim -> hidden... -> n_actions with ReLUs."""
+    layers: list[nn.Module] = []
+    width = obs_dim
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, n_actions))
+    return nn.Sequential(*layers)
+
+
+def nature_cnn_q_network(in_channels: int, n_actions: int) -> nn.Module:
+    """Mnih et al. 2015 Nature-DQN network for (in_channels, 84, 84) uint8 frames."""
+    return nn.Sequential(
+        ScalePixels(),
+        nn.Conv2d(in_channels, 32, 8, stride=4), nn.ReLU(),
+        nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+        nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(3136, 512), nn.ReLU(),
+        nn.Linear(512, n_actions),
+    )
+
+
+def build_q_network(obs_shape: tuple[int, ...], n_actions: int, kind: str,
+                    hidden: Sequence[int] = (256, 256)) -> nn.Module:
+    """`kind` "mlp" for vector observations (obs_shape (d,)), "nature_cnn" for (4, 84, 84) frames."""
+    if kind == "mlp":
+        if len(obs_shape) != 1:
+            raise ValueError(f"an MLP Q-network needs flat observations, got shape {obs_shape}; "
+                             f"use network 'nature_cnn' for frames")
+        return mlp_q_network(obs_shape[0], n_actions, hidden)
+    if kind == "nature_cnn":
+        if tuple(obs_shape[1:]) != (84, 84):
+            raise ValueError(f"the Nature CNN needs (frames, 84, 84) observations, got {obs_shape}")
+        return nature_cnn_q_network(obs_shape[0], n_actions)
+    raise ValueError(f"unknown Q-network {kind!r}; choose 'mlp' or 'nature_cnn'")

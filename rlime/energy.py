@@ -1,0 +1,382 @@
+"""Energy model: a technology preset prices the operation ledger (joules by category).
+
+The ledger (`rlime.ledger`) counts operations by (phase, kind); a `TechnologyPreset` gives the
+energy of one operation of each kind; `price(snapshot, tech)` turns a snapshot (or the
+difference of two) into joules per category. Pricing is a product with a precomputed
+(phase x kind) price matrix and a (phase x kind) -> category assignment, cached per preset, so
+it is cheap enough to call at every episode end, and energy can be re-priced from a saved
+ledger without re-running (`python -m rlime.report`).
+
+Category mapping (first matching rule wins):
+
+====================  ==========================================================================
+category              ledger entries
+====================  ==========================================================================
+``target_sync``       EVERY kind in phase ``target_sync`` (weight read-out, buffer traffic, the
+                      target cells' pulses and verify reads, any digital compare)
+``replay``            EVERY kind in phase ``replay`` (``dram_bits`` under the ``separate``
+                      mapping, ``rram_memory_*_bits`` under ``time``, ``buffer_bits``, ...)
+``forward``           MVM periphery/array kinds ``dac_conversions``, ``adc_conversions``,
+                      ``cell_reads``, ``shift_adds`` in every other phase except ``backward``
+                      (i.e. ``act``, ``forward``, ``target``; also ``program``/``update`` should
+                      an MVM ever be charged there)
+``backward``          the same MVM kinds in phase ``backward`` (TIME's transposed MVMs)
+``gradient``          ``gradient_macs`` (digital outer products) and ``optimizer_ops``
+``tuning``            ``set_pulses``, ``reset_pulses``, ``set_pulse_siemens``,
+                      ``reset_pulse_siemens``, ``verify_reads`` (phases ``program``, ``update``)
+``data_movement``     ``buffer_bits``, ``dram_bits``, ``noc_bit_hops``, ``rram_memory_*_bits``
+``digital``           ``partial_sum_adds`` and ``digital_ops`` (bias, activations, loss, TD)
+====================  ==========================================================================
+
+``mvm_macs`` is never priced here (price 0): it is the logical float workload the MVMs stand
+for, used by the GPU/ASIC baselines (`rlime.baselines`).
+
+Per-operation prices (all in joules; the pJ value and its source sit next to each default):
+
+* write pulse: ``V_w^2 * G * t_w`` with G the cell's conductance at that pulse (the ledger's
+  ``*_pulse_siemens`` is sum(G) over pulses, so the pulse count itself costs 0); presets with a
+  fixed per-pulse energy (``write_pulse_fixed_j``) price the pulse count and ignore siemens.
+* cell read (inside an MVM, per cell per array cycle): ``V_r^2 * G_mid * t_r`` with
+  G_mid = (g_min + g_max) / 2, the mean conductance of a cell whose level is uniform over the
+  range. Every driven row is assumed at the read voltage (an upper bound for bit-serial inputs
+  whose bit is 0).
+* verify read: one cell read + one ADC (sense) conversion.
+* gradient MAC: int8 mul + int32 add (its operands are the periphery's 8-bit DAC codes of input
+  and error); optimizer op: mean of fp32 add and mul (update rules are
+  mul/add pairs, SGD's ``w -= lr * g`` exactly one of each; Adam's sqrt/divide are
+  under-priced); digital op: fp32 add (bias adds, ReLU compares, loss arithmetic); partial-sum
+  add: int32 add (ADC outputs are fixed-point).
+* RRAM memory-mode bits (replay under the ``time`` mapping), derived from the cell energies: a
+  written bit is one write pulse of this preset at G_mid; a read bit is one cell read at G_mid
+  plus a 1-bit sense, priced as the ADC energy scaled to 1 bit by Walden's figure of merit
+  (energy per conversion step constant: E(b) = E(8) * 2^(b-8)).
+
+`tuning_cost_scaled(tech, k)` divides the tuning-related prices (write pulses and verify reads,
+in every phase) by k: the paper's "what if tuning cost fell k times" sweep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import ConfigError
+from .ledger import ALL_KINDS, PHASES, LedgerSnapshot
+
+CATEGORIES: tuple[str, ...] = ("forward", "backward", "gradient", "tuning", "target_sync",
+                               "replay", "data_movement", "digital")
+
+PJ = 1e-12  # joules per picojoule
+
+_MVM_KINDS = ("dac_conversions", "adc_conversions", "cell_reads", "shift_adds", "mvm_macs")
+_TUNING_KINDS = ("set_pulses", "reset_pulses", "set_pulse_siemens", "reset_pulse_siemens",
+                 "verify_reads")
+_KIND_CATEGORY = {
+    **{k: "forward" for k in _MVM_KINDS},  # "backward" in phase backward (see _category)
+    **{k: "tuning" for k in _TUNING_KINDS},
+    "partial_sum_adds": "digital",
+    "digital_ops": "digital",
+    "gradient_macs": "gradient",
+    "optimizer_ops": "gradient",
+    "buffer_bits": "data_movement",
+    "dram_bits": "data_movement",
+    "noc_bit_hops": "data_movement",
+    "rram_memory_write_bits": "data_movement",
+    "rram_memory_read_bits": "data_movement",
+}
+
+
+@dataclass(frozen=True)
+class TechnologyPreset:
+    """Per-operation energies (joules) and the cell's electrical parameters.
+
+    Defaults are the `default` preset; every number carries its source.
+    """
+
+    name: str = "default"
+    # --- RRAM cell (Wu et al. VLSI 2018 TaOx/HfOx device as tabulated in the MLP+NeuroSim V3.0
+    # manual, Table II: Ron 100 kOhm / Roff 1 MOhm; rlime.config.DeviceConfig defaults)
+    g_min_s: float = 1e-6
+    g_max_s: float = 1e-5
+    # write pulse 1.6 V, 50 ns; energy V^2 * G * t per pulse (same table; NeuroSim's
+    # write-energy formula)
+    write_voltage_v: float = 1.6
+    write_pulse_s: float = 50e-9
+    # None: V^2 G t from the ledger's summed conductance; a number: joules per pulse, whatever G
+    write_pulse_fixed_j: float | None = None
+    # read 0.5 V, 10 ns (DNN+NeuroSim V1.3, Param.cpp: readVoltage, readPulseWidth)
+    read_voltage_v: float = 0.5
+    read_pulse_s: float = 10e-9
+    # --- periphery (ISAAC, Shafiee et al. ISCA 2016, Table 6, 32 nm)
+    # ADC: 8-bit, 2 mW at 1.2 GS/s (Kull et al. ISSCC 2013) -> 2e-3 / 1.2e9 = 1.67 pJ/conversion
+    adc_j: float = 1.67 * PJ
+    # DAC: 1-bit, 8 x 128 DACs per IMA take 4 mW; one array cycle is 100 ns ->
+    # 4e-3 / 1024 * 100e-9 = 0.39 pJ per row per cycle
+    dac_j: float = 0.39 * PJ
+    # shift-and-add: 4 units per IMA take 0.2 mW at the ADC rate 8 x 1.2 GS/s ->
+    # 0.2e-3 / 9.6e9 = 0.021 pJ per op
+    shift_add_j: float = 0.021 * PJ
+    # on-chip eDRAM buffer: 20.45 pJ per 256-bit access (ISAAC's 64 KB eDRAM, CACTI) ->
+    # 0.08 pJ/bit
+    buffer_bit_j: float = 0.08 * PJ
+    # on-chip network: router 42 mW shared by 4 tiles, 20.74 pJ per 256-bit flit ->
+    # 0.08 pJ/bit/hop
+    noc_bit_hop_j: float = 0.08 * PJ
+    # --- off-chip memory: DRAM 20 pJ/bit (Horowitz, "Computing's energy problem", ISSCC 2014:
+    # 1.3-2.6 nJ per 64-bit DRAM access = 20-40 pJ/bit; the low end)
+    dram_bit_j: float = 20.0 * PJ
+    # --- digital arithmetic, 45 nm (Horowitz ISSCC 2014): fp32 add 0.9 pJ, fp32 mul 3.7 pJ,
+    # int32 add 0.1 pJ
+    fp32_add_j: float = 0.9 * PJ
+    fp32_mul_j: float = 3.7 * PJ
+    int32_add_j: float = 0.1 * PJ
+    # 8-bit multiply 0.2 pJ (Horowitz ISSCC 2014, 45 nm): the weight-gradient outer products
+    # multiply the periphery's 8-bit DAC codes of the input and of the error (rlime.layers)
+    int8_mul_j: float = 0.2 * PJ
+    # --- tuning-cost sweep: write pulses and verify reads are divided by this
+    tuning_divisor: float = 1.0
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "name" or (f.name == "write_pulse_fixed_j" and value is None):
+                continue
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"energy preset {self.name!r}: {f.name} = {value!r} is not "
+                                  f"allowed: it must be a finite number >= 0")
+        if self.g_max_s <= self.g_min_s:
+            raise ConfigError(f"energy preset {self.name!r}: g_max_s = {self.g_max_s} must "
+                              f"exceed g_min_s = {self.g_min_s}")
+        if self.tuning_divisor <= 0:
+            raise ConfigError(f"energy preset {self.name!r}: tuning_divisor = "
+                              f"{self.tuning_divisor} must be > 0")
+
+    # ---- derived per-operation energies (joules) -------------------------------------------
+
+    @property
+    def g_mid_s(self) -> float:
+        return 0.5 * (self.g_min_s + self.g_max_s)
+
+    @property
+    def cell_read_j(self) -> float:
+        """V_r^2 * G_mid * t_r: one cell read inside an MVM."""
+        return self.read_voltage_v**2 * self.g_mid_s * self.read_pulse_s
+
+    @property
+    def write_j_per_siemens(self) -> float:
+        """V_w^2 * t_w: multiplies the ledger's summed pulse conductance (0 with a fixed price)."""
+        if self.write_pulse_fixed_j is not None:
+            return 0.0
+        return self.write_voltage_v**2 * self.write_pulse_s
+
+    @property
+    def write_pulse_j(self) -> float:
+        """Price of the pulse count itself: the fixed per-pulse energy, else 0 (see siemens)."""
+        return self.write_pulse_fixed_j if self.write_pulse_fixed_j is not None else 0.0
+
+    @property
+    def write_pulse_mid_j(self) -> float:
+        """One write pulse at G_mid (memory-mode bits)."""
+        if self.write_pulse_fixed_j is not None:
+            return self.write_pulse_fixed_j
+        return self.write_voltage_v**2 * self.g_mid_s * self.write_pulse_s
+
+    @property
+    def verify_read_j(self) -> float:
+        """One verify read: a cell read plus one ADC (sense) conversion."""
+        return self.cell_read_j + self.adc_j
+
+    @property
+    def gradient_mac_j(self) -> float:
+        """One weight-gradient MAC on 8-bit periphery codes: int8 multiply + int32 accumulate."""
+        return self.int8_mul_j + self.int32_add_j
+
+    @property
+    def optimizer_op_j(self) -> float:
+        return 0.5 * (self.fp32_mul_j + self.fp32_add_j)
+
+    @property
+    def digital_op_j(self) -> float:
+        return self.fp32_add_j
+
+    @property
+    def sense_bit_j(self) -> float:
+        """A 1-bit sense: the 8-bit ADC scaled by Walden's FoM, E(1) = E(8) / 2^7."""
+        return self.adc_j / 2**7
+
+    @property
+    def rram_memory_read_bit_j(self) -> float:
+        """A memory-mode bit read: one cell read plus a 1-bit sense."""
+        return self.cell_read_j + self.sense_bit_j
+
+    def kind_prices(self) -> dict[str, float]:
+        """Joules per unit of every ledger kind (phase-independent)."""
+        tune = 1.0 / self.tuning_divisor
+        prices = {
+            "mvm_macs": 0.0,  # logical workload for the baselines, not an RRAM operation
+            "dac_conversions": self.dac_j,
+            "adc_conversions": self.adc_j,
+            "cell_reads": self.cell_read_j,
+            "shift_adds": self.shift_add_j,
+            "partial_sum_adds": self.int32_add_j,
+            "set_pulses": self.write_pulse_j * tune,
+            "reset_pulses": self.write_pulse_j * tune,
+            "verify_reads": self.verify_read_j * tune,
+            "gradient_macs": self.gradient_mac_j,
+            "optimizer_ops": self.optimizer_op_j,
+            "digital_ops": self.digital_op_j,
+            "buffer_bits": self.buffer_bit_j,
+            "dram_bits": self.dram_bit_j,
+            "noc_bit_hops": self.noc_bit_hop_j,
+            "rram_memory_write_bits": self.write_pulse_mid_j,
+            "rram_memory_read_bits": self.rram_memory_read_bit_j,
+            "set_pulse_siemens": self.write_j_per_siemens * tune,
+            "reset_pulse_siemens": self.write_j_per_siemens * tune,
+        }
+        return prices
+
+    def table(self) -> dict[str, float]:
+        """Every per-operation energy in pJ (for reports and summary.json)."""
+        out = {(f"{kind}_pj_per_siemens" if kind.endswith("_siemens") else f"{kind}_pj"): value / PJ
+               for kind, value in self.kind_prices().items()}
+        out["write_pulse_at_g_mid_pj"] = self.write_pulse_mid_j / self.tuning_divisor / PJ
+        return out
+
+
+def _default() -> TechnologyPreset:
+    return TechnologyPreset(name="default")
+
+
+def _optimistic() -> TechnologyPreset:
+    return TechnologyPreset(
+        name="optimistic",
+        # 0.1 pJ per write transition: the sub-pJ switching energy reported for scaled HfOx
+        # RRAM (Govoreanu et al., IEDM 2011, 10x10 nm^2 Hf/HfOx cells; ~0.1 pJ/bit in the RRAM
+        # column of Yu & Chen, IEEE Solid-State Circuits Magazine 2016)
+        write_pulse_fixed_j=0.1 * PJ,
+        # HBM-class memory: HBM2 ~3.9 pJ/bit (O'Connor et al., "Fine-Grained DRAM", MICRO 2017)
+        dram_bit_j=3.9 * PJ,
+        # 5-bit ADC: ISAAC's 8-bit SAR ADC scaled to 5 bits with Saberi et al.'s capacitive-DAC
+        # SAR model (TCAS-I 2011), 0.99 pJ/conversion (Accelergy/hwcomponents ISAAC ADC table)
+        adc_j=0.99 * PJ,
+    )
+
+
+def _pessimistic() -> TechnologyPreset:
+    return TechnologyPreset(
+        name="pessimistic",
+        # 10 pJ per write pulse, whatever the conductance (DESIGN.md pessimistic preset; ~8x the
+        # V^2 G t of this cell at Gmax, 1.28 pJ, to cover write drivers and line charging)
+        write_pulse_fixed_j=10.0 * PJ,
+        # ADC by MNSIM's convention (MNSIM-2.0 Hardware_Model/ADC.py): energy = power x latency,
+        # latency = (bits + 2) / sample rate; its ISAAC ADC (2 mW, 1 GS/s, 8 bits) ->
+        # 2e-3 x 10e-9 = 20 pJ/conversion
+        adc_j=20.0 * PJ,
+    )
+
+
+def _ideal() -> TechnologyPreset:
+    # The ideal hardware preset only removes non-idealities; energy is still counted at the
+    # default prices.
+    return TechnologyPreset(name="ideal")
+
+
+ENERGY_PRESETS = {"default": _default, "optimistic": _optimistic,
+                  "pessimistic": _pessimistic, "ideal": _ideal}
+
+
+def energy_preset(name: str) -> TechnologyPreset:
+    """The named technology preset; ConfigError lists the allowed names."""
+    try:
+        return ENERGY_PRESETS[name]()
+    except KeyError:
+        raise ConfigError(f"unknown energy preset {name!r}; choose one of "
+                          f"{', '.join(ENERGY_PRESETS)}") from None
+
+
+def tuning_cost_scaled(tech: TechnologyPreset, k: float) -> TechnologyPreset:
+    """`tech` with write-pulse and verify-read energies divided by k (k > 0)."""
+    if not (isinstance(k, (int, float)) and math.isfinite(k) and k > 0):
+        raise ValueError(f"tuning-cost divisor k = {k!r} must be a finite number > 0")
+    return dataclasses.replace(tech, name=f"{tech.name}/tuning-{k:g}x-cheaper",
+                               tuning_divisor=tech.tuning_divisor * k)
+
+
+# ---- pricing ---------------------------------------------------------------------------------
+
+
+def _category(phase: str, kind: str) -> str:
+    if phase in ("target_sync", "replay"):
+        return phase
+    try:
+        category = _KIND_CATEGORY[kind]
+    except KeyError:
+        raise ValueError(f"ledger kind {kind!r} has no energy category; add it to "
+                         f"rlime.energy._KIND_CATEGORY and TechnologyPreset.kind_prices") from None
+    if category == "forward" and phase == "backward":
+        return "backward"
+    return category
+
+
+@functools.lru_cache(maxsize=None)
+def _assignment() -> np.ndarray:
+    """(len(PHASES) * len(ALL_KINDS), len(CATEGORIES)) one-hot category assignment."""
+    a = np.zeros((len(PHASES) * len(ALL_KINDS), len(CATEGORIES)))
+    for p, phase in enumerate(PHASES):
+        for k, kind in enumerate(ALL_KINDS):
+            a[p * len(ALL_KINDS) + k, CATEGORIES.index(_category(phase, kind))] = 1.0
+    return a
+
+
+@functools.lru_cache(maxsize=64)
+def price_matrix(tech: TechnologyPreset) -> np.ndarray:
+    """(len(PHASES), len(ALL_KINDS)) joules per unit; read-only."""
+    prices = tech.kind_prices()
+    missing = [k for k in ALL_KINDS if k not in prices]
+    if missing:
+        raise ValueError(f"ledger kind(s) {missing} have no price in TechnologyPreset."
+                         f"kind_prices(); every ledger kind must be priced (0 if deliberate)")
+    row = np.array([prices[k] for k in ALL_KINDS])
+    m = np.tile(row, (len(PHASES), 1))
+    m.setflags(write=False)
+    return m
+
+
+def _energy_table(table: np.ndarray, tech: TechnologyPreset) -> np.ndarray:
+    shape = (len(PHASES), len(ALL_KINDS))
+    if table.shape[-2:] != shape:
+        raise ValueError(f"ledger table has shape {table.shape[-2:]}, expected {shape} "
+                         f"({len(PHASES)} phases x {len(ALL_KINDS)} kinds)")
+    return table * price_matrix(tech)
+
+
+def price_tables(tables: np.ndarray, tech: TechnologyPreset) -> np.ndarray:
+    """Joules by category for a stack of ledger tables: (..., P, K) -> (..., len(CATEGORIES))."""
+    e = _energy_table(np.asarray(tables, dtype=np.float64), tech)
+    return e.reshape(*e.shape[:-2], -1) @ _assignment()
+
+
+def price(snapshot: LedgerSnapshot, tech: TechnologyPreset) -> dict[str, float]:
+    """Joules per category (all of CATEGORIES present); their sum is `total(...)`."""
+    values = price_tables(snapshot.table, tech)
+    return {c: float(v) for c, v in zip(CATEGORIES, values)}
+
+
+def total(snapshot: LedgerSnapshot, tech: TechnologyPreset) -> float:
+    """Total joules of a snapshot (the sum of `price`'s categories)."""
+    return float(price_tables(snapshot.table, tech).sum())
+
+
+def price_by_kind(snapshot: LedgerSnapshot, tech: TechnologyPreset) -> dict[str, dict[str, float]]:
+    """{phase: {kind: joules}} with zero entries left out (where did the energy go?)."""
+    e = _energy_table(snapshot.table, tech)
+    out: dict[str, dict[str, float]] = {}
+    for p, phase in enumerate(PHASES):
+        row = {kind: float(e[p, k]) for k, kind in enumerate(ALL_KINDS) if e[p, k]}
+        if row:
+            out[phase] = row
+    return out

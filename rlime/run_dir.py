@@ -1,0 +1,145 @@
+"""The run directory: the files a run leaves and how they are written safely.
+
+    config.toml        resolved configuration (rlime.run_config)
+    episodes.jsonl     one JSON object per finished training episode
+    evals.jsonl        one JSON object per evaluation round
+    summary.json       totals, scores, baselines and ratios (rewritten at each checkpoint)
+    events.out.tfevents.*   TensorBoard
+    checkpoint.pt      latest checkpoint (written to a temporary file, fsynced, renamed)
+    .lock              held (flock) by the process using the directory
+
+Appends are line-buffered; on resume the JSONL files are cut back to the records the
+checkpoint knew, so no record is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be used as asked; the message says why and what to do."""
+
+
+class RunDirectory:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock_file = None
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.toml"
+
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.path / "checkpoint.pt"
+
+    def claim(self) -> None:
+        """Create the directory and take its lock; refuse if another live process holds it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise RunDirError(f"run directory {self.path} is in use by process {owner}; wait for "
+                              f"it to finish or stop it, or choose another --run-dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_file = handle
+
+    def release(self) -> None:
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    def append(self, name: str, records: Iterable[dict[str, Any]]) -> None:
+        with open(self.path / name, "a") as f:
+            for record in records:
+                f.write(json.dumps(record) + "\n")
+
+    def read_jsonl(self, name: str) -> list[dict[str, Any]]:
+        file = self.path / name
+        if not file.exists():
+            return []
+        records = []
+        for number, line in enumerate(file.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise RunDirError(f"{file}, line {number}, is not valid JSON ({err.msg}); "
+                                      f"the file is damaged") from None
+        return records
+
+    def truncate_jsonl(self, name: str, keep: int) -> None:
+        """Keep the first `keep` records of a JSONL file (drop what a checkpoint did not see)."""
+        file = self.path / name
+        if not file.exists():
+            return
+        lines = file.read_text().splitlines(keepends=True)
+        if len(lines) > keep:
+            atomic_write_bytes(file, "".join(lines[:keep]).encode())
+
+    def write_json(self, name: str, data: dict[str, Any]) -> None:
+        """Strict JSON: infinities and NaN become null (e.g. 'never reaches endurance')."""
+        text = json.dumps(_finite(data), indent=2, allow_nan=False)
+        atomic_write_bytes(self.path / name, (text + "\n").encode())
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        tmp = self.checkpoint_file.with_suffix(".pt.tmp")
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.checkpoint_file)
+        _fsync_dir(self.path)
+
+    def load_checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+        if not self.checkpoint_file.exists():
+            raise RunDirError(f"{self.path} has no checkpoint.pt to resume from; start a new run "
+                              f"with --run-dir instead of --resume")
+        try:
+            return torch.load(self.checkpoint_file, map_location=map_location, weights_only=False)
+        except Exception as err:  # a truncated or foreign file
+            raise RunDirError(f"{self.checkpoint_file} cannot be read ({type(err).__name__}: "
+                              f"{err}); it is corrupted or not an rlime checkpoint") from None
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,58 @@
+"""Wear: how fast training writes cells, and how long the most-written cell lasts.
+
+`wear_report(pulse_counts, episodes, endurance)` takes the per-cell pulse counters (any shape;
+e.g. `rlime.device.CellSet.pulses` of every array, concatenated) after `episodes` episodes and
+projects, at the rate seen so far, how many episodes the most-written cell survives before it
+reaches its endurance (Lanza et al. 2019: 1e9 pulses required, 1e12 best reported).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+def wear_report(pulse_counts: torch.Tensor | np.ndarray, episodes: int,
+                endurance: float) -> dict[str, float | int]:
+    """Per-cell write statistics and endurance projection.
+
+    Returns ``cells``; ``max_pulses`` and ``mean_pulses`` per cell so far; ``max_pulses_per_
+    episode`` and ``mean_pulses_per_episode`` (per cell); ``episodes_to_endurance``: episodes
+    from a fresh array until the most-written cell reaches `endurance` at its rate so far
+    (endurance / max_pulses_per_episode; inf if no cell was written); and
+    ``episodes_remaining``: the same counted from now ((endurance - max_pulses) /
+    max_pulses_per_episode, 0 if already reached).
+    """
+    if isinstance(pulse_counts, torch.Tensor):
+        counts = pulse_counts.detach().to("cpu", torch.float64).numpy()
+    else:
+        counts = np.asarray(pulse_counts, dtype=np.float64)
+    if counts.size == 0:
+        raise ValueError("wear_report needs at least one cell's pulse counter")
+    if not np.all(np.isfinite(counts)) or counts.min() < 0:
+        raise ValueError("pulse counters must be finite and >= 0")
+    if not (isinstance(episodes, (int, np.integer)) and episodes >= 1):
+        raise ValueError(f"episodes = {episodes!r} must be an integer >= 1")
+    if not (endurance > 0):
+        raise ValueError(f"endurance = {endurance!r} must be > 0 pulses (inf allowed)")
+    max_pulses = float(counts.max())
+    mean_pulses = float(counts.mean())
+    max_rate = max_pulses / episodes
+    if max_rate == 0:
+        lifetime = remaining = math.inf
+    else:
+        lifetime = endurance / max_rate
+        remaining = max(endurance - max_pulses, 0.0) / max_rate
+    return {
+        "cells": int(counts.size),
+        "episodes": int(episodes),
+        "endurance": float(endurance),
+        "max_pulses": max_pulses,
+        "mean_pulses": mean_pulses,
+        "max_pulses_per_episode": max_rate,
+        "mean_pulses_per_episode": mean_pulses / episodes,
+        "episodes_to_endurance": lifetime,
+        "episodes_remaining": remaining,
+    }

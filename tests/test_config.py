@@ -1,0 +1,209 @@
+"""Tests for rlime.config: presets, validation messages, dotted overrides, dict round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from rlime.config import (
+    PRESETS,
+    RESPONSE_MODELS,
+    TUNING_SCHEMES,
+    ConfigError,
+    ConverterConfig,
+    DeviceConfig,
+    HardwareConfig,
+    TileConfig,
+    TuningConfig,
+    preset,
+)
+
+PRESET_NAMES = ("default", "optimistic", "pessimistic", "ideal")
+
+# --------------------------------------------------------------------------- presets
+
+
+def test_the_four_documented_presets_exist():
+    assert set(PRESET_NAMES) <= set(PRESETS)
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_every_preset_builds_and_records_its_name(name):
+    cfg = preset(name)
+    assert isinstance(cfg, HardwareConfig)
+    assert cfg.preset == name
+    for section in ("device", "tile", "forward", "backward", "tuning"):
+        assert dataclasses.is_dataclass(getattr(cfg, section))
+
+
+def test_default_preset_matches_the_design_table():
+    # DESIGN.md "Energy model": Ron/Roff 100 kOhm / 1 MOhm, 128 levels, C2C 3.7 %,
+    # NL 0.04 / -0.63, 128 x 128 arrays, 8-bit ADC, 1-bit DAC, endurance 1e9.
+    cfg = preset("default")
+    d = cfg.device
+    assert d.g_min_s == pytest.approx(1 / 1e6) and d.g_max_s == pytest.approx(1 / 1e5)
+    assert d.levels == 128
+    assert d.c2c_sigma == pytest.approx(0.037)
+    assert (d.nonlinearity_up, d.nonlinearity_down) == (0.04, -0.63)
+    assert d.response == "nonlinear"
+    assert d.endurance_pulses == 1e9
+    assert (cfg.tile.rows, cfg.tile.cols) == (128, 128)
+    for conv in (cfg.forward, cfg.backward):
+        assert (conv.input_bits, conv.dac_bits, conv.adc_bits) == (8, 1, 8)
+        assert conv.cycles() == 8
+
+
+def test_optimistic_pessimistic_ideal_differ_as_documented():
+    opt, pes, ide = preset("optimistic"), preset("pessimistic"), preset("ideal")
+    assert opt.forward.adc_bits == 5 and opt.backward.adc_bits == 5
+    assert opt.device.endurance_pulses == 1e12
+    assert pes.device.levels == 40 and pes.device.c2c_sigma == pytest.approx(0.05)
+    # ideal: noise-free linear devices, unquantised converters, exact (open-loop) tuning
+    assert ide.device.response == "linear" and ide.device.c2c_sigma == 0
+    assert ide.device.read_noise_sigma == 0 and ide.device.levels > 2**20
+    assert math.isinf(ide.device.endurance_pulses)
+    for conv in (ide.forward, ide.backward):
+        assert conv.input_bits is None and conv.adc_bits is None and math.isinf(conv.adc_bound)
+
+
+def test_presets_are_fresh_objects_each_call():
+    # frozen dataclasses compare by value; two calls give equal configs
+    assert preset("default") == preset("default")
+    assert preset("default") != preset("pessimistic")
+
+
+def test_unknown_preset_lists_allowed_names():
+    with pytest.raises(ConfigError) as err:
+        preset("nonsense")
+    msg = str(err.value)
+    assert "nonsense" in msg
+    for name in PRESET_NAMES:
+        assert name in msg
+
+
+def test_config_error_is_a_value_error():
+    assert issubclass(ConfigError, ValueError)
+
+
+# --------------------------------------------------------------------------- validation
+
+# (constructor, kwargs, field named in the message, bad value as repr, words of what is allowed)
+BAD_VALUES = [
+    (DeviceConfig, {"levels": 1}, "levels", "1", ">= 2"),
+    (DeviceConfig, {"levels": 0}, "levels", "0", ">= 2"),
+    (DeviceConfig, {"levels": 2.5}, "levels", "2.5", "integer"),
+    (DeviceConfig, {"g_min_s": 1e-5, "g_max_s": 1e-5}, "g_max_s", "1e-05", "exceed g_min_s"),
+    (DeviceConfig, {"g_min_s": 2e-5, "g_max_s": 1e-5}, "g_max_s", "1e-05", "exceed g_min_s"),
+    (DeviceConfig, {"g_min_s": 0.0}, "g_min_s", "0.0", "> 0"),
+    (DeviceConfig, {"c2c_sigma": -0.01}, "c2c_sigma", "-0.01", ">= 0"),
+    (DeviceConfig, {"c2c_sigma": math.nan}, "c2c_sigma", "nan", "finite"),
+    (DeviceConfig, {"read_noise_sigma": -1e-3}, "read_noise_sigma", "-0.001", ">= 0"),
+    (DeviceConfig, {"d2d_step_sigma": -0.1}, "d2d_step_sigma", "-0.1", ">= 0"),
+    (DeviceConfig, {"response": "sigmoid"}, "response", "'sigmoid'", ", ".join(RESPONSE_MODELS)),
+    (DeviceConfig, {"stuck_at_min_fraction": 0.6, "stuck_at_max_fraction": 0.5},
+     "stuck_at_max_fraction", "0.5", "stuck_at_min_fraction + stuck_at_max_fraction must be <= 1"),
+    (DeviceConfig, {"stuck_at_min_fraction": 1.5}, "stuck_at_min_fraction", "1.5", "[0, 1]"),
+    (DeviceConfig, {"down_up_ratio": 0.0}, "down_up_ratio", "0.0", "> 0"),
+    (DeviceConfig, {"endurance_pulses": 0}, "endurance_pulses", "0", ">= 1"),
+    (TuningConfig, {"scheme": "magic"}, "scheme", "'magic'", ", ".join(TUNING_SCHEMES)),
+    (TuningConfig, {"tolerance_levels": 0}, "tolerance_levels", "0", "> 0"),
+    (TuningConfig, {"max_pulses": 0}, "max_pulses", "0", ">= 1"),
+    (ConverterConfig, {"adc_bits": 0}, "adc_bits", "0", "[1, 32] or None"),
+    (ConverterConfig, {"dac_bits": 0}, "dac_bits", "0", ">= 1"),
+    (ConverterConfig, {"input_bits": 1}, "input_bits", "1", "[2, 32] or None"),
+    (TileConfig, {"rows": 0}, "rows", "0", ">= 1"),
+    (TileConfig, {"weight_headroom": 0.5}, "weight_headroom", "0.5", ">= 1"),
+]
+
+
+@pytest.mark.parametrize("kind,kwargs,name,value,allowed", BAD_VALUES,
+                         ids=[f"{k.__name__}-{n}-{v}" for k, _, n, v, _ in BAD_VALUES])
+def test_bad_value_raises_config_error_naming_field_value_and_rule(kind, kwargs, name, value,
+                                                                   allowed):
+    with pytest.raises(ConfigError) as err:
+        kind(**kwargs)
+    msg = str(err.value)
+    assert f".{name} = {value} " in msg, msg
+    assert allowed in msg, msg
+
+
+def test_stuck_fractions_summing_to_exactly_one_are_allowed():
+    cfg = DeviceConfig(stuck_at_min_fraction=0.5, stuck_at_max_fraction=0.5)
+    assert cfg.stuck_at_min_fraction + cfg.stuck_at_max_fraction == 1
+
+
+def test_ideal_preset_values_pass_validation_individually():
+    # inf endurance / inf adc bound are legal, None converters are legal
+    DeviceConfig(endurance_pulses=math.inf)
+    ConverterConfig(input_bits=None, adc_bits=None, adc_bound=math.inf)
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def test_with_overrides_changes_only_the_named_setting():
+    base = preset("default")
+    cfg = base.with_overrides({"device.c2c_sigma": 0.01, "tuning.scheme": "gradual",
+                               "tile.rows": 16})
+    assert cfg.device.c2c_sigma == 0.01
+    assert cfg.tuning.scheme == "gradual"
+    assert cfg.tile.rows == 16
+    assert base.device.c2c_sigma == pytest.approx(0.037)  # original untouched (frozen)
+    assert dataclasses.replace(cfg.device, c2c_sigma=base.device.c2c_sigma) == base.device
+    assert cfg.forward == base.forward and cfg.backward == base.backward
+    assert cfg.preset == "default"
+
+
+@pytest.mark.parametrize("key", ["device.c2c", "devices.c2c_sigma", "c2c_sigma", "preset.x",
+                                 "tuning."])
+def test_with_overrides_unknown_key_errors_naming_it(key):
+    with pytest.raises(ConfigError) as err:
+        preset("default").with_overrides({key: 0.01})
+    assert repr(key) in str(err.value)
+    assert "device.c2c_sigma" in str(err.value)  # an example of the allowed form
+
+
+def test_with_overrides_validates_the_new_value():
+    with pytest.raises(ConfigError) as err:
+        preset("default").with_overrides({"device.levels": 1})
+    assert "levels = 1" in str(err.value)
+
+
+def test_with_overrides_accepts_inf_string_as_toml_would_give():
+    cfg = preset("default").with_overrides({"device.endurance_pulses": "inf"})
+    assert math.isinf(cfg.device.endurance_pulses)
+
+
+# --------------------------------------------------------------------------- dict round trip
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_dict_round_trip(name):
+    cfg = preset(name)
+    data = cfg.to_dict()
+    assert set(data) == {"preset", "device", "tile", "forward", "backward", "tuning"}
+    assert HardwareConfig.from_dict(data) == cfg
+
+
+def test_round_trip_of_an_overridden_config():
+    cfg = preset("pessimistic").with_overrides({"tuning.scheme": "open-loop",
+                                                "forward.adc_bits": None})
+    assert HardwareConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_from_dict_missing_sections_take_defaults_and_preset_is_custom():
+    cfg = HardwareConfig.from_dict({"device": {"levels": 64}})
+    assert cfg.device.levels == 64
+    assert cfg.tile == TileConfig() and cfg.tuning == TuningConfig()
+    assert cfg.preset == "custom"
+
+
+def test_from_dict_unknown_section_and_key_error():
+    with pytest.raises(ConfigError) as err:
+        HardwareConfig.from_dict({"devise": {}})
+    assert "devise" in str(err.value) and "device" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        HardwareConfig.from_dict({"device": {"levelz": 3}})
+    assert "levelz" in str(err.value) and "levels" in str(err.value)

@@ -1,0 +1,175 @@
+"""Tests for rlime.report: re-pricing a fake run directory, the sweep, bad input, the plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rlime.energy import CATEGORIES, energy_preset, total
+from rlime.ledger import LedgerSnapshot
+from rlime.report import main, reprice_episodes, summarise
+
+EPISODE_LEDGERS = [
+    {"act": {"mvm_macs": 2000, "dac_conversions": 400, "adc_conversions": 200,
+             "cell_reads": 8000, "shift_adds": 200, "digital_ops": 60}},
+    {"forward": {"mvm_macs": 64000, "adc_conversions": 6000, "cell_reads": 120000,
+                 "buffer_bits": 20000},
+     "backward": {"mvm_macs": 60000, "adc_conversions": 5000, "gradient_macs": 64000},
+     "update": {"set_pulses": 1200, "set_pulse_siemens": 6e-3, "reset_pulses": 900,
+                "reset_pulse_siemens": 4e-3, "verify_reads": 5000, "optimizer_ops": 4000,
+                "buffer_bits": 128000},
+     "replay": {"rram_memory_write_bits": 300, "rram_memory_read_bits": 2700}},
+    {"forward": {"mvm_macs": 64000, "adc_conversions": 6000, "cell_reads": 120000},
+     "update": {"set_pulses": 300, "set_pulse_siemens": 1.5e-3, "verify_reads": 900},
+     "target_sync": {"buffer_bits": 128000, "set_pulses": 50, "set_pulse_siemens": 2e-4}},
+]
+
+
+def make_run(tmp_path: Path, preset: str = "default", ledgers=EPISODE_LEDGERS) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.toml").write_text(
+        f'[run]\nenv = "CartPole-v1"\nenergy_preset = "{preset}"\nseed = 1\n\n'
+        f'[agent]\nbatch_size = 64\n\n[hardware]\npreset = "default"\n', encoding="utf-8")
+    records = []
+    for i, ledger in enumerate(ledgers):
+        snap = LedgerSnapshot.from_dict(ledger)
+        records.append({"episode": i, "step": 100 * (i + 1), "return": 10.0 + i,
+                        "length": 100, "writes": snap.writes, "energy_j": 0.0,
+                        "energy": {}, "ledger": snap.as_dict()})
+    records = reprice_episodes(records, energy_preset(preset))  # as the train command does
+    (run / "episodes.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return run
+
+
+def test_report_prints_table_totals_ratios_and_sweep(tmp_path, capsys):
+    run = make_run(tmp_path)
+    summary = main([str(run), "--sweep", "1,10,100"])
+    out = capsys.readouterr().out
+    assert "episode" in out and "energy_j" in out and all(c in out for c in CATEGORIES)
+    assert "Tuning-cost sweep" in out
+    assert "RRAM vs GPU" in out and "RRAM vs ASIC" in out
+    ks = [row["k"] for row in summary["tuning_sweep"]]
+    assert ks == [1.0, 10.0, 100.0]
+    # cheaper tuning -> less RRAM energy -> larger ratios, monotonically
+    rram = [row["rram_j"] for row in summary["tuning_sweep"]]
+    assert rram[0] > rram[1] > rram[2] > 0
+    gpu_ratio = [row["gpu_over_rram"] for row in summary["tuning_sweep"]]
+    assert gpu_ratio[0] < gpu_ratio[1] < gpu_ratio[2]
+    assert summary["tuning_sweep"][0]["rram_j"] == pytest.approx(summary["energy_j"])
+    assert summary["energy_preset"] == "default"
+    assert summary["baselines"]["minibatch"] == 64  # from config.toml [agent] batch_size
+    assert main([str(run), "--minibatch", "16"])["baselines"]["minibatch"] == 16
+    json.dumps(summary, allow_nan=False)  # summary.json-safe
+
+
+def test_optimistic_reprice_lowers_energy_and_keeps_writes(tmp_path, capsys):
+    run = make_run(tmp_path)
+    default = main([str(run)])
+    optimistic = main([str(run), "--preset", "optimistic"])
+    capsys.readouterr()
+    assert optimistic["energy_preset"] == "optimistic"
+    assert optimistic["energy_j"] < default["energy_j"]
+    # SET + RESET pulses + replay bits written to RRAM memory subarrays
+    assert optimistic["writes"] == default["writes"] == 1200 + 900 + 300 + 50 + 300
+    records = [json.loads(line) for line in (run / "episodes.jsonl").read_text().splitlines()]
+    repriced = reprice_episodes(records, energy_preset("optimistic"))
+    for old, new in zip(records, repriced):
+        assert new["writes"] == old["writes"] and new["ledger"] == old["ledger"]
+        assert new["energy_j"] == pytest.approx(sum(new["energy"].values()))
+        if old["ledger"].get("update"):
+            assert new["energy_j"] < old["energy_j"]
+    assert records[1]["energy_j"] == pytest.approx(
+        total(LedgerSnapshot.from_dict(EPISODE_LEDGERS[1]), energy_preset("default")))
+
+
+def test_config_preset_is_used_when_no_flag(tmp_path, capsys):
+    run = make_run(tmp_path, preset="pessimistic")
+    summary = main([str(run)])
+    capsys.readouterr()
+    assert summary["energy_preset"] == "pessimistic"
+
+
+def test_gpu_and_utilisation_flags_are_reported(tmp_path, capsys):
+    run = make_run(tmp_path)
+    low = main([str(run), "--gpu", "v100", "--utilisation", "0.1"])
+    high = main([str(run), "--gpu", "v100", "--utilisation", "0.2"])
+    out = capsys.readouterr().out
+    assert "v100" in out and "utilisation 0.1" in out
+    assert low["baselines"]["gpu_model"]["gpu"]["name"] == "v100"
+    assert high["baselines"]["gpu_j"] < low["baselines"]["gpu_j"]
+
+
+def test_summarise_matches_report(tmp_path, capsys):
+    run = make_run(tmp_path)
+    from_cli = main([str(run)])
+    capsys.readouterr()
+    total_snap = sum((LedgerSnapshot.from_dict(l) for l in EPISODE_LEDGERS),
+                     LedgerSnapshot.zeros())
+    direct = summarise(total_snap, energy_preset("default"))
+    assert direct["energy_j"] == pytest.approx(from_cli["energy_j"])
+    assert direct["baselines"]["gpu_j"] == pytest.approx(from_cli["baselines"]["gpu_j"])
+
+
+def test_malformed_line_names_the_line(tmp_path):
+    run = make_run(tmp_path)
+    path = run / "episodes.jsonl"
+    lines = path.read_text().splitlines()
+    lines.insert(2, '{"episode": 7, "step": 3, "ledger": {"forward": {"adc_con')
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SystemExit) as err:
+        main([str(run)])
+    message = str(err.value.code)
+    assert "line 3" in message and "episodes.jsonl" in message
+
+
+def test_unknown_ledger_kind_names_the_line(tmp_path):
+    run = make_run(tmp_path)
+    with (run / "episodes.jsonl").open("a") as f:
+        f.write(json.dumps({"episode": 9, "ledger": {"forward": {"flux_capacitor": 1}}}) + "\n")
+    with pytest.raises(SystemExit) as err:
+        main([str(run)])
+    assert "line 4" in str(err.value.code) and "flux_capacitor" in str(err.value.code)
+
+
+def test_missing_ledger_is_an_error(tmp_path):
+    run = make_run(tmp_path)
+    (run / "episodes.jsonl").write_text(json.dumps({"episode": 0, "energy_j": 1.0}) + "\n")
+    with pytest.raises(SystemExit, match="line 1.*ledger"):
+        main([str(run)])
+
+
+def test_missing_run_dir_and_missing_episodes(tmp_path):
+    with pytest.raises(SystemExit, match="does not exist"):
+        main([str(tmp_path / "nope")])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit, match="episodes.jsonl"):
+        main([str(empty)])
+
+
+def test_bad_config_preset_is_an_error(tmp_path):
+    run = make_run(tmp_path)
+    (run / "config.toml").write_text('[run]\nenergy_preset = "free"\n')
+    with pytest.raises(SystemExit, match="free"):
+        main([str(run)])
+
+
+def test_plot_is_written(tmp_path, capsys):
+    run = make_run(tmp_path)
+    out = tmp_path / "ratio.png"
+    main([str(run), "--sweep", "1,10,100,1000", "--plot", str(out)])
+    capsys.readouterr()
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+
+
+
+def test_bad_input_exit_is_a_message_not_a_traceback(tmp_path):
+    # SystemExit with a string code: Python prints it to stderr and exits with status 1
+    with pytest.raises(SystemExit) as err:
+        main([str(tmp_path / "missing")])
+    assert isinstance(err.value.code, str) and err.value.code.startswith("rlime.report: ")

@@ -1,0 +1,135 @@
+"""The train command end to end on CartPole with small budgets: the run-directory contract,
+TensorBoard tags, resume without lost or duplicated episodes, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from rlime.train import main
+
+# Small, fast settings: a 32-32 MLP, learning from step 200, a training round every 50 steps.
+FAST = ["--env", "CartPole", "--no-progress", "--set", "agent.hidden=[32, 32]",
+        "--set", "agent.learning_starts=200", "--set", "agent.train_freq=50",
+        "--set", "agent.gradient_steps=4", "--set", "agent.target_period=100",
+        "--eval-every", "400", "--eval-episodes", "2", "--checkpoint-every", "300"]
+
+
+def _episodes(run_dir):
+    return [json.loads(line) for line in (run_dir / "episodes.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def rram_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run") / "cartpole"
+    assert main(FAST + ["--total-steps", "800", "--run-dir", str(run_dir)]) == 0
+    return run_dir
+
+
+def test_run_directory_holds_every_file_of_the_contract(rram_run):
+    config = tomllib.loads((rram_run / "config.toml").read_text())
+    assert config["run"]["env_id"] == "CartPole-v1" and config["run"]["backend"] == "rram"
+    assert config["agent"]["hidden"] == [32, 32]
+    assert config["hardware"]["preset"] == "default"
+    assert config["protocol"]["env_id"] == "CartPole-v1"
+    summary = json.loads((rram_run / "summary.json").read_text())
+    assert summary["steps"] == 800 and summary["episodes"] == len(_episodes(rram_run))
+    assert (rram_run / "checkpoint.pt").exists()
+    assert list(rram_run.glob("events.out.tfevents.*"))
+    assert len((rram_run / "evals.jsonl").read_text().splitlines()) == 2  # at 400 and 800
+
+
+def test_every_episode_reports_integer_writes_and_energy_by_category(rram_run):
+    episodes = _episodes(rram_run)
+    assert len(episodes) >= 10
+    for e in episodes:
+        assert {"episode", "step", "return", "length", "writes", "energy_j", "energy"} <= set(e)
+        assert isinstance(e["writes"], int) and e["writes"] > 0
+        assert e["energy_j"] > 0
+        assert math.isclose(sum(e["energy"].values()), e["energy_j"], rel_tol=1e-9)
+        ledger = e["ledger"]
+        pulses = sum(ledger.get(phase, {}).get(kind, 0) for phase in ("update", "target_sync")
+                     for kind in ("set_pulses", "reset_pulses"))
+        replay_bits = ledger["replay"]["rram_memory_write_bits"]  # `time`: replay in RRAM
+        assert e["weight_writes"] == pulses and e["replay_writes"] == replay_bits
+        assert e["writes"] == pulses + replay_bits
+    assert [e["episode"] for e in episodes] == list(range(len(episodes)))
+
+
+def test_ledger_splits_into_setup_episodes_eval_and_in_progress(rram_run):
+    summary = json.loads((rram_run / "summary.json").read_text())
+    parts = summary["ledger"]
+    total_writes = summary["writes_total"]
+    episode_writes = sum(e["writes"] for e in _episodes(rram_run))
+
+    def writes(part):
+        return sum(row.get("set_pulses", 0) + row.get("reset_pulses", 0)
+                   + row.get("rram_memory_write_bits", 0) for row in part.values())
+
+    assert writes(parts["total"]) == total_writes
+    assert (writes(parts["setup"]) + episode_writes + writes(parts["eval"])
+            + writes(parts["in_progress"]) + writes(parts["abandoned"])) == total_writes
+
+
+def test_tensorboard_reader_finds_the_documented_tags(rram_run):
+    events = EventAccumulator(str(rram_run))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    for tag in ("charts/episodic_return", "charts/episodic_length", "device/episode_writes",
+                "device/episode_energy_j", "energy/tuning", "losses/td_loss", "losses/q_values",
+                "charts/epsilon", "eval/episodic_return"):
+        assert tag in tags, tag
+    returns = events.Scalars("charts/episodic_return")
+    assert len(returns) == len(_episodes(rram_run))
+
+
+def test_float_backend_writes_nothing(tmp_path):
+    run_dir = tmp_path / "float"
+    assert main(FAST + ["--backend", "float", "--total-steps", "400", "--run-dir", str(run_dir)]) == 0
+    episodes = _episodes(run_dir)
+    assert episodes and all(e["writes"] == 0 and e["energy_j"] == 0 for e in episodes)
+
+
+def test_resume_continues_without_lost_or_duplicated_episodes_and_reproduces(tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(FAST + ["--total-steps", "700", "--run-dir", str(straight)]) == 0
+    assert main(FAST + ["--total-steps", "700", "--session-steps", "400",
+                        "--run-dir", str(split)]) == 0
+    assert json.loads((split / "summary.json").read_text())["steps"] == 400
+    assert main(["--resume", str(split), "--no-progress"]) == 0
+    a, b = _episodes(straight), _episodes(split)
+    assert [e["episode"] for e in b] == list(range(len(b)))
+    # same seed, CPU, environments checkpointed: the resumed run is the uninterrupted one
+    assert [(e["step"], e["return"], e["writes"]) for e in a] == \
+           [(e["step"], e["return"], e["writes"]) for e in b]
+    sa = json.loads((straight / "summary.json").read_text())
+    sb = json.loads((split / "summary.json").read_text())
+    assert sa["ledger"]["total"] == sb["ledger"]["total"]
+
+
+def test_unknown_env_is_refused_with_a_suggestion(tmp_path, capsys):
+    assert main(["--env", "CartPol", "--run-dir", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "CartPole" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_used_run_directory_is_refused(rram_run, capsys):
+    before = (rram_run / "episodes.jsonl").read_text()
+    assert main(FAST + ["--total-steps", "100", "--run-dir", str(rram_run)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (rram_run / "episodes.jsonl").read_text() == before
+
+
+def test_bad_hyperparameter_is_refused(tmp_path, capsys):
+    assert main(FAST + ["--set", "agent.gamma=1.5", "--run-dir", str(tmp_path / "g")]) == 2
+    assert "agent.gamma" in capsys.readouterr().err

@@ -1,0 +1,253 @@
+"""Tests for rlime.tuning: accuracy of each scheme under variability, and exact accounting.
+
+Statistics use M = 20 000 cells (10 000 weight pairs) with a seeded generator; tolerances are 5
+standard errors (std / sqrt(M) for a mean, std / sqrt(2 M) for a standard deviation).
+Accounting checks are exact: the ledger must charge every pulse the cells counted and every
+verify read the scheme's definition implies.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rlime.config import HardwareConfig, preset
+from rlime.device import PulseModel, fresh_cells
+from rlime.ledger import PHASES, Ledger
+from rlime.tuning import Tuner
+
+M = 20_000
+Z = 5.0
+CPU = torch.device("cpu")
+BIG = 2.0**25  # an uncapped nominal count, as the tuner uses
+
+
+def setup(overrides: dict, seed: int = 0, m: int = M):
+    cfg = preset("default").with_overrides(overrides)
+    g = torch.Generator().manual_seed(seed)
+    model = PulseModel(cfg.device)
+    ledger = Ledger()
+    tuner = Tuner(cfg.tuning, model, g, ledger)
+    cells = fresh_cells(m // 2, cfg.device, g, CPU)
+    return cfg, model, ledger, tuner, cells, g
+
+
+def levels_error(cfg: HardwareConfig, u: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (u.double() - target.double()) * (cfg.device.levels - 1)
+
+
+def random_levels(cfg: HardwareConfig, g: torch.Generator, m: int = M, lo: int = 0,
+                  hi: int | None = None) -> torch.Tensor:
+    """Random whole levels in [lo, hi] (default: the whole range) as normalised targets."""
+    n = cfg.device.levels - 1
+    hi = n if hi is None else hi
+    return torch.randint(lo, hi + 1, (m,), generator=g).float() / n
+
+
+def nearby_levels(cfg: HardwareConfig, g: torch.Generator, start: torch.Tensor,
+                  reach: int = 20) -> torch.Tensor:
+    """Random whole levels within `reach` levels (either way) of the levels `start`."""
+    n = cfg.device.levels - 1
+    k = (start * n).round() + torch.randint(-reach, reach + 1, start.shape, generator=g)
+    return k.clamp(0, n) / n
+
+
+# --------------------------------------------------------------------------- accuracy
+
+
+@pytest.mark.parametrize("scheme", ["write-verify", "gradual"])
+def test_verified_schemes_land_within_tolerance(scheme):
+    # default device (nonlinear 0.04 / -0.63, 128 levels) with a moderate 1 % c2c -- 1.27 levels
+    # of noise per pulse -- and a 50-pulse allowance beyond the nominal count.
+    cfg, _, _, tuner, cells, g = setup({"device.c2c_sigma": 0.01, "tuning.scheme": scheme,
+                                        "tuning.max_pulses": 50})
+    tol = cfg.tuning.tolerance_levels
+    # up from Gmin by up to 60 levels, then up to 20 levels either way (moves kept moderate so
+    # that the pulse-by-pulse loop stays fast)
+    first = random_levels(cfg, g, lo=20, hi=60)
+    for target in (first, nearby_levels(cfg, g, first)):
+        tuner.program(cells, target)
+        within = levels_error(cfg, cells.u, target).abs() <= tol + 1e-4
+        assert float(within.double().mean()) >= 0.99
+
+
+def test_write_verify_needs_more_pulses_under_more_variability():
+    # 40-level moves from Gmin; per-cell pulse counts compared by their means, 5 standard errors
+    # of the difference apart.
+    counts = {}
+    for c2c in (0.002, 0.01):
+        _, _, _, tuner, cells, _ = setup({"device.c2c_sigma": c2c, "tuning.max_pulses": 50}, seed=1)
+        tuner.program(cells, torch.full((M,), 40 / 127))
+        counts[c2c] = cells.pulses.double()
+    lo, hi = counts[0.002], counts[0.01]
+    se = math.sqrt(lo.var() / M + hi.var() / M)
+    assert float(hi.mean() - lo.mean()) > Z * se
+
+
+@pytest.mark.parametrize("c2c", [0.0025, 0.005, 0.01])
+def test_open_loop_error_spread_is_c2c_sqrt_n(c2c):
+    # linear device, 64 pulses from Gmin to level 64: final error (in levels) has mean 0 and std
+    # c2c * sqrt(64) * (levels - 1); the bounds are >= 6 sigma away, so clamping does not act.
+    cfg, _, _, tuner, cells, _ = setup({"device.c2c_sigma": c2c, "device.response": "linear",
+                                        "tuning.scheme": "open-loop"}, seed=2)
+    target = torch.full((M,), 64 / 127)
+    tuner.program(cells, target)
+    assert torch.all(cells.pulses == 64)
+    err = levels_error(cfg, cells.u, target)
+    expected = c2c * math.sqrt(64) * 127
+    assert abs(float(err.mean())) <= Z * expected / math.sqrt(M)
+    assert abs(float(err.std()) - expected) <= Z * expected / math.sqrt(2 * M)
+
+
+def test_open_loop_error_grows_with_c2c_on_the_default_device():
+    spreads = []
+    for c2c in (0.0, 0.01, 0.03):
+        cfg, _, _, tuner, cells, _ = setup({"device.c2c_sigma": c2c,
+                                            "tuning.scheme": "open-loop"}, seed=3)
+        target = torch.full((M,), 40 / 127)
+        tuner.program(cells, target)
+        spreads.append(float(levels_error(cfg, cells.u, target).std()))
+    # noise-free: every cell gets the same nominal count, so no spread at all
+    assert spreads[0] < 1e-3
+    # with noise the spread is c2c * sqrt(n) * 127 with n = 40 or 39 pulses (well separated)
+    assert spreads[0] < spreads[1] < spreads[2]
+    assert spreads[2] > 2 * spreads[1]
+
+
+def test_gradual_reads_less_than_write_verify_for_large_changes():
+    reads, pulses = {}, {}
+    for scheme in ("write-verify", "gradual"):
+        _, _, ledger, tuner, cells, _ = setup({"device.c2c_sigma": 0.01, "tuning.scheme": scheme,
+                                               "tuning.max_pulses": 50}, seed=4)
+        tuner.program(cells, torch.full((M,), 40 / 127))  # 40-level moves
+        snap = ledger.snapshot()
+        reads[scheme], pulses[scheme] = snap.count("verify_reads"), snap.writes
+    # write-verify reads once per pulse (~40 per cell); gradual skips the reads of its
+    # unverified coarse burst (75 % of the pulses): ~2 + 10 per cell
+    assert reads["gradual"] < 0.5 * reads["write-verify"]
+    assert reads["write-verify"] > 40 * M
+    # same work in pulses, to within a few percent
+    assert pulses["gradual"] == pytest.approx(pulses["write-verify"], rel=0.05)
+
+
+# --------------------------------------------------------------------------- accounting
+
+
+def _two_way_targets(cfg, tuner, cells, g):
+    """Bring cells to random levels first (not charged to the phase under test), and return
+    targets up to 20 levels away in either direction."""
+    first = random_levels(cfg, g, lo=20, hi=100)
+    tuner.program(cells, first)
+    return nearby_levels(cfg, g, first)
+
+
+@pytest.mark.parametrize("scheme,read_noise", [("open-loop", 0.0), ("write-verify", 0.0),
+                                               ("write-verify", 0.005), ("gradual", 0.0)])
+def test_every_pulse_and_verify_read_is_charged(scheme, read_noise):
+    cfg, model, ledger, tuner, cells, g = setup(
+        {"device.c2c_sigma": 0.02, "tuning.scheme": scheme, "tuning.max_pulses": 10,
+         "device.read_noise_sigma": read_noise,
+         "device.stuck_at_min_fraction": 0.02, "device.stuck_at_max_fraction": 0.02}, seed=5)
+    target = _two_way_targets(cfg, tuner, cells, g)
+    before_u, before_pulses = cells.u.clone(), cells.pulses.clone()
+    snap0 = ledger.snapshot()
+    with ledger.in_phase("update"):
+        tuner.program(cells, target)
+    diff = ledger.snapshot() - snap0
+    fired = cells.pulses - before_pulses
+    total = int(fired.sum())
+    assert total > 0
+    # every pulse charged, to the current phase only
+    assert diff.get("update", "set_pulses") + diff.get("update", "reset_pulses") == total
+    assert diff.writes == total
+    for phase in PHASES:
+        if phase != "update":
+            assert not diff.table[PHASES.index(phase)].any()
+    # each pulse is charged at a conductance inside the device's range
+    siemens = diff.get("update", "set_pulse_siemens") + diff.get("update", "reset_pulse_siemens")
+    assert total * cfg.device.g_min_s * (1 - 1e-6) <= siemens <= total * cfg.device.g_max_s
+    n_nominal, up = model.nominal_pulses(before_u, target, BIG)
+    reads = diff.get("update", "verify_reads")
+    if scheme == "open-loop":
+        # no reads; the nominal count in one burst, SET for cells going up
+        assert reads == 0
+        assert torch.equal(fired, n_nominal.long())
+        assert diff.get("update", "set_pulses") == float(fired[up].sum())
+        return
+    if scheme == "write-verify":
+        # one initial read per cell, one after every pulse (with or without read noise)
+        assert reads == total + M
+        if read_noise > 0:
+            return  # the nominal count below is computed from the (noisy) initial read
+    # verified schemes never exceed the nominal count plus the allowance
+    assert bool((fired <= n_nominal.long() + cfg.tuning.max_pulses).all())
+    if scheme == "gradual":
+        # one initial read per cell, one after each cell's coarse burst (if it fired), one after
+        # every fine pulse; the burst is floor(coarse_fraction x nominal count)
+        burst = torch.floor(cfg.tuning.coarse_fraction * n_nominal)
+        assert int((burst > 0).sum()) > M // 2  # the coarse phase is really exercised
+        assert reads == M + int((burst > 0).sum()) + (total - int(burst.sum()))
+
+
+def test_cells_already_at_target_get_one_read_and_no_pulse():
+    for scheme in ("write-verify", "gradual", "open-loop"):
+        _, _, ledger, tuner, cells, _ = setup({"tuning.scheme": scheme}, seed=6, m=1000)
+        tuner.program(cells, cells.u.clone())
+        snap = ledger.snapshot()
+        assert snap.writes == 0 and int(cells.pulses.sum()) == 0
+        assert snap.count("verify_reads") == (0 if scheme == "open-loop" else 1000)
+
+
+@pytest.mark.parametrize("scheme", ["open-loop", "write-verify", "gradual"])
+def test_stuck_cells_never_move_but_are_pulsed_and_counted(scheme):
+    cfg, model, ledger, tuner, cells, _ = setup(
+        {"device.c2c_sigma": 0.01, "tuning.scheme": scheme, "tuning.max_pulses": 20,
+         "device.stuck_at_min_fraction": 0.05, "device.stuck_at_max_fraction": 0.05}, seed=7)
+    stuck = cells.stuck.clone()
+    assert 0.08 < float(stuck.double().mean()) < 0.12
+    before = cells.u.clone()
+    target = torch.full((M,), 64 / 127)  # mid-range: far from both bounds
+    n_nominal, _ = model.nominal_pulses(before, target, BIG)
+    tuner.program(cells, target)
+    assert torch.equal(cells.u[stuck], before[stuck])
+    # a stuck cell never verifies, so it takes its whole allowance (verified schemes) or its
+    # nominal burst (open loop)
+    allowance = n_nominal.long() + (0 if scheme == "open-loop" else cfg.tuning.max_pulses)
+    assert torch.equal(cells.pulses[stuck], allowance[stuck])
+    assert ledger.snapshot().writes == int(cells.pulses.sum())
+
+
+@pytest.mark.parametrize("scheme", ["open-loop", "write-verify", "gradual"])
+def test_cells_wear_out_at_their_endurance_during_tuning(scheme):
+    # noise-free linear cells, endurance 10, asked to move 30 levels: only the first 10 pulses
+    # move them (then they are stuck), the rest are still fired up to the scheme's allowance.
+    cfg, _, ledger, tuner, cells, _ = setup(
+        {"device.c2c_sigma": 0.0, "device.response": "linear", "device.endurance_pulses": 10,
+         "tuning.scheme": scheme, "tuning.max_pulses": 20}, seed=8, m=200)
+    tuner.program(cells, torch.full((200,), 30 / 127))
+    torch.testing.assert_close(cells.u, torch.full((200,), 10 / 127))
+    assert bool(cells.stuck.all())
+    expected = 30 if scheme == "open-loop" else 30 + 20
+    assert torch.all(cells.pulses == expected)
+    assert ledger.snapshot().writes == expected * 200
+
+
+def test_write_verify_noise_free_stops_within_tolerance():
+    # Noise-free linear cells from Gmin to random levels. With a half-level tolerance they land
+    # exactly, taking exactly (level) pulses each; with the default 1-level tolerance a cell
+    # stops as soon as it reads within 1 level, i.e. up to one level short.
+    for tol, slack in ((0.5, 0), (1.0, 1)):
+        cfg, _, ledger, tuner, cells, g = setup({"device.c2c_sigma": 0.0,
+                                                 "device.response": "linear",
+                                                 "tuning.tolerance_levels": tol}, seed=9, m=2000)
+        target = random_levels(cfg, g, 2000)
+        tuner.program(cells, target)
+        err = levels_error(cfg, cells.u, target)
+        assert bool((err.abs() <= tol + 1e-3).all())
+        assert bool((err <= 1e-3).all())  # never overshoots: it approaches from below
+        exact = int((target * 127).round().sum())
+        assert exact - slack * 2000 <= ledger.snapshot().writes <= exact
+        if slack == 0:
+            torch.testing.assert_close(cells.u, target, rtol=0, atol=1e-5)

@@ -23,6 +23,7 @@ from rlime.config import ConfigError
 from rlime.layers import crossbar_layers, to_rram
 from rlime.mappings import Replay, make_mapping
 from rlime.optim import TunedOptimizer
+from rlime.timing import PhaseTimer
 
 from .qnets import build_q_network
 
@@ -114,8 +115,10 @@ class DQNAgent:
     """Q-network, target (via the mapping), update rule and exploration."""
 
     def __init__(self, cfg: DQNConfig, obs_shape: tuple[int, ...], n_actions: int, *,
-                 chip: Chip | None, mapping: str, device: torch.device | str, seed: int) -> None:
+                 chip: Chip | None, mapping: str, device: torch.device | str, seed: int,
+                 timer: PhaseTimer | None = None) -> None:
         self.cfg = cfg
+        self.timer = timer or PhaseTimer(device)
         self.n_actions = n_actions
         self.chip = chip
         self.device = torch.device(device)
@@ -140,6 +143,10 @@ class DQNAgent:
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, epsilon: float) -> np.ndarray:
+        with self.timer.phase("acting"):
+            return self._act(obs, epsilon)
+
+    def _act(self, obs: np.ndarray, epsilon: float) -> np.ndarray:
         """Epsilon-greedy actions for a batch of observations (one per env)."""
         n = obs.shape[0]
         explore = self.rng.random(n) < epsilon
@@ -153,13 +160,16 @@ class DQNAgent:
 
     def store(self, replay: Replay, obs, actions, rewards, next_obs, terminated, truncated,
               valid) -> None:
-        self.mapping.store(replay, obs, actions, rewards, next_obs, terminated, truncated, valid)
+        with self.timer.phase("replay"):
+            self.mapping.store(replay, obs, actions, rewards, next_obs, terminated, truncated,
+                               valid)
 
     def train_step(self, replay: Replay) -> dict[str, torch.Tensor]:
         """One minibatch update; returns detached `td_loss` and mean `q_values`."""
-        cfg = self.cfg
-        batch = self.mapping.sample(replay, cfg.batch_size, self.device)
-        with torch.no_grad(), self._phase("target"):
+        cfg, timer = self.cfg, self.timer
+        with timer.phase("replay"):
+            batch = self.mapping.sample(replay, cfg.batch_size, self.device)
+        with torch.no_grad(), self._phase("target"), timer.phase("train_forward"):
             next_q = self.mapping.target_network()(batch["next_obs"])
             if cfg.double_dqn:
                 best = self.q(batch["next_obs"]).argmax(1, keepdim=True)
@@ -167,32 +177,46 @@ class DQNAgent:
             else:
                 next_value = next_q.max(1).values
             target = batch["rewards"] + cfg.gamma * (1.0 - batch["dones"]) * next_value
-        with self._phase("forward"):
+        with self._phase("forward"), timer.phase("train_forward"):
             q_all = self.q(batch["obs"])
-        q_taken = q_all.gather(1, batch["actions"].unsqueeze(1)).squeeze(1)
-        loss = F.smooth_l1_loss(q_taken, target)
+            q_taken = q_all.gather(1, batch["actions"].unsqueeze(1)).squeeze(1)
+            loss = F.smooth_l1_loss(q_taken, target)
         # TD targets, Huber loss and its gradient: ~10 fp32 ops per sample and action
         self._charge("digital_ops", 10 * cfg.batch_size * self.n_actions, "forward")
         if not torch.isfinite(loss):
             raise NumericalFailure(
                 f"the TD loss became {loss.item()} (mean Q {q_all.mean().item():.4g}); the "
                 f"Q-network diverged -- lower the learning rate or enable gradient clipping")
-        self.optimizer.zero_grad()
-        loss.backward()
-        if cfg.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(self.q.parameters(), cfg.max_grad_norm)
-            self._charge("optimizer_ops", 3 * self.n_params, "update")  # norm, compare, scale
-        self.optimizer.step()
+        with timer.phase("train_backward"):
+            self.optimizer.zero_grad()
+            loss.backward()
+        with timer.phase("update"):  # the update rule, and tuning on rram
+            if cfg.max_grad_norm > 0:
+                nn.utils.clip_grad_norm_(self.q.parameters(), cfg.max_grad_norm)
+                self._charge("optimizer_ops", 3 * self.n_params, "update")  # norm, compare, scale
+            self.optimizer.step()
         return {"td_loss": loss.detach(), "q_values": q_taken.detach().mean()}
 
     def sync_target(self) -> None:
-        self.mapping.sync()
+        with self.timer.phase("target_sync"):
+            self.mapping.sync()
+
+    def _arrays(self) -> list:
+        modules = {id(m): m for m in (self.q, self.mapping.target_network())}.values()
+        return [layer for m in modules for layer in crossbar_layers(m)]
 
     def cell_pulse_counts(self) -> torch.Tensor:
         """Pulses taken by every cell of the Q and target arrays (flat int64; empty on float)."""
-        modules = {id(m): m for m in (self.q, self.mapping.target_network())}.values()
-        counts = [layer.cell_pulses for m in modules for layer in crossbar_layers(m)]
+        counts = [layer.cell_pulses for layer in self._arrays()]
         return torch.cat(counts) if counts else torch.zeros(0, dtype=torch.int64)
+
+    def dead_cell_fraction(self) -> float:
+        """Fraction of Q and target cells that are stuck (faults and worn out); 0 on float."""
+        layers = self._arrays()
+        if not layers:
+            return 0.0
+        stuck = sum(int(layer.cell_stuck.sum()) for layer in layers)
+        return stuck / sum(layer.cell_stuck.numel() for layer in layers)
 
     def state_dict(self) -> dict:
         return {"q": self.q.state_dict(), "target": self.mapping.target_network().state_dict(),

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 RESPONSE_MODELS = ("linear", "soft-bounds", "nonlinear")
 TUNING_SCHEMES = ("open-loop", "write-verify", "gradual")
+ADC_RANGES = ("calibrated", "fixed")
 
 
 class ConfigError(ValueError):
@@ -123,14 +124,20 @@ class ConverterConfig:
 
     `input_bits`: signed input precision (per-vector abs-max scaling), None = unquantised.
     `dac_bits`: bits driven per array cycle; an n-bit input takes ceil(n / dac_bits) cycles.
-    `adc_bits`: output precision, None = unquantised; the ADC range is
-    +-min(adc_bound, rows used) in units of (max|input| x full-scale weight).
+    `adc_bits`: output precision, None = an ideal converter (no rounding, no range).
+    `adc_range`: "calibrated" -- each tile's ADC range follows a running peak of its partial
+    sums (x `adc_headroom`, decaying by `adc_decay` per conversion), as periodic reference
+    calibration would set it; "fixed" -- +-min(adc_bound, rows used), in units of
+    (max|input| x full-scale weight). A fixed range clips large outputs such as DQN's Q-values.
     `adc_noise`: output noise sigma as a fraction of the ADC range.
     """
 
     input_bits: int | None = 8
     dac_bits: int = 1          # ISAAC: 1-bit DAC
     adc_bits: int | None = 8   # ISAAC: 8-bit ADC
+    adc_range: str = "calibrated"
+    adc_headroom: float = 1.25
+    adc_decay: float = 0.999
     adc_bound: float = 12.0    # IBM aihwkit's default out_bound
     adc_noise: float = 0.0
 
@@ -144,6 +151,12 @@ class ConverterConfig:
         _require(self.adc_bits is None or (isinstance(self.adc_bits, int)
                                            and 1 <= self.adc_bits <= 32),
                  w, "adc_bits", self.adc_bits, "it must be an integer in [1, 32] or None")
+        _require(self.adc_range in ADC_RANGES, w, "adc_range", self.adc_range,
+                 f"choose one of {', '.join(ADC_RANGES)}")
+        _require(isinstance(self.adc_headroom, (int, float)) and self.adc_headroom >= 1, w,
+                 "adc_headroom", self.adc_headroom, "it must be >= 1")
+        _require(isinstance(self.adc_decay, (int, float)) and 0 < self.adc_decay <= 1, w,
+                 "adc_decay", self.adc_decay, "it must be in (0, 1]")
         _require(isinstance(self.adc_bound, (int, float)) and self.adc_bound > 0, w,
                  "adc_bound", self.adc_bound, "it must be > 0 (or inf)")
         _finite_nonneg(w, "adc_noise", self.adc_noise)
@@ -219,10 +232,13 @@ class HardwareConfig:
         data = self.to_dict()
         for dotted, value in overrides.items():
             section, _, key = dotted.partition(".")
-            if section not in data or not isinstance(data[section], dict) or key not in data[section]:
-                raise ConfigError(f"unknown hardware setting {dotted!r}; settings look like "
-                                  f"'device.c2c_sigma' with a section among "
-                                  f"device, tile, forward, backward, tuning")
+            if section not in data or not isinstance(data[section], dict):
+                raise ConfigError(f"unknown setting {dotted!r}; allowed sections are run, agent, "
+                                  f"device, tile, forward, backward, tuning "
+                                  f"(e.g. device.c2c_sigma=0.01)")
+            if key not in data[section]:
+                raise ConfigError(f"unknown setting {dotted!r}; allowed in [{section}]: "
+                                  f"{', '.join(sorted(data[section]))}")
             data[section][key] = value
         return HardwareConfig.from_dict(data)
 

@@ -7,9 +7,10 @@ Backward (TIME's reuse): the error drives the same cells from the column side, e
 tile produces partial sums per row, converted by the same kind of ADC.
 
 Periphery model (per direction, `ConverterConfig`): inputs are quantised by the DAC to
-`input_bits` signed levels of their per-sample abs-max; each tile's partial sum gets read noise
+`input_bits` magnitude bits of their per-sample abs-max; each tile's partial sum gets read noise
 (iid Gaussian on every cell of a read, exactly summed: sigma_read * sqrt(2) * ||x_tile|| * scale
-for a differential pair), ADC noise, then the ADC rounds it to `adc_bits` over
+for a differential pair), ADC noise, then the ADC rounds it to `adc_bits` over its range: a
+calibrated per-tile range (running peak, see `Periphery.convert`) or a fixed one,
 +-min(adc_bound, lines used) x full scale. The ADC is applied once per tile partial sum, i.e. to
 the shift-and-added result of the bit-serial cycles; the ledger counts the bit-serial schedule
 (ceil(input_bits / dac_bits) cycles, each with one DAC drive per row and one ADC conversion per
@@ -21,7 +22,6 @@ Convolutions map channel-aligned: a row tile holds floor(rows / (k k)) whole inp
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -63,7 +63,7 @@ class Periphery:
         if cfg.adc_noise > 0:
             partials = partials + (cfg.adc_noise * full_scale) * self._randn(partials)
         if cfg.adc_bits is None:
-            return partials.clamp(-full_scale, full_scale) if math.isfinite(cfg.adc_bound) else partials
+            return partials
         half = 2 ** (cfg.adc_bits - 1)
         lsb = full_scale / half
         return (partials / lsb).round_().clamp_(-half, half - 1).mul_(lsb)
@@ -72,9 +72,35 @@ class Periphery:
         return torch.randn(like.shape, generator=self.generator, device=like.device,
                            dtype=like.dtype)
 
-    def bound(self, lines: torch.Tensor) -> torch.Tensor:
-        """ADC range in units of (max|input| x full-scale weight) for tiles using `lines` lines."""
-        return lines.clamp(max=self.cfg.adc_bound)
+    def convert(self, partials: torch.Tensor, *, tile_dim: int, sample_dim: int,
+                amax: torch.Tensor, scale: torch.Tensor, lines: torch.Tensor,
+                ranges: torch.Tensor, read_std: torch.Tensor | None) -> torch.Tensor:
+        """ADC conversion of tile partial sums under this direction's range policy.
+
+        `partials` has tiles along `tile_dim` and samples along `sample_dim`; `amax` (B,) is
+        each sample's input abs-max, `scale` the weight full scale, `lines` (T,) the lines each
+        tile uses. The range, per tile in units of amax x scale, is min(adc_bound, lines) when
+        `adc_range` is "fixed"; when "calibrated" it is `ranges` (T,), a running peak of
+        |partial sum| x adc_headroom kept by the layer and updated here in place (decaying by
+        adc_decay per conversion); a tile's first conversion calibrates on itself.
+        """
+        cfg = self.cfg
+        tile_shape = [1] * partials.dim()
+        tile_shape[tile_dim] = -1
+        sample_shape = [1] * partials.dim()
+        sample_shape[sample_dim] = -1
+        unit = scale * amax.reshape(sample_shape)
+        if cfg.adc_range == "fixed":
+            full = lines.clamp(max=cfg.adc_bound)
+        else:
+            dims = tuple(d for d in range(partials.dim()) if d not in (tile_dim, sample_dim))
+            peak = partials.detach().abs().amax(dim=dims)
+            if tile_dim < sample_dim:
+                peak = peak.t()  # (B, T)
+            peak = (peak / (scale * amax.reshape(-1, 1))).amax(0) * cfg.adc_headroom
+            full = torch.where(ranges > 0, ranges, peak)
+            ranges.copy_(torch.maximum(ranges * cfg.adc_decay, peak))
+        return self.adc(partials, full.reshape(tile_shape) * unit, read_std)
 
 
 def _split(total: int, size: int) -> tuple[int, int]:
@@ -128,8 +154,8 @@ class LinearTiling:
         self.row_tiles, self.rows_padded = _split(in_features, rows)
         self.col_tiles, self.cols_padded = _split(out_features, cols)
         self.rows, self.cols = rows, cols
-        self.rows_used = _lines_used(in_features, rows, self.row_tiles, device).view(-1, 1, 1)
-        self.cols_used = _lines_used(out_features, cols, self.col_tiles, device).view(-1, 1, 1)
+        self.rows_used = _lines_used(in_features, rows, self.row_tiles, device)
+        self.cols_used = _lines_used(out_features, cols, self.col_tiles, device)
 
     def counts(self, cfg_fwd: ConverterConfig, cfg_bwd: ConverterConfig) -> tuple[MVMCounts, MVMCounts]:
         fwd = _mvm_counts(self.in_features, self.out_features, self.row_tiles, self.col_tiles, 1, cfg_fwd)
@@ -177,10 +203,9 @@ class ConvTiling:
         self.row_tiles, self.channels_padded = _split(in_channels, self.channels_per_tile)
         self.out_per_tile = min(cols, out_channels)
         self.col_tiles, self.out_padded = _split(out_channels, self.out_per_tile)
-        self.rows_used = (_lines_used(in_channels, self.channels_per_tile, self.row_tiles, device)
-                          * area).view(1, 1, 1, -1, 1)
-        self.cols_used = _lines_used(out_channels, self.out_per_tile, self.col_tiles,
-                                     device).view(1, -1, 1, 1, 1)
+        self.rows_used = _lines_used(in_channels, self.channels_per_tile, self.row_tiles,
+                                     device) * area
+        self.cols_used = _lines_used(out_channels, self.out_per_tile, self.col_tiles, device)
 
     def counts_for(self, positions: int, cfg_fwd: ConverterConfig,
                    cfg_bwd: ConverterConfig) -> tuple[MVMCounts, MVMCounts]:

@@ -39,6 +39,11 @@ class CrossbarLayer(nn.Module):
         self.register_buffer("residual", torch.zeros(n if cfg.tuning.residual else 0,
                                                      device=chip.device))
         self.max_level = cfg.device.levels - 1
+        # calibrated ADC ranges per tile, forward (row tiles) and backward (column tiles)
+        self.register_buffer("adc_range_forward", torch.zeros(self.tiling.row_tiles,
+                                                              device=chip.device))
+        self.register_buffer("adc_range_backward", torch.zeros(self.tiling.col_tiles,
+                                                               device=chip.device))
         self.weight = nn.Parameter(self.realised())
         self._tile_key: tuple | None = None
 
@@ -82,9 +87,11 @@ class CrossbarLayer(nn.Module):
         tune the cell.
         """
         if self.residual.numel():
+            # what the range cannot hold is dropped, not kept (no windup at the bounds)
             m = plan.sel.numel()
             known_weight = self.weight_scale * (known[:m] - known[m:])
-            plan.delta.index_copy_(0, plan.sel, plan.want - known_weight)
+            reachable = torch.minimum(torch.maximum(plan.want, -self.weight_scale), self.weight_scale)
+            plan.delta.index_copy_(0, plan.sel, reachable - known_weight)
             self.residual = plan.delta
         n, u = current.numel(), self.cell_u
         current.index_copy_(0, plan.sel, self.weight_scale * (u.index_select(0, plan.sel)
@@ -192,13 +199,13 @@ class RRAMLinear(CrossbarLayer):
             return F.linear(x, weight), x
         x_hat, amax = per.dac(x)
         tiling = self.tiling
-        partials = tiling.partials(x_hat, self._tiles(weight)[0], tiling.rows)
-        scale = self.weight_scale * amax
+        partials = tiling.partials(x_hat, self._tiles(weight)[0], tiling.rows)  # (T, B, out)
         read_std = None
         if per.read_sigma > 0:
             norms = tiling.input_norms(x_hat, tiling.row_tiles, tiling.rows)
             read_std = per.read_sigma * 2**0.5 * self.weight_scale * norms
-        y = per.adc(partials, per.bound(tiling.rows_used) * scale, read_std)
+        y = per.convert(partials, tile_dim=0, sample_dim=1, amax=amax, scale=self.weight_scale,
+                        lines=tiling.rows_used, ranges=self.adc_range_forward, read_std=read_std)
         return y.sum(0), x_hat
 
     def _backward_mvm(self, g_hat: torch.Tensor, gmax: torch.Tensor | None, weight: torch.Tensor,
@@ -208,13 +215,14 @@ class RRAMLinear(CrossbarLayer):
         if per.exact:
             return g_hat @ weight
         tiling = self.tiling
-        partials = tiling.partials(g_hat, self._tiles(weight)[1], tiling.cols)
+        partials = tiling.partials(g_hat, self._tiles(weight)[1], tiling.cols)  # (T, B, in)
         read_std = None
         if per.read_sigma > 0:
             norms = tiling.input_norms(g_hat, tiling.col_tiles, tiling.cols)
             read_std = per.read_sigma * 2**0.5 * self.weight_scale * norms
-        return per.adc(partials, per.bound(tiling.cols_used) * self.weight_scale * gmax,
-                       read_std).sum(0)
+        return per.convert(partials, tile_dim=0, sample_dim=1, amax=gmax, scale=self.weight_scale,
+                           lines=tiling.cols_used, ranges=self.adc_range_backward,
+                           read_std=read_std).sum(0)
 
     def _weight_grad(self, x_hat: torch.Tensor, g_hat: torch.Tensor) -> torch.Tensor:
         self.chip.ledger.add("gradient_macs", g_hat.shape[0] * self.weight.numel(), "backward")
@@ -266,12 +274,12 @@ class RRAMConv2d(CrossbarLayer):
         x_hat, amax = per.dac(x, torch.channels_last)
         partials = tiling.partials(x_hat, self._tiles(weight)[0])  # (B, H', W', T, out)
         self._charge(self._counts(partials.shape[1] * partials.shape[2])[0], x.shape[0], None)
-        scale = self.weight_scale * amax.view(-1, 1, 1, 1, 1)
         read_std = None
         if per.read_sigma > 0:
             read_std = per.read_sigma * 2**0.5 * self.weight_scale * tiling.input_norms(x_hat)
-        y = per.adc(partials, per.bound(tiling.rows_used) * scale, read_std).sum(3)
-        return y.permute(0, 3, 1, 2), x_hat
+        y = per.convert(partials, tile_dim=3, sample_dim=0, amax=amax, scale=self.weight_scale,
+                        lines=tiling.rows_used, ranges=self.adc_range_forward, read_std=read_std)
+        return y.sum(3).permute(0, 3, 1, 2), x_hat
 
     def _backward_mvm(self, g_hat: torch.Tensor, gmax: torch.Tensor | None, weight: torch.Tensor,
                       x_shape: torch.Size):
@@ -285,8 +293,9 @@ class RRAMConv2d(CrossbarLayer):
         if per.read_sigma > 0:
             read_std = (per.read_sigma * 2**0.5 * self.weight_scale
                         * tiling.error_norms(g_hat, x_shape))
-        scale = self.weight_scale * gmax.view(-1, 1, 1, 1, 1)
-        return per.adc(partials, per.bound(tiling.cols_used) * scale, read_std).sum(1)
+        return per.convert(partials, tile_dim=1, sample_dim=0, amax=gmax, scale=self.weight_scale,
+                           lines=tiling.cols_used, ranges=self.adc_range_backward,
+                           read_std=read_std).sum(1)
 
     def _weight_grad(self, x_hat: torch.Tensor, g_hat: torch.Tensor) -> torch.Tensor:
         positions = g_hat.shape[2] * g_hat.shape[3]

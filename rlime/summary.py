@@ -51,6 +51,7 @@ def summarise(trainer: "Trainer") -> dict[str, Any]:
         "replay": {"bytes": trainer.replay.nbytes,
                    "bytes_per_transition": trainer.replay.bytes_per_transition},
         "wall_s": trainer.wall, "sps": trainer.sps(),
+        "time_split_s": dict(trainer.timer.seconds),
         "run_dir": str(trainer.run_dir.path),
     }
     if trainer.chip is not None:
@@ -59,4 +60,5 @@ def summarise(trainer: "Trainer") -> dict[str, Any]:
                                        steps=trainer.step)
         summary["wear"] = wear_report(trainer.agent.cell_pulse_counts(), max(len(episodes), 1),
                                       cfg.hardware.device.endurance_pulses)
+        summary["dead_cell_fraction"] = trainer.agent.dead_cell_fraction()
     return summary

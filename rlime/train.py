@@ -41,6 +41,7 @@ from .ledger import LedgerSnapshot
 from .mappings import MAPPINGS
 from .run_config import BACKENDS, RunConfig, parse_override, resolve
 from .run_dir import RunDirectory, RunDirError, atomic_write_bytes
+from .timing import PhaseTimer
 from .summary import summarise
 
 CHECKPOINT_VERSION = 1
@@ -53,7 +54,8 @@ class Interrupted(Exception):
 class Trainer:
     """One training run in one run directory."""
 
-    def __init__(self, cfg: RunConfig, run_dir: RunDirectory, *, progress: bool = True) -> None:
+    def __init__(self, cfg: RunConfig, run_dir: RunDirectory, *, progress: bool = True,
+                 profile: bool = False) -> None:
         self.cfg = cfg
         self.run_dir = run_dir
         self.progress = progress
@@ -68,8 +70,10 @@ class Trainer:
                               f"needs a discrete one (e.g. CartPole, Acrobot, MountainCar, ALE games)")
         obs_space = self.envs.single_observation_space
         self.chip = Chip(cfg.hardware, self.device, seed=cfg.seed) if cfg.backend == "rram" else None
+        self.timer = PhaseTimer(self.device, synchronize=profile)
         self.agent = DQNAgent(cfg.agent, obs_space.shape, int(space.n), chip=self.chip,
-                              mapping=cfg.mapping, device=self.device, seed=cfg.seed)
+                              mapping=cfg.mapping, device=self.device, seed=cfg.seed,
+                              timer=self.timer)
         frame_stack = self.spec.protocol.get("frame_stack", 1) if self.spec.is_atari else 1
         self.replay = ReplayBuffer(cfg.agent.buffer_size, obs_space.shape, obs_space.dtype,
                                    cfg.num_envs, frame_stack=frame_stack, seed=cfg.seed)
@@ -162,7 +166,8 @@ class Trainer:
         cfg, agent = self.cfg, self.agent
         eps = cfg.agent.epsilon(self.step, cfg.total_steps)
         actions = agent.act(self.obs, eps)
-        next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
+        with self.timer.phase("env"):
+            next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
         learn_rewards = (np.clip(rewards, *self.reward_clip) if self.reward_clip else rewards)
         agent.store(self.replay, self.obs, actions, learn_rewards.astype(np.float32), next_obs,
                     terminated, truncated, ~info["autoreset"])
@@ -181,16 +186,21 @@ class Trainer:
         if self.step // a.target_period > before // a.target_period:
             agent.sync_target()
         if info["game_over"].any():
-            self._log_episodes(info, eps, writer, recent)
+            with self.timer.phase("logging"):
+                self._log_episodes(info, eps, writer, recent)
         if cfg.eval_episodes and self.step // cfg.eval_every > before // cfg.eval_every:
-            self._evaluate(writer)
+            with self.timer.phase("evaluation"):
+                self._evaluate(writer)
         if self.step // cfg.checkpoint_every > before // cfg.checkpoint_every:
-            writer.add_scalar("charts/SPS", self.sps(), self.step)
-            writer.flush()
-            self._checkpoint()
+            with self.timer.phase("checkpoint"):
+                writer.add_scalar("charts/SPS", self.sps(), self.step)
+                writer.flush()
+                self._checkpoint()
 
     def _log_episodes(self, info: dict, eps: float, writer: SummaryWriter, recent: deque) -> None:
         self._attribute()
+        dead = self.agent.dead_cell_fraction()
+        writer.add_scalar("device/dead_cell_fraction", dead, self.step)
         records = []
         for i in np.flatnonzero(info["game_over"]):
             ledger = LedgerSnapshot(self.env_tables[i].copy())
@@ -203,13 +213,15 @@ class Trainer:
                       "weight_writes": int(round(ledger.weight_writes)),
                       "replay_writes": int(round(ledger.count("rram_memory_write_bits"))),
                       "energy_j": sum(energy.values()),
-                      "energy": energy, "epsilon": eps, "ledger": ledger.as_dict()}
+                      "energy": energy, "epsilon": eps, "dead_cell_fraction": dead,
+                      "ledger": ledger.as_dict()}
             records.append(record)
             self.episodes.append(record)
             recent.append(record["return"])
             writer.add_scalar("charts/episodic_return", record["return"], self.step)
             writer.add_scalar("charts/episodic_length", record["length"], self.step)
             writer.add_scalar("device/episode_writes", record["writes"], self.step)
+            writer.add_scalar("device/episode_weight_writes", record["weight_writes"], self.step)
             writer.add_scalar("device/episode_energy_j", record["energy_j"], self.step)
             for category, joules in energy.items():
                 writer.add_scalar(f"energy/{category}", joules, self.step)
@@ -334,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "tuning.max_pulses=30, run.eval_epsilon=0.01 (repeatable)")
     p.add_argument("--session-steps", type=int, metavar="N",
                    help="pause after N more steps with a checkpoint (continue with --resume)")
+    p.add_argument("--profile", action="store_true",
+                   help="time phases exactly on CUDA (synchronises the device; slower)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -392,7 +406,7 @@ def _prepare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Train
         if args.total_steps is not None:  # the one thing a resume may change: the budget
             cfg = dataclasses.replace(cfg, total_steps=args.total_steps)
         run_dir.claim()
-        trainer = Trainer(cfg, run_dir, progress=not args.no_progress)
+        trainer = Trainer(cfg, run_dir, progress=not args.no_progress, profile=args.profile)
         trainer.restore()
         return trainer
     if not args.env:
@@ -403,7 +417,7 @@ def _prepare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Train
         raise RunDirError(f"{path} already holds a run (config.toml); continue it with "
                           f"--resume {path}, or choose another --run-dir")
     run_dir.claim()
-    trainer = Trainer(cfg, run_dir, progress=not args.no_progress)
+    trainer = Trainer(cfg, run_dir, progress=not args.no_progress, profile=args.profile)
     atomic_write_bytes(run_dir.config_file, cfg.to_toml(trainer.spec).encode())
     return trainer
 

@@ -69,45 +69,55 @@ class Tuner:
         last_read = seen.clone()
         work = cells.take(index)
         c0_up, c1_up, c0_down, c1_down = model.single_pulse_coefficients(work)
-        u, lo, hi = work.u, work.u_min, work.u_max
-        # deadline: a cell stops once it has taken this many pulses here
+        u, lo, hi, scale = work.u, work.u_min, work.u_max, work.step_scale
         goal, seen, deadline = (t.index_select(0, index) for t in (target, seen, budget))
+        taken = torch.zeros_like(u)    # pulses each cell has taken in this call
+        written = torch.zeros_like(u)  # ... of which already added to its wear counter
+        active = torch.ones_like(u, dtype=torch.bool)
+        n_active, rounds_left = index.numel(), self._rounds_until_wear(work)
         stuck = work.stuck if bool(work.stuck.any()) else None
-        until_wear = self._rounds_until_wear(work)
         sums: list[torch.Tensor] = []  # per round: [SET pulses, sum of (u + u') over SET, over all]
-        pulses, rounds, since_put = 0, 0, 0
-        while index.numel() > 0:
+        pulses = 0
+        while n_active > 0:
+            # Finished cells stay in the set, frozen, until half of it has finished; then the
+            # set is compacted (one gather) -- cheaper than compacting every round.
+            full = n_active == index.numel()
             up = goal > seen
             u_new = model.step_once(u, torch.where(up, c0_up, c0_down),
                                     torch.where(up, c1_up, c1_down), lo, hi, stuck, generator)
-            up_f = up.to(u_new.dtype)
+            act_f = active.to(u.dtype)
+            if not full:
+                u_new = torch.where(active, u_new, u)
+                up = up & active
+            up_f = up.to(u.dtype)
             both = u + u_new
-            sums.append(torch.stack([up_f, up_f * both, both]).sum(1))
-            pulses += index.numel()
-            rounds += 1
-            since_put += 1
+            sums.append(torch.stack([up_f, up_f * both, act_f * both]).sum(1))
+            pulses += n_active
+            reads.append(n_active)
+            taken += act_f
             u = u_new
-            seen = model.read(u, generator)
-            reads.append(index.numel())
-            keep = ((goal - seen).abs_() > tol) & (deadline > rounds)
-            # the pulse counts (and so wear-out) are brought up to date whenever a cell leaves
-            # the set, and also when the first cell of the set reaches its endurance
-            if bool(keep.all()) and since_put < until_wear:
+            seen = model.read(u, generator) if full else torch.where(active, model.read(u, generator), seen)
+            active &= ((goal - seen).abs() > tol) & (deadline > taken)
+            n_active = int(active.sum())
+            rounds_left -= 1
+            if n_active > index.numel() // 2 and rounds_left > 0:
                 continue
-            work.u = u
-            model.wear(work, since_put)  # every cell of the set took one pulse per round
-            since_put = 0
+            # write back: state, last reads and wear (every cell that left took its pulses)
+            work = CellSet(u, lo, hi, scale, work.stuck, work.pulses)
+            model.wear(work, (taken - written).to(torch.int64))
+            written = taken.clone()
             cells.put(index, work)
             last_read.index_copy_(0, index, seen)
-            kept = keep.nonzero().squeeze(1)
+            kept = active.nonzero().squeeze(1)
             index = index.index_select(0, kept)
-            (u, lo, hi, goal, seen, deadline, c0_up, c1_up, c0_down, c1_down, scale) = torch.stack(
-                [u, lo, hi, goal, seen, deadline, c0_up, c1_up, c0_down, c1_down,
-                 work.step_scale]).index_select(1, kept).unbind(0)
+            (u, lo, hi, scale, goal, seen, deadline, taken, written, c0_up, c1_up, c0_down,
+             c1_down) = torch.stack([u, lo, hi, scale, goal, seen, deadline, taken, written,
+                                     c0_up, c1_up, c0_down, c1_down]).index_select(1, kept).unbind(0)
             work = CellSet(u, lo, hi, scale, work.stuck.index_select(0, kept),
                            work.pulses.index_select(0, kept))
+            active = torch.ones_like(u, dtype=torch.bool)
             stuck = work.stuck if bool(work.stuck.any()) else None
-            until_wear = self._rounds_until_wear(work)
+            rounds_left = self._rounds_until_wear(work)
         self.ledger.add_tensor("verify_reads", sum(torch.as_tensor(r, dtype=torch.float64)
                                                     for r in reads))
         if sums:

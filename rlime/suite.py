@@ -1,0 +1,434 @@
+"""Benchmark suites: a TOML file -> a validated list of training runs (one concept: the suite).
+
+A suite is the product envs x backends x presets x mappings x schemes x seeds, with a budget::
+
+    name = "smoke"                    # optional; default: the file's stem
+    description = "..."               # optional
+    [matrix]
+    envs = ["CartPole"]               # required: short names or Gymnasium ids
+    backends = ["rram", "float"]      # default ["rram"]
+    presets = ["default"]             # default ["default"]   (rlime.config.PRESETS)
+    mappings = ["time"]               # default ["time"]      (rlime.mappings.MAPPINGS)
+    schemes = ["write-verify"]        # default: each preset's own tuning scheme
+    seeds = [1, 2]                    # default [1]
+    [budget]                          # optional; anything left out comes from
+    total_steps = 600                 #   experiments/hyperparams.toml, per env
+    eval_every = 300
+    eval_episodes = 2
+    checkpoint_every = 300
+    [settings]                        # optional: `--set section.key=value` for every run
+    "agent.hidden" = [32, 32]
+    [env.CartPole]                    # optional per-env overrides (key = a name in matrix.envs):
+    total_steps = 50_000              #   any [budget] key, and a `settings` table merged over
+    settings = { "agent.learning_rate" = 1e-3 }   # the suite-wide [settings]
+
+**The float backend collapses.** Presets and tuning schemes are hardware: on the float backend
+they change nothing, and the `time` and `separate` mappings differ only in what they *charge*
+(where the target network and replay live), not in what the agent computes. So the float
+backend gives one run per env x seed for plain DQN (run with mapping `time`, labelled preset,
+mapping and scheme "-", directory ``<env>-float-s<seed>``), plus one per env x seed with the
+`shared` mapping if the suite lists it (a different algorithm: no target network; labelled
+mapping "shared", directory ``<env>-float-shared-s<seed>``). RRAM runs are named
+``<env>-rram-<preset>-<mapping>-<scheme>-s<seed>``.
+
+Settings that the matrix or the budget own (``run.backend``, ``run.seed``, ``run.total_steps``,
+``tuning.scheme``, ...) are refused in ``[settings]`` with a pointer to the right place.
+
+Every error is a :class:`SuiteError` whose message names the file, the key and what is allowed.
+Validation also resolves every run's configuration exactly as ``python -m rlime.train`` will
+(same parser, same defaults), so a bad setting value is caught before anything starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+from envs import resolve_env
+
+from .config import PRESETS, TUNING_SCHEMES, ConfigError, preset as hardware_preset
+from .mappings import MAPPINGS
+from .run_config import BACKENDS
+
+__all__ = ["Suite", "SuiteError", "Entry", "load_suite", "parse_suite", "run_labels", "run_name"]
+
+NOT_APPLICABLE = "-"
+
+TOP_LEVEL_KEYS = ("name", "description", "matrix", "budget", "settings", "env")
+BUDGET_KEYS = ("total_steps", "eval_every", "eval_episodes", "checkpoint_every")
+ENV_KEYS = BUDGET_KEYS + ("settings",)
+MATRIX_KEYS = ("envs", "backends", "presets", "mappings", "schemes", "seeds")
+MATRIX_DEFAULTS: dict[str, list[Any]] = {"backends": ["rram"], "presets": ["default"],
+                                         "mappings": ["time"], "seeds": [1]}
+
+# settings owned by the matrix or the budget, and where to put them instead
+OWNED_SETTINGS = {
+    "run.env": "matrix.envs", "run.backend": "matrix.backends", "run.preset": "matrix.presets",
+    "hardware.preset": "matrix.presets", "run.mapping": "matrix.mappings",
+    "tuning.scheme": "matrix.schemes", "run.seed": "matrix.seeds",
+    **{f"run.{key}": f"budget.{key}" for key in BUDGET_KEYS},
+}
+
+
+class SuiteError(ValueError):
+    """The suite file cannot be used; the message names the file, the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One training run of a suite.
+
+    `preset`, `mapping` and `scheme` are the *labels* (``"-"`` where the float backend makes
+    them meaningless); `argv` are the exact `python -m rlime.train` flags (without
+    ``--run-dir``/``--resume``/``--no-progress``), and `total_steps` the resolved budget.
+    """
+
+    name: str
+    env: str                 # as written in the suite (passed to --env)
+    env_name: str            # short display name (EnvSpec.name)
+    env_id: str
+    backend: str
+    preset: str
+    mapping: str
+    scheme: str
+    seed: int
+    total_steps: int
+    argv: tuple[str, ...] = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["argv"] = list(self.argv)
+        return data
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    path: Path
+    entries: tuple[Entry, ...]
+
+    def manifest(self) -> dict[str, Any]:
+        """What the runner records in ``<out>/suite.json`` (read back by the leaderboard)."""
+        return {"name": self.name, "description": self.description, "file": str(self.path),
+                "entries": [e.to_dict() for e in self.entries]}
+
+
+def run_labels(backend: str, preset: str, mapping: str, scheme: str) -> tuple[str, str, str]:
+    """(preset, mapping, scheme) labels of a run: the float backend has no hardware fields."""
+    if backend == "float":
+        return NOT_APPLICABLE, ("shared" if mapping == "shared" else NOT_APPLICABLE), NOT_APPLICABLE
+    return preset, mapping, scheme
+
+
+def run_name(env_name: str, backend: str, preset: str, mapping: str, scheme: str, seed: int) -> str:
+    """Deterministic run-directory name of a configuration and seed (labels as run_labels)."""
+    env = re.sub(r"[^A-Za-z0-9._-]+", "_", env_name)
+    if backend == "float":
+        parts = [env, "float"] + ([mapping] if mapping != NOT_APPLICABLE else [])
+    else:
+        parts = [env, backend, preset, mapping, scheme]
+    return "-".join(parts + [f"s{seed}"])
+
+
+# ---------------------------------------------------------------------------------------------
+# parsing and validation
+# ---------------------------------------------------------------------------------------------
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read, validate and expand a suite file; SuiteError on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise SuiteError(f"{path}: cannot read the suite file ({err.strerror or err}); give the "
+                         f"path of a TOML suite such as experiments/smoke.toml") from None
+    return parse_suite(text, path)
+
+
+def parse_suite(text: str, path: str | Path = "suite.toml") -> Suite:
+    path = Path(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SuiteError(f"{path}: not valid TOML ({err}); a suite is a TOML file with a "
+                         f"[matrix] table (see experiments/smoke.toml)") from None
+    return _Validator(path).suite(data)
+
+
+class _Validator:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, problem: str, allowed: str) -> SuiteError:
+        return SuiteError(f"{self.path}: {key}: {problem}; allowed: {allowed}")
+
+    # -- structure --------------------------------------------------------------------------
+
+    def suite(self, data: dict[str, Any]) -> Suite:
+        self._keys(data, TOP_LEVEL_KEYS, "")
+        name = data.get("name", self.path.stem)
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+            raise self.fail("name", f"{name!r} is not a usable suite name",
+                            "a string of letters, digits, '.', '_' or '-'")
+        description = data.get("description", "")
+        if not isinstance(description, str):
+            raise self.fail("description", f"{description!r} is not a string", "a string")
+        if "matrix" not in data:
+            raise self.fail("matrix", "the [matrix] table is missing",
+                            f"a [matrix] table with keys {', '.join(MATRIX_KEYS)} "
+                            f"(envs is required)")
+        matrix = self._table(data, "matrix")
+        self._keys(matrix, MATRIX_KEYS, "matrix")
+        budget = self._budget(self._table(data, "budget", {}), "budget")
+        settings = self._settings(self._table(data, "settings", {}), "settings")
+
+        envs = self._list(matrix, "envs", str, None, required=True)
+        specs = {}
+        for env in envs:
+            try:
+                specs[env] = resolve_env(env)
+            except ValueError as err:  # its message suggests names and says what is allowed
+                raise SuiteError(f"{self.path}: matrix.envs: {env!r} cannot be used: {err}") from None
+        ids = [specs[e].env_id for e in envs]
+        for env in envs:
+            if ids.count(specs[env].env_id) > 1:
+                raise self.fail("matrix.envs", f"{env!r} names {specs[env].env_id} more than once",
+                                "each environment once")
+        backends = self._list(matrix, "backends", str, BACKENDS)
+        presets = self._list(matrix, "presets", str, tuple(PRESETS))
+        mappings = self._list(matrix, "mappings", str, MAPPINGS)
+        schemes = self._list(matrix, "schemes", str, TUNING_SCHEMES) if "schemes" in matrix else None
+        seeds = self._list(matrix, "seeds", int, None)
+        for seed in seeds:
+            if not 0 <= seed < 2**31:
+                raise self.fail("matrix.seeds", f"{seed} is out of range",
+                                "integers in [0, 2**31)")
+
+        env_tables = self._table(data, "env", {})
+        overrides: dict[str, tuple[dict, dict]] = {}
+        for env, table in env_tables.items():
+            key = f"env.{_key(env)}"
+            if env not in specs:
+                raise self.fail(key, f"{env!r} is not in matrix.envs",
+                                f"one of {', '.join(map(repr, envs))} (as written there)")
+            if not isinstance(table, dict):
+                raise self.fail(key, f"{table!r} is not a table", f"a table with keys "
+                                f"{', '.join(ENV_KEYS)}")
+            self._keys(table, ENV_KEYS, key)
+            env_settings = self._settings(self._table(table, "settings", {}, key), f"{key}.settings")
+            overrides[env] = (self._budget({k: v for k, v in table.items() if k != "settings"},
+                                           key), env_settings)
+
+        entries: list[Entry] = []
+        for env in envs:
+            env_budget, env_settings = overrides.get(env, ({}, {}))
+            merged_budget = {**budget, **env_budget}
+            merged_settings = {**settings, **env_settings}
+            entries += self._expand(env, specs[env], backends, presets, mappings, schemes, seeds,
+                                    merged_budget, merged_settings, settings, env_settings)
+        names = [e.name for e in entries]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:  # cannot happen with validated distinct lists; a guard for the future
+            raise self.fail("matrix", f"runs {duplicates} would share a directory",
+                            "distinct configurations")
+        return Suite(name=name, description=description, path=self.path, entries=tuple(entries))
+
+    def _keys(self, table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+        for key in table:
+            if key not in allowed:
+                full = f"{where}.{_key(key)}" if where else _key(key)
+                raise self.fail(full, "unknown key", ", ".join(allowed))
+
+    def _table(self, data: dict[str, Any], key: str, default: Any = None,
+               where: str = "") -> dict[str, Any]:
+        full = f"{where}.{key}" if where else key
+        if key not in data:
+            return default
+        value = data[key]
+        if not isinstance(value, dict):
+            raise self.fail(full, f"{value!r} is not a table", f"a [{full}] table")
+        return value
+
+    def _list(self, matrix: dict[str, Any], key: str, kind: type, choices: tuple[str, ...] | None,
+              required: bool = False) -> list[Any]:
+        full = f"matrix.{key}"
+        kind_text = "strings" if kind is str else "integers"
+        allowed = (f"a non-empty list of distinct {kind_text} among {', '.join(choices)}"
+                   if choices else f"a non-empty list of distinct {kind_text}")
+        if key not in matrix:
+            if required:
+                raise self.fail(full, "missing", allowed)
+            return list(MATRIX_DEFAULTS[key])
+        value = matrix[key]
+        if not isinstance(value, list):
+            raise self.fail(full, f"{value!r} is a {_type(value)}, not a list", allowed)
+        if not value:
+            raise self.fail(full, "the list is empty", allowed)
+        for item in value:
+            if not isinstance(item, kind) or isinstance(item, bool):
+                raise self.fail(full, f"{item!r} is a {_type(item)}", allowed)
+            if choices is not None and item not in choices:
+                raise self.fail(full, f"{item!r} is not known", allowed)
+        if len(set(value)) != len(value):
+            raise self.fail(full, f"{value!r} has duplicates", allowed)
+        return list(value)
+
+    def _budget(self, table: dict[str, Any], where: str) -> dict[str, int]:
+        self._keys(table, BUDGET_KEYS if where == "budget" else ENV_KEYS, where)
+        out = {}
+        for key, value in table.items():
+            minimum = 0 if key == "eval_episodes" else 1
+            allowed = ("an integer >= 0 (0 = no evaluation)" if minimum == 0
+                       else "a positive integer (environment steps)")
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise self.fail(f"{where}.{key}", f"{value!r} is a {_type(value)}", allowed)
+            if value < minimum:
+                raise self.fail(f"{where}.{key}", f"{value} is not allowed", allowed)
+            out[key] = value
+        return out
+
+    def _settings(self, table: dict[str, Any], where: str) -> dict[str, Any]:
+        allowed = ('"section.key" = value pairs forwarded as --set, e.g. "agent.hidden" = [32, 32], '
+                   '"device.c2c_sigma" = 0.01')
+        for key, value in table.items():
+            full = f"{where}.{_key(key)}"
+            section, dot, name = key.partition(".")
+            if not dot or not section or not name:
+                if isinstance(value, dict):
+                    hint = (f"{value!r} is a table (write the key in quotes, "
+                            f'"{key}.<name>" = value)')
+                else:
+                    hint = "not of the form section.key"
+                raise self.fail(full, hint, allowed)
+            if key in OWNED_SETTINGS:
+                raise self.fail(full, f"set by {OWNED_SETTINGS[key]}, not by settings",
+                                f"put it in {OWNED_SETTINGS[key]}")
+            if not _scalar_or_list(value):
+                raise self.fail(full, f"{value!r} is a {_type(value)}",
+                                "a string, number, boolean, or a list of them")
+        return dict(table)
+
+    # -- expansion ----------------------------------------------------------------------------
+
+    def _expand(self, env: str, spec, backends, presets, mappings, schemes, seeds,
+                budget: dict[str, int], settings: dict[str, Any], suite_settings: dict[str, Any],
+                env_settings: dict[str, Any]) -> list[Entry]:
+        entries: list[Entry] = []
+        seen: set[tuple] = set()
+        for backend, preset_name, mapping in itertools.product(backends, presets, mappings):
+            scheme_list = schemes or [hardware_preset(preset_name).tuning.scheme]
+            for scheme in scheme_list:
+                labels = run_labels(backend, preset_name, mapping, scheme)
+                if (backend,) + labels in seen:   # float: presets/schemes/time~separate collapse
+                    continue
+                seen.add((backend,) + labels)
+                run_mapping = "shared" if labels[1] == "shared" else (
+                    "time" if backend == "float" else mapping)
+                total = None
+                for seed in seeds:
+                    argv = _train_argv(env, backend, preset_name, run_mapping, scheme, seed,
+                                       budget, settings)
+                    if total is None:  # resolve once per configuration (seed changes nothing else)
+                        total = self._resolve(argv, env, backend, preset_name, run_mapping,
+                                              scheme, seed, budget, suite_settings,
+                                              env_settings).total_steps
+                    entries.append(Entry(
+                        name=run_name(spec.name, backend, *labels, seed), env=env,
+                        env_name=spec.name, env_id=spec.env_id, backend=backend,
+                        preset=labels[0], mapping=labels[1], scheme=labels[2], seed=seed,
+                        total_steps=total, argv=tuple(argv)))
+        return entries
+
+    def _resolve(self, argv: list[str], env: str, backend: str, preset_name: str, mapping: str,
+                 scheme: str, seed: int, budget: dict[str, int], suite_settings: dict[str, Any],
+                 env_settings: dict[str, Any]):
+        """The RunConfig `python -m rlime.train` will build from these flags.
+
+        If train would refuse them, find the setting that is refused on its own to name it.
+        """
+        try:
+            return _config(argv)
+        except (ConfigError, ValueError) as err:
+            problem = f"a run of {env!r} would be refused: {err}"
+        where = "budget" if budget else "settings"
+        owners = [(f"env.{_key(env)}.settings", env_settings), ("settings", suite_settings)]
+        for table, values in owners:
+            for key, value in values.items():
+                single = _train_argv(env, backend, preset_name, mapping, scheme, seed, {},
+                                     {key: value})
+                try:
+                    _config(single)
+                except (ConfigError, ValueError):
+                    where = f"{table}.{_key(key)}"
+                    break
+            else:
+                continue
+            break
+        return self._raise(where, problem)
+
+    def _raise(self, where: str, problem: str):
+        if "allowed" in problem or "must" in problem or "choose" in problem:
+            raise SuiteError(f"{self.path}: {where}: {problem}")  # train's message says what is
+        raise self.fail(where, problem, "values `python -m rlime.train --set section.key=value` "
+                        "accepts (sections run, agent, device, tile, forward, backward, tuning)")
+
+
+def _config(argv: list[str]):
+    from .train import build_parser, config_from_args  # heavy (torch): only when validating
+
+    cfg, _ = config_from_args(build_parser().parse_args(argv))
+    return cfg
+
+
+def resolved_config(entry: Entry):
+    """The RunConfig `python -m rlime.train` builds for `entry` (for comparing with a run dir)."""
+    return _config(list(entry.argv))
+
+
+def _train_argv(env: str, backend: str, preset_name: str, mapping: str, scheme: str, seed: int,
+                budget: dict[str, int], settings: dict[str, Any]) -> list[str]:
+    argv = ["--env", env, "--backend", backend, "--mapping", mapping, "--seed", str(seed)]
+    if backend == "rram":
+        argv += ["--preset", preset_name, "--scheme", scheme]
+    for key in BUDGET_KEYS:
+        if key in budget:
+            argv += [f"--{key.replace('_', '-')}", str(budget[key])]
+    for key, value in settings.items():
+        argv += ["--set", f"{key}={_toml_value(value)}"]
+    return argv
+
+
+def _toml_value(value: Any) -> str:
+    """One-line TOML for a scalar or a flat list (JSON's spelling of these is valid TOML)."""
+    return json.dumps(value)
+
+
+def _scalar_or_list(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_scalar_or_list(v) and not isinstance(v, list) for v in value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, (str, int, bool))
+
+
+def _key(key: str) -> str:
+    """A key as written in TOML (quoted when it is not a bare key)."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f'"{key}"'
+
+
+def _type(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "float", str: "string", list: "list",
+            dict: "table"}.get(type(value), type(value).__name__)

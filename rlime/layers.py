@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .chip import Chip
-from .crossbar import ConvTiling, LinearTiling, MVMCounts
+from .crossbar import ConvTiling, LinearTiling, MVMCounts, Periphery
 from .device import CellSet, fresh_cells
 
 
@@ -198,15 +198,9 @@ class RRAMLinear(CrossbarLayer):
         if per.exact:
             return F.linear(x, weight), x
         x_hat, amax = per.dac(x)
-        tiling = self.tiling
-        partials = tiling.partials(x_hat, self._tiles(weight)[0], tiling.rows)  # (T, B, out)
-        read_std = None
-        if per.read_sigma > 0:
-            norms = tiling.input_norms(x_hat, tiling.row_tiles, tiling.rows)
-            read_std = per.read_sigma * 2**0.5 * self.weight_scale * norms
-        y = per.convert(partials, tile_dim=0, sample_dim=1, amax=amax, scale=self.weight_scale,
-                        lines=tiling.rows_used, ranges=self.adc_range_forward, read_std=read_std)
-        return y.sum(0), x_hat
+        y = self._on_tiles(per, x_hat, amax, self._tiles(weight)[0], self.tiling.rows_used,
+                           self.adc_range_forward)
+        return y, x_hat
 
     def _backward_mvm(self, g_hat: torch.Tensor, gmax: torch.Tensor | None, weight: torch.Tensor,
                       x_shape: torch.Size):
@@ -214,15 +208,21 @@ class RRAMLinear(CrossbarLayer):
         per = self.chip.backward_periphery
         if per.exact:
             return g_hat @ weight
-        tiling = self.tiling
-        partials = tiling.partials(g_hat, self._tiles(weight)[1], tiling.cols)  # (T, B, in)
+        return self._on_tiles(per, g_hat, gmax, self._tiles(weight)[1], self.tiling.cols_used,
+                              self.adc_range_backward)
+
+    def _on_tiles(self, per: Periphery, v_hat: torch.Tensor, vmax: torch.Tensor,
+                  tiles: torch.Tensor, used: torch.Tensor, ranges: torch.Tensor) -> torch.Tensor:
+        """Drive `tiles` (T, lines, n) with DAC codes v_hat (B, m): partial sums per tile, read
+        noise, ADC, digital sum -> (B, n)."""
+        lines = tiles.shape[1]
+        partials = self.tiling.partials(v_hat, tiles, lines)  # (T, B, n)
         read_std = None
         if per.read_sigma > 0:
-            norms = tiling.input_norms(g_hat, tiling.col_tiles, tiling.cols)
+            norms = self.tiling.input_norms(v_hat, tiles.shape[0], lines)
             read_std = per.read_sigma * 2**0.5 * self.weight_scale * norms
-        return per.convert(partials, tile_dim=0, sample_dim=1, amax=gmax, scale=self.weight_scale,
-                           lines=tiling.cols_used, ranges=self.adc_range_backward,
-                           read_std=read_std).sum(0)
+        return per.convert(partials, tile_dim=0, sample_dim=1, amax=vmax, scale=self.weight_scale,
+                           lines=used, ranges=ranges, read_std=read_std).sum(0)
 
     def _weight_grad(self, x_hat: torch.Tensor, g_hat: torch.Tensor) -> torch.Tensor:
         self.chip.ledger.add("gradient_macs", g_hat.shape[0] * self.weight.numel(), "backward")

@@ -50,6 +50,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .energy import CATEGORIES
+from .run_dir import json_safe
 from .stats import human_normalized, iqm, mean_std, pareto_front, stratified_bootstrap_ci
 from .suite import NOT_APPLICABLE, run_labels
 
@@ -64,10 +66,11 @@ COLUMNS = (
     "terminal_on_life_loss", "reward_clipping", "max_episode_steps", "budget_steps",
     "config", "backend", "preset", "mapping", "scheme",
     "seeds", "seed_list", "final_scores", "score_mean", "score_std", "iqm", "iqm_ci_low",
-    "iqm_ci_high", "hns_mean", "hns_iqm", "eval_mean", "episodes_mean",
+    "iqm_ci_high", "hns_mean", "hns_iqm", "eval_mean", "eval_best", "episodes_mean",
     "writes_total", "writes_per_episode", "energy_j_total", "energy_j_per_episode",
     "gpu_j", "asic_j", "gpu_j_per_episode", "asic_j_per_episode", "gpu_over_rram",
     "asic_over_rram", "wall_s", "sps", "score_rank", "energy_rank", "pareto",
+    *(f"energy_per_episode_{c}" for c in CATEGORIES),
 )
 
 BOOTSTRAP_RESAMPLES = 10_000
@@ -285,6 +288,7 @@ def aggregate_row(runs: Sequence[RunResult], *, table: str = "",
     gpu_j, asic_j = _mean([b.get("gpu_j") for b in baselines]), _mean([b.get("asic_j") for b in baselines])
     row.update({
         "eval_mean": _mean([s.get("eval_score") for s in sums]),
+        "eval_best": _mean([s.get("best_eval_score") for s in sums]),
         "episodes_mean": _mean([s.get("episodes") for s in sums]),
         "writes_total": _mean([s.get("writes_total") for s in sums]),
         "writes_per_episode": _mean([s.get("writes_per_episode") for s in sums]),
@@ -299,6 +303,9 @@ def aggregate_row(runs: Sequence[RunResult], *, table: str = "",
         "sps": _mean([s.get("sps") for s in sums]),
         "score_rank": None, "energy_rank": None, "pareto": False,
     })
+    by_category = [s.get("energy_per_episode_by_category") or {} for s in sums]
+    for c in CATEGORIES:
+        row[f"energy_per_episode_{c}"] = _mean([b.get(c) for b in by_category]) if rram else None
     return row
 
 
@@ -417,6 +424,15 @@ def render_markdown(tables: Sequence[Table], aggregate: Sequence[dict[str, Any]]
                       "★" if r["pareto"] else "", _fmt(r["wall_s"], ".0f"), _fmt(r["sps"], ".0f")]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        costed = [r for r in t.rows if r["energy_per_episode_tuning"] is not None]
+        if costed:
+            lines += ["Energy per episode by category (J):", "",
+                      "| configuration | best eval | " + " | ".join(CATEGORIES) + " |",
+                      "|" + "---|" * (len(CATEGORIES) + 2)]
+            for r in costed:
+                lines.append(f"| {r['config']} | {_fmt(r['eval_best'], '.1f')} | " + " | ".join(
+                    _fmt(r[f'energy_per_episode_{c}'], '.3e') for c in CATEGORIES) + " |")
+            lines.append("")
     if aggregate:
         lines += ["## Atari aggregate (human-normalised)", "",
                   "Per configuration, games of one protocol pooled; IQM with a stratified "
@@ -459,17 +475,7 @@ def render_json(tables: Sequence[Table], aggregate: Sequence[dict[str, Any]] = (
                         "protocol": t.protocol, "budget_steps": t.budget,
                         "rows": [{k: r[k] for k in COLUMNS} for r in t.rows]} for t in tables],
             "atari_aggregate": list(aggregate), "incomplete": list(incomplete)}
-    return json.dumps(_finite(data), indent=2) + "\n"
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+    return json.dumps(json_safe(data), indent=2) + "\n"
 
 
 def write_leaderboard(out_dir: str | Path, *, plots: bool = True,

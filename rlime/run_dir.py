@@ -95,7 +95,7 @@ class RunDirectory:
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
         """Strict JSON: infinities and NaN become null (e.g. 'never reaches endurance')."""
-        text = json.dumps(_finite(data), indent=2, allow_nan=False)
+        text = json.dumps(json_safe(data), indent=2, allow_nan=False)
         atomic_write_bytes(self.path / name, (text + "\n").encode())
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
@@ -118,13 +118,14 @@ class RunDirectory:
                               f"{err}); it is corrupted or not an rlime checkpoint") from None
 
 
-def _finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """`value` with infinities and NaN replaced by None, for strict JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 

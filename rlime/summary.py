@@ -43,6 +43,9 @@ def summarise(trainer: "Trainer") -> dict[str, Any]:
         "energy_by_category": energy,
         "energy_j_per_episode": (float(np.mean([e["energy_j"] for e in episodes]))
                                  if episodes else None),
+        "energy_per_episode_by_category": (
+            {c: float(np.mean([e["energy"][c] for e in episodes])) for c in energy}
+            if episodes else None),
         "energy_j_per_step": sum(price(training, trainer.tech).values()) / max(trainer.step, 1),
         "ledger": {"total": total.as_dict(), "setup": trainer.setup.as_dict(),
                    "eval": LedgerSnapshot(trainer.eval_table).as_dict(),

@@ -59,7 +59,8 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = run_dir
         self.progress = progress
-        self.spec = resolve_env(cfg.env)
+        self.spec = resolve_env(cfg.env).configured(
+            terminal_on_life_loss=cfg.terminal_on_life_loss)
         self.device = torch.device(cfg.device)
         self.envs = make_vector_env(self.spec, cfg.num_envs, cfg.seed,
                                     terminal_on_life_loss=cfg.terminal_on_life_loss)

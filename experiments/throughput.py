@@ -1,0 +1,71 @@
+"""Throughput of Atari training with learning on: rram vs float in one invocation.
+
+    python experiments/throughput.py [--env Pong] [--steps 3000] [--learning-starts 500]
+                                     [--num-envs 4] [--device cpu]
+
+Each backend trains the same DQN (Nature CNN, same seed and hyperparameters) in its own
+process so that peak memory is its own; the script prints environment steps per second with
+learning on, their ratio, the wall-clock split per phase of a training step (env, acting,
+replay, train forward/backward, update = update rule + tuning, target sync, logging), and peak
+resident memory. Numbers come from each run's summary.json (`sps`, `time_split_s`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def run(backend: str, args: argparse.Namespace, root: Path) -> dict:
+    run_dir = root / backend
+    cmd = [sys.executable, "-m", "rlime.train", "--env", args.env, "--backend", backend,
+           "--total-steps", str(args.steps), "--num-envs", str(args.num_envs),
+           "--device", args.device, "--seed", "1", "--eval-episodes", "0",
+           "--set", f"agent.learning_starts={args.learning_starts}",
+           "--set", f"agent.buffer_size={args.buffer_size}",
+           "--checkpoint-every", str(10 * args.steps), "--run-dir", str(run_dir), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise SystemExit(f"{backend} run failed (status {status}): {' '.join(cmd)}")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    # ru_maxrss is in KiB on Linux
+    return {"summary": summary, "peak_mib": usage.ru_maxrss / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="Pong")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--learning-starts", type=int, default=500)
+    parser.add_argument("--buffer-size", type=int, default=50_000)
+    parser.add_argument("--num-envs", type=int, default=4)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {b: run(b, args, Path(tmp)) for b in ("float", "rram")}
+    sps = {b: r["summary"]["sps"] for b, r in results.items()}
+    print(f"{args.env}: {args.steps} steps, learning from step {args.learning_starts}, "
+          f"{args.num_envs} envs, device {args.device}")
+    print(f"{'backend':8s} {'SPS':>8s} {'peak MiB':>9s}")
+    for b, r in results.items():
+        print(f"{b:8s} {sps[b]:8.1f} {r['peak_mib']:9.0f}")
+    print(f"rram / float SPS: {sps['rram'] / sps['float']:.3f}")
+    phases = sorted({p for r in results.values() for p in r["summary"]["time_split_s"]})
+    print(f"\n{'phase':16s}" + "".join(f"{b + ' %':>10s}" for b in results))
+    for p in phases:
+        row = ""
+        for r in results.values():
+            split = r["summary"]["time_split_s"]
+            row += f"{100 * split.get(p, 0.0) / sum(split.values()):10.1f}"
+        print(f"{p:16s}{row}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,7 @@
 """Throughput of Atari training with learning on: rram vs float in one invocation.
 
     python experiments/throughput.py [--env Pong] [--steps 3000] [--learning-starts 500]
-                                     [--num-envs 4] [--device cpu]
+                                     [--num-envs 4] [--device cpu] [--out DIR]
 
 Each backend trains the same DQN (Nature CNN, same seed and hyperparameters) in its own
 process so that peak memory is its own; the script prints environment steps per second with
@@ -47,9 +47,11 @@ def main() -> None:
     parser.add_argument("--buffer-size", type=int, default=50_000)
     parser.add_argument("--num-envs", type=int, default=4)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", help="keep the two run directories here (default: discard)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        results = {b: run(b, args, Path(tmp)) for b in ("float", "rram")}
+        root = Path(args.out) if args.out else Path(tmp)
+        results = {b: run(b, args, root) for b in ("float", "rram")}
     sps = {b: r["summary"]["sps"] for b, r in results.items()}
     print(f"{args.env}: {args.steps} steps, learning from step {args.learning_starts}, "
           f"{args.num_envs} envs, device {args.device}")

@@ -22,12 +22,16 @@ Convolutions map channel-aligned: a row tile holds floor(rows / (k k)) whole inp
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .config import ConverterConfig
+from .ledger import kinds_row
 
 
 class Periphery:
@@ -121,9 +125,14 @@ class MVMCounts:
     buffer_bits: int
 
     def scaled(self, batch: int) -> dict[str, int]:
-        counts = {k: v * batch for k, v in vars(self).items()}
+        counts = {f.name: getattr(self, f.name) * batch for f in dataclasses.fields(self)}
         counts["shift_adds"] = counts["adc_conversions"]
         return counts
+
+    @functools.cached_property
+    def row(self) -> np.ndarray:
+        """Per-sample counts as a row over the ledger's kinds (for `Ledger.add_row`)."""
+        return kinds_row(self.scaled(1))
 
 
 def _mvm_counts(rows: int, cols: int, row_tiles: int, col_tiles: int, vectors: int,

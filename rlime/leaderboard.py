@@ -66,7 +66,7 @@ COLUMNS = (
     "terminal_on_life_loss", "reward_clipping", "max_episode_steps", "budget_steps",
     "config", "backend", "preset", "mapping", "scheme",
     "seeds", "seed_list", "final_scores", "score_mean", "score_std", "iqm", "iqm_ci_low",
-    "iqm_ci_high", "hns_mean", "hns_iqm", "eval_mean", "eval_best", "episodes_mean",
+    "iqm_ci_high", "hns_mean", "hns_iqm", "eval_mean", "eval_best", "eval_best_per_seed", "episodes_mean",
     "writes_total", "writes_per_episode", "energy_j_total", "energy_j_per_episode",
     "gpu_j", "asic_j", "gpu_j_per_episode", "asic_j_per_episode", "gpu_over_rram",
     "asic_over_rram", "wall_s", "sps", "score_rank", "energy_rank", "pareto",
@@ -289,6 +289,7 @@ def aggregate_row(runs: Sequence[RunResult], *, table: str = "",
     row.update({
         "eval_mean": _mean([s.get("eval_score") for s in sums]),
         "eval_best": _mean([s.get("best_eval_score") for s in sums]),
+        "eval_best_per_seed": [s.get("best_eval_score") for s in sums],
         "episodes_mean": _mean([s.get("episodes") for s in sums]),
         "writes_total": _mean([s.get("writes_total") for s in sums]),
         "writes_per_episode": _mean([s.get("writes_per_episode") for s in sums]),
@@ -403,7 +404,7 @@ def render_markdown(tables: Sequence[Table], aggregate: Sequence[dict[str, Any]]
                   "IQM [95 % CI]"]
         if t.is_atari:
             header += ["human-norm. (mean / IQM)"]
-        header += ["eval", "writes total", "writes/ep", "energy/ep (J)", "energy total (J)",
+        header += ["eval", "best eval per seed", "writes total", "writes/ep", "energy/ep (J)", "energy total (J)",
                    "GPU (J)", "ASIC (J)", "GPU/RRAM", "ASIC/RRAM", "E/ep rank", "Pareto",
                    "wall (s)", "SPS"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -416,7 +417,9 @@ def render_markdown(tables: Sequence[Table], aggregate: Sequence[dict[str, Any]]
                      f"{_fmt(r['iqm_ci_high'], '.2f')}]"]
             if t.is_atari:
                 cells += [f"{_fmt(r['hns_mean'], '.3f')} / {_fmt(r['hns_iqm'], '.3f')}"]
-            cells += [_fmt(r["eval_mean"], ".2f"), _fmt(r["writes_total"], ".4g"),
+            cells += [_fmt(r["eval_mean"], ".2f"),
+                      ", ".join(_fmt(x, ".0f") for x in r["eval_best_per_seed"]),
+                      _fmt(r["writes_total"], ".4g"),
                       _fmt(r["writes_per_episode"], ".4g"), _fmt(r["energy_j_per_episode"], ".3e"),
                       _fmt(r["energy_j_total"], ".3e"), _fmt(r["gpu_j"], ".3e"),
                       _fmt(r["asic_j"], ".3e"), _fmt(r["gpu_over_rram"], ".3g"),

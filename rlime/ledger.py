@@ -62,6 +62,14 @@ _PHASE_INDEX = {name: i for i, name in enumerate(PHASES)}
 _KIND_INDEX = {name: i for i, name in enumerate(ALL_KINDS)}
 
 
+def kinds_row(counts: Mapping[str, int]) -> np.ndarray:
+    """{kind: count} as an int64 row over ALL_KINDS (zeros elsewhere)."""
+    row = np.zeros(len(ALL_KINDS), dtype=np.int64)
+    for kind, value in counts.items():
+        row[_check("program", kind)[1]] = value
+    return row
+
+
 def _check(phase: str, kind: str) -> tuple[int, int]:
     try:
         return _PHASE_INDEX[phase], _KIND_INDEX[kind]
@@ -162,6 +170,10 @@ class Ledger:
         """Add an integer count known on the host (no device synchronisation)."""
         p, k = _check(phase or self.phase, kind)
         self._host[p, k] += count
+
+    def add_row(self, row: np.ndarray, phase: str | None = None) -> None:
+        """Add a whole row of integer counts (see `kinds_row`) in one go."""
+        self._host[_check(phase or self.phase, "cell_reads")[0]] += row
 
     def add_tensor(self, kind: str, value: torch.Tensor, phase: str | None = None) -> None:
         """Add a 0-d tensor (a count or a conductance sum) without synchronising the device."""

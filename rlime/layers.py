@@ -39,6 +39,8 @@ class CrossbarLayer(nn.Module):
         self.register_buffer("residual", torch.zeros(n if cfg.tuning.residual else 0,
                                                      device=chip.device))
         self.max_level = cfg.device.levels - 1
+        verified = cfg.tuning.scheme != "open-loop"
+        self.trigger_levels = 0.5 + (cfg.tuning.tolerance_levels if verified else 0.0)
         # calibrated ADC ranges per tile, forward (row tiles) and backward (column tiles)
         self.register_buffer("adc_range_forward", torch.zeros(self.tiling.row_tiles,
                                                               device=chip.device))
@@ -60,8 +62,10 @@ class CrossbarLayer(nn.Module):
     def plan(self, desired: torch.Tensor, current: torch.Tensor) -> "Plan":
         """Which cells to program, to what, for a move from `current` to `desired` weights.
 
-        Both flat (n,). Changes under half a level program nothing (with the residual
-        accumulator enabled they are kept there and add up). A programmed weight targets the
+        Both flat (n,). Changes under `trigger_levels` program nothing (with the residual
+        accumulator enabled they are kept there and add up): half a level, or for verified
+        tuning its tolerance plus half a level, so that a weight the verify loop left within
+        tolerance is not tuned again for that error alone. A programmed weight targets the
         nearest level k as a canonical pair: G+ at level max(k, 0), G- at level max(-k, 0);
         a cell already within half a level of its target gets no tuning at all.
         """
@@ -69,7 +73,7 @@ class CrossbarLayer(nn.Module):
         delta = desired - current
         if self.residual.numel():
             delta = delta + self.residual
-        sel = (delta.abs() >= 0.5 * level).nonzero().squeeze(1)
+        sel = (delta.abs() >= self.trigger_levels * level).nonzero().squeeze(1)
         want = current.index_select(0, sel) + delta.index_select(0, sel)
         k = torch.round(want / level).clamp_(-self.max_level, self.max_level)
         index = torch.cat([sel, sel + current.numel()])
@@ -344,6 +348,8 @@ def to_rram(module: nn.Module, chip: Chip) -> nn.Module:
     with chip.ledger.in_phase("program"):
         program(chip, [(layer, w, layer.weight.detach().reshape(-1).clone())
                        for layer, w in zip(layers, weights)])
+    for layer in layers:  # the initial weights are random: what was programmed is the start
+        layer.residual.zero_()
     return converted
 
 

@@ -605,7 +605,7 @@ def _plot_curves(plt, t: Table, colors: dict[str, Any], path: Path) -> bool:
         return False
     fig, axes = plt.subplots(3, 1, sharex=True, figsize=(8, 9), constrained_layout=True)
     panels = [("return", "episode return (smoothed)", False),
-              ("writes", "writes per episode\n(SET+RESET pulses)", True),
+              ("writes", "writes per episode\n(pulses + RRAM replay bits)", True),
               ("energy_j", "energy per episode (J)", True)]
     no_cost = []
     for config, runs in series.items():

@@ -180,10 +180,6 @@ class Ledger:
         p, k = _check(phase or self.phase, kind)
         self._device_table[p, k] += value.to(torch.float64)
 
-    def to(self, device: torch.device | str) -> "Ledger":
-        self._device_table = self._device_table.to(device)
-        return self
-
     def snapshot(self) -> LedgerSnapshot:
         return LedgerSnapshot(self._host.astype(np.float64) + self._device_table.cpu().numpy())
 

@@ -101,12 +101,11 @@ class Trainer:
     def _snapshot(self) -> LedgerSnapshot:
         return self.chip.ledger.snapshot() if self.chip is not None else LedgerSnapshot.zeros()
 
-    def _attribute(self) -> np.ndarray:
+    def _attribute(self) -> None:
         """Share the ledger difference since the last call equally among the running envs."""
         now = self._snapshot().table
         self.env_tables += (now - self.last) / self.cfg.num_envs
         self.last = now
-        return now
 
     # -- the loop -----------------------------------------------------------------------------
 

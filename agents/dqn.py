@@ -46,6 +46,7 @@ class DQNConfig:
     learning_rate: float = 1e-3
     momentum: float = 0.9          # only for update_rule "momentum"
     gamma: float = 0.99
+    reward_scale: float = 1.0      # rewards are multiplied by this for learning (Q in scaled units)
     batch_size: int = 64
     buffer_size: int = 100_000
     learning_starts: int = 1000
@@ -68,6 +69,7 @@ class DQNConfig:
         _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "it must be > 0")
         _check(0 <= self.momentum < 1, "momentum", self.momentum, "it must be in [0, 1)")
         _check(0 < self.gamma <= 1, "gamma", self.gamma, "it must be in (0, 1]")
+        _check(self.reward_scale > 0, "reward_scale", self.reward_scale, "it must be > 0")
         for name in ("batch_size", "buffer_size", "train_freq", "gradient_steps", "target_period"):
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 1, name, value, "it must be an integer >= 1")
@@ -176,7 +178,7 @@ class DQNAgent:
                 next_value = next_q.gather(1, best).squeeze(1)
             else:
                 next_value = next_q.max(1).values
-            target = batch["rewards"] + cfg.gamma * (1.0 - batch["dones"]) * next_value
+            target = cfg.reward_scale * batch["rewards"] + cfg.gamma * (1.0 - batch["dones"]) * next_value
         with self._phase("forward"), timer.phase("train_forward"):
             q_all = self.q(batch["obs"])
             q_taken = q_all.gather(1, batch["actions"].unsqueeze(1)).squeeze(1)

@@ -11,7 +11,8 @@ Periphery model (per direction, `ConverterConfig`): inputs are quantised by the 
 (iid Gaussian on every cell of a read, exactly summed: sigma_read * sqrt(2) * ||x_tile|| * scale
 for a differential pair), ADC noise, then the ADC rounds it to `adc_bits` over its range: a
 calibrated per-tile range (running peak, see `Periphery.convert`) or a fixed one,
-+-min(adc_bound, lines used) x full scale. The ADC is applied once per tile partial sum, i.e. to
++-min(adc_bound, lines used) x full scale. All of this happens in DAC code units (see
+`Periphery`), so every ADC range is per tile. The ADC is applied once per tile partial sum, i.e. to
 the shift-and-added result of the bit-serial cycles; the ledger counts the bit-serial schedule
 (ceil(input_bits / dac_bits) cycles, each with one DAC drive per row and one ADC conversion per
 column).
@@ -35,7 +36,13 @@ from .ledger import kinds_row
 
 
 class Periphery:
-    """DAC and ADC (plus read noise) of one MVM direction."""
+    """DAC and ADC (plus read noise) of one MVM direction.
+
+    Arrays are driven with DAC codes: an input x (B, ...) becomes codes c with x = c * unit up to
+    the DAC's rounding, unit (B, 1, ...) per sample. Partial sums are formed and converted in
+    code units, where the ADC range of a tile no longer depends on the sample, and the MVM
+    result is scaled back by unit once, after the digital sum over tiles.
+    """
 
     def __init__(self, cfg: ConverterConfig, read_sigma: float, generator: torch.Generator):
         self.cfg = cfg
@@ -43,68 +50,66 @@ class Periphery:
         self.generator = generator
         self.exact = (cfg.input_bits is None and cfg.adc_bits is None and cfg.adc_noise == 0
                       and read_sigma == 0)
+        # the largest code magnitude: 2^bits - 1 levels of the abs-max, or 1 (unquantised x/amax)
+        self.code_max = float(2**cfg.input_bits - 1) if cfg.input_bits is not None else 1.0
 
     def dac(self, x: torch.Tensor, memory_format: torch.memory_format = torch.contiguous_format
             ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x_hat, amax): x quantised per sample (dim 0) to `input_bits` magnitude bits of its
-        abs-max (the sign sets the drive polarity); amax has x's rank, size 1 but in dim 0."""
+        """(codes, unit): x quantised per sample (dim 0) to `input_bits` magnitude bits of its
+        abs-max (the sign sets the drive polarity); codes in [-code_max, code_max], unit =
+        abs-max / code_max with x's rank, size 1 but in dim 0."""
         # abs().amax() is ~10x faster than aminmax() on CPU
         amax = x.detach().abs().amax(dim=tuple(range(1, x.dim())), keepdim=True).clamp_min_(1e-12)
-        bits = self.cfg.input_bits
-        if bits is None:
-            return x, amax
-        steps = 2**bits - 1
-        x_hat = torch.empty_like(x, memory_format=memory_format)
-        torch.mul(x, steps / amax, out=x_hat)
-        return x_hat.round_().mul_(amax / steps), amax
+        codes = torch.empty_like(x, memory_format=memory_format)
+        torch.mul(x, self.code_max / amax, out=codes)
+        if self.cfg.input_bits is not None:
+            codes.round_()
+        return codes, amax / self.code_max
 
-    def adc(self, partials: torch.Tensor, full_scale: torch.Tensor,
-            read_std: torch.Tensor | None) -> torch.Tensor:
-        """Convert partial sums; `full_scale` (broadcastable) is the ADC range in output units."""
+    def convert(self, partials: torch.Tensor, *, tile_dim: int, scale: torch.Tensor,
+                lines: torch.Tensor, ranges: torch.Tensor,
+                read_std: torch.Tensor | None) -> torch.Tensor:
+        """ADC conversion of tile partial sums (code units) under this direction's range policy.
+
+        `partials` has tiles along `tile_dim`; `scale` is the weight full scale, `lines` (T,)
+        the lines each tile uses. The range per tile, in units of code_max x scale (a full-scale
+        input on a full-scale weight), is min(adc_bound, lines) when `adc_range` is "fixed";
+        when "calibrated" it is `ranges` (T,), a running peak of |partial sum| x adc_headroom
+        kept by the layer and updated here in place (decaying by adc_decay per conversion); a
+        tile's first conversion calibrates on itself.
+        """
+        cfg = self.cfg
+        unit = scale * self.code_max
+        if cfg.adc_range == "fixed":
+            full = lines.clamp(max=cfg.adc_bound)
+        else:
+            dims = tuple(d for d in range(partials.dim()) if d != tile_dim)
+            peak = partials.detach().abs().amax(dim=dims) * (cfg.adc_headroom / unit)
+            full = torch.where(ranges > 0, ranges, peak)
+            ranges.copy_(torch.maximum(ranges * cfg.adc_decay, peak))
+        return self._adc(partials, full * unit, tile_dim, read_std)
+
+    def _adc(self, partials: torch.Tensor, full_scale: torch.Tensor, tile_dim: int,
+             read_std: torch.Tensor | None) -> torch.Tensor:
+        """Read noise, ADC noise, then rounding to `adc_bits` over +-full_scale (T,) per tile."""
         cfg = self.cfg
         if read_std is not None:
             partials = partials + read_std * self._randn(partials)
         if cfg.adc_noise > 0:
-            partials = partials + (cfg.adc_noise * full_scale) * self._randn(partials)
+            shape = [1] * partials.dim()
+            shape[tile_dim] = -1
+            partials = partials + (cfg.adc_noise * full_scale.reshape(shape)) * self._randn(partials)
         if cfg.adc_bits is None:
             return partials
         half = 2 ** (cfg.adc_bits - 1)
-        lsb = full_scale / half
+        shape = [1] * partials.dim()
+        shape[tile_dim] = -1
+        lsb = (full_scale / half).reshape(shape)
         return (partials / lsb).round_().clamp_(-half, half - 1).mul_(lsb)
 
     def _randn(self, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(like.shape, generator=self.generator, device=like.device,
                            dtype=like.dtype)
-
-    def convert(self, partials: torch.Tensor, *, tile_dim: int, sample_dim: int,
-                amax: torch.Tensor, scale: torch.Tensor, lines: torch.Tensor,
-                ranges: torch.Tensor, read_std: torch.Tensor | None) -> torch.Tensor:
-        """ADC conversion of tile partial sums under this direction's range policy.
-
-        `partials` has tiles along `tile_dim` and samples along `sample_dim`; `amax` (B,) is
-        each sample's input abs-max, `scale` the weight full scale, `lines` (T,) the lines each
-        tile uses. The range, per tile in units of amax x scale, is min(adc_bound, lines) when
-        `adc_range` is "fixed"; when "calibrated" it is `ranges` (T,), a running peak of
-        |partial sum| x adc_headroom kept by the layer and updated here in place (decaying by
-        adc_decay per conversion); a tile's first conversion calibrates on itself.
-        """
-        cfg = self.cfg
-        tile_shape = [1] * partials.dim()
-        tile_shape[tile_dim] = -1
-        sample_shape = [1] * partials.dim()
-        sample_shape[sample_dim] = -1
-        unit = scale * amax.reshape(sample_shape)
-        if cfg.adc_range == "fixed":
-            full = lines.clamp(max=cfg.adc_bound)
-        else:
-            dims = tuple(d for d in range(partials.dim()) if d not in (tile_dim, sample_dim))
-            peak = partials.detach().abs().amax(dim=dims)
-            if tile_dim < sample_dim:
-                peak = peak.t()  # (B, T)
-            peak = (peak / (scale * amax.reshape(-1, 1))).amax(0) * cfg.adc_headroom
-            full = torch.where(ranges > 0, ranges, peak)
-            ranges.copy_(torch.maximum(ranges * cfg.adc_decay, peak))
-        return self.adc(partials, full.reshape(tile_shape) * unit, read_std)
 
 
 def _split(total: int, size: int) -> tuple[int, int]:

@@ -70,9 +70,9 @@ class CrossbarLayer(nn.Module):
         a cell already within half a level of its target gets no tuning at all.
         """
         level = self.weight_scale / self.max_level
-        delta = desired - current
+        delta = torch.sub(desired, current)
         if self.residual.numel():
-            delta = delta + self.residual
+            delta.add_(self.residual)
         sel = (delta.abs() >= self.trigger_levels * level).nonzero().squeeze(1)
         want = current.index_select(0, sel) + delta.index_select(0, sel)
         k = torch.round(want / level).clamp_(-self.max_level, self.max_level)
@@ -151,23 +151,31 @@ class _CrossbarMVM(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, layer: "CrossbarLayer"):
-        y, x_hat = layer._forward_mvm(x, weight)
+        y, x_codes, x_unit = layer._forward_mvm(x, weight)
         ctx.layer = layer
-        ctx.save_for_backward(x_hat, weight)
+        ctx.save_for_backward(x_codes, x_unit, weight)
         return y
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         # The error enters the backward periphery once: its DAC codes drive the transposed
         # arrays and are the operands of the digital weight-gradient outer product.
-        x_hat, weight = ctx.saved_tensors
+        x_codes, x_unit, weight = ctx.saved_tensors
         layer = ctx.layer
         per = layer.chip.backward_periphery
-        g_hat, gmax = (grad, None) if per.exact else per.dac(grad)
-        grad_x = (layer._backward_mvm(g_hat, gmax, weight, x_hat.shape)
+        g_codes, g_unit = (grad, None) if per.exact else per.dac(grad)
+        grad_x = (_scaled(layer._backward_mvm(g_codes, weight, x_codes.shape), g_unit)
                   if ctx.needs_input_grad[0] else None)
-        grad_w = layer._weight_grad(x_hat, g_hat) if ctx.needs_input_grad[1] else None
+        grad_w = None
+        if ctx.needs_input_grad[1]:
+            # sum_b (g_b u_b)(x_b v_b)^T: the per-sample units scale the error operand
+            grad_w = layer._weight_grad(x_codes, _scaled(_scaled(g_codes, g_unit), x_unit))
         return grad_x, grad_w, None
+
+
+def _scaled(t: torch.Tensor, unit: torch.Tensor | None) -> torch.Tensor:
+    """t (B, ...) times a per-sample DAC unit (B, 1, ...); t itself when exact (unit None)."""
+    return t if unit is None else t * unit
 
 
 class RRAMLinear(CrossbarLayer):
@@ -198,37 +206,37 @@ class RRAMLinear(CrossbarLayer):
         self._charge(self._counts[0], x.shape[0], None)
         per = self.chip.forward_periphery
         if per.exact:
-            return F.linear(x, weight), x
-        x_hat, amax = per.dac(x)
-        y = self._on_tiles(per, x_hat, amax, self._tiles(weight)[0], self.tiling.rows_used,
+            return F.linear(x, weight), x, None
+        codes, unit = per.dac(x)
+        y = self._on_tiles(per, codes, self._tiles(weight)[0], self.tiling.rows_used,
                            self.adc_range_forward)
-        return y, x_hat
+        return y * unit, codes, unit
 
-    def _backward_mvm(self, g_hat: torch.Tensor, gmax: torch.Tensor | None, weight: torch.Tensor,
-                      x_shape: torch.Size):
-        self._charge(self._counts[1], g_hat.shape[0], "backward")
+    def _backward_mvm(self, g: torch.Tensor, weight: torch.Tensor, x_shape: torch.Size):
+        """The transposed MVM of g (DAC codes, or the error itself when exact)."""
+        self._charge(self._counts[1], g.shape[0], "backward")
         per = self.chip.backward_periphery
         if per.exact:
-            return g_hat @ weight
-        return self._on_tiles(per, g_hat, gmax, self._tiles(weight)[1], self.tiling.cols_used,
+            return g @ weight
+        return self._on_tiles(per, g, self._tiles(weight)[1], self.tiling.cols_used,
                               self.adc_range_backward)
 
-    def _on_tiles(self, per: Periphery, v_hat: torch.Tensor, vmax: torch.Tensor,
-                  tiles: torch.Tensor, used: torch.Tensor, ranges: torch.Tensor) -> torch.Tensor:
-        """Drive `tiles` (T, lines, n) with DAC codes v_hat (B, m): partial sums per tile, read
-        noise, ADC, digital sum -> (B, n)."""
+    def _on_tiles(self, per: Periphery, codes: torch.Tensor, tiles: torch.Tensor,
+                  used: torch.Tensor, ranges: torch.Tensor) -> torch.Tensor:
+        """Drive `tiles` (T, lines, n) with DAC codes (B, m): partial sums per tile, read
+        noise, ADC, digital sum -> (B, n) in code units."""
         lines = tiles.shape[1]
-        partials = self.tiling.partials(v_hat, tiles, lines)  # (T, B, n)
+        partials = self.tiling.partials(codes, tiles, lines)  # (T, B, n)
         read_std = None
         if per.read_sigma > 0:
-            norms = self.tiling.input_norms(v_hat, tiles.shape[0], lines)
+            norms = self.tiling.input_norms(codes, tiles.shape[0], lines)
             read_std = per.read_sigma * 2**0.5 * self.weight_scale * norms
-        return per.convert(partials, tile_dim=0, sample_dim=1, amax=vmax, scale=self.weight_scale,
-                           lines=used, ranges=ranges, read_std=read_std).sum(0)
+        return per.convert(partials, tile_dim=0, scale=self.weight_scale, lines=used,
+                           ranges=ranges, read_std=read_std).sum(0)
 
-    def _weight_grad(self, x_hat: torch.Tensor, g_hat: torch.Tensor) -> torch.Tensor:
-        self.chip.ledger.add("gradient_macs", g_hat.shape[0] * self.weight.numel(), "backward")
-        return g_hat.t() @ x_hat
+    def _weight_grad(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        self.chip.ledger.add("gradient_macs", g.shape[0] * self.weight.numel(), "backward")
+        return g.t() @ x
 
 
 class RRAMConv2d(CrossbarLayer):
@@ -272,39 +280,37 @@ class RRAMConv2d(CrossbarLayer):
         if per.exact:
             y = F.conv2d(x, weight, None, self.stride, self.padding)
             self._charge(self._counts(y.shape[2] * y.shape[3])[0], x.shape[0], None)
-            return y, x
-        x_hat, amax = per.dac(x, torch.channels_last)
-        partials = tiling.partials(x_hat, self._tiles(weight)[0])  # (B, H', W', T, out)
+            return y, x, None
+        codes, unit = per.dac(x, torch.channels_last)
+        partials = tiling.partials(codes, self._tiles(weight)[0])  # (B, H', W', T, out)
         self._charge(self._counts(partials.shape[1] * partials.shape[2])[0], x.shape[0], None)
         read_std = None
         if per.read_sigma > 0:
-            read_std = per.read_sigma * 2**0.5 * self.weight_scale * tiling.input_norms(x_hat)
-        y = per.convert(partials, tile_dim=3, sample_dim=0, amax=amax, scale=self.weight_scale,
-                        lines=tiling.rows_used, ranges=self.adc_range_forward, read_std=read_std)
-        return y.sum(3).permute(0, 3, 1, 2), x_hat
+            read_std = per.read_sigma * 2**0.5 * self.weight_scale * tiling.input_norms(codes)
+        y = per.convert(partials, tile_dim=3, scale=self.weight_scale, lines=tiling.rows_used,
+                        ranges=self.adc_range_forward, read_std=read_std)
+        return y.sum(3).permute(0, 3, 1, 2) * unit, codes, unit
 
-    def _backward_mvm(self, g_hat: torch.Tensor, gmax: torch.Tensor | None, weight: torch.Tensor,
-                      x_shape: torch.Size):
-        self._charge(self._counts(g_hat.shape[2] * g_hat.shape[3])[1], g_hat.shape[0], "backward")
+    def _backward_mvm(self, g: torch.Tensor, weight: torch.Tensor, x_shape: torch.Size):
+        """The transposed MVM of g (DAC codes, or the error itself when exact)."""
+        self._charge(self._counts(g.shape[2] * g.shape[3])[1], g.shape[0], "backward")
         per = self.chip.backward_periphery
         if per.exact:
-            return torch.nn.grad.conv2d_input(x_shape, weight, g_hat, self.stride, self.padding)
+            return torch.nn.grad.conv2d_input(x_shape, weight, g, self.stride, self.padding)
         tiling = self.tiling
-        partials = tiling.transposed_partials(g_hat, self._tiles(weight)[1], x_shape)
+        partials = tiling.transposed_partials(g, self._tiles(weight)[1], x_shape)
         read_std = None
         if per.read_sigma > 0:
             read_std = (per.read_sigma * 2**0.5 * self.weight_scale
-                        * tiling.error_norms(g_hat, x_shape))
-        return per.convert(partials, tile_dim=1, sample_dim=0, amax=gmax, scale=self.weight_scale,
-                           lines=tiling.cols_used, ranges=self.adc_range_backward,
-                           read_std=read_std).sum(1)
+                        * tiling.error_norms(g, x_shape))
+        return per.convert(partials, tile_dim=1, scale=self.weight_scale, lines=tiling.cols_used,
+                           ranges=self.adc_range_backward, read_std=read_std).sum(1)
 
-    def _weight_grad(self, x_hat: torch.Tensor, g_hat: torch.Tensor) -> torch.Tensor:
-        positions = g_hat.shape[2] * g_hat.shape[3]
-        self.chip.ledger.add("gradient_macs", g_hat.shape[0] * positions * self.weight.numel(),
+    def _weight_grad(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        positions = g.shape[2] * g.shape[3]
+        self.chip.ledger.add("gradient_macs", g.shape[0] * positions * self.weight.numel(),
                              "backward")
-        return torch.nn.grad.conv2d_weight(x_hat, self.weight.shape, g_hat, self.stride,
-                                           self.padding)
+        return torch.nn.grad.conv2d_weight(x, self.weight.shape, g, self.stride, self.padding)
 
 
 class PeripheryReLU(nn.Module):

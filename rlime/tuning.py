@@ -9,8 +9,9 @@
   large changes.
 
 Every pulse (SET/RESET, with the conductance it saw) and every verify read is charged to the
-ledger's current phase. The verify loops work on a shrinking set holding only the cells that
-still need pulses.
+ledger's current phase. The verify loop touches only cells that still need pulses: on CPU each
+cell runs its loop to the end in compiled code (`rlime.verify_loop`); elsewhere it runs as
+batched tensor rounds over a shrinking set.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ import torch
 from .config import TuningConfig
 from .device import CellSet, PulseCounts, PulseModel
 from .ledger import Ledger
+from .verify_loop import verify_on_cpu
 
 _OPEN_LOOP_LIMIT = 2.0**25  # pulses; above any level count a preset allows
 
 
 class Tuner:
     """Programs gathered cells to target normalised conductances under one tuning scheme."""
+
+    compiled = True  # on CPU, run the verify loop compiled per cell (rlime.verify_loop)
 
     def __init__(self, cfg: TuningConfig, model: PulseModel, generator: torch.Generator,
                  ledger: Ledger) -> None:
@@ -67,22 +71,55 @@ class Tuner:
             budget = budget - burst
         index = (((target - seen).abs() > tol) & (budget > 0)).nonzero().squeeze(1)
         last_read = seen.clone()
-        work = cells.take(index)
-        c0_up, c1_up, c0_down, c1_down = model.single_pulse_coefficients(work)
-        u, lo, hi, scale = work.u, work.u_min, work.u_max, work.step_scale
-        goal, seen, deadline = (t.index_select(0, index) for t in (target, seen, budget))
+        if index.numel():
+            work = cells.take(index)
+            goal, seen, budget = (t.index_select(0, index) for t in (target, seen, budget))
+            loop = self._compiled if work.u.device.type == "cpu" and self.compiled else self._rounds
+            set_n, pulses, set_sum, all_sum = loop(work, goal, seen, budget, tol)
+            cells.put(index, work)
+            last_read.index_copy_(0, index, seen)
+            reads.append(pulses)  # one verify read after every pulse
+            g_min, half_range = self.model.cfg.g_min_s, 0.5 * self.model.cfg.range_s
+            f64 = dict(dtype=torch.float64, device=cells.u.device)
+            set_n, pulses, set_sum, all_sum = (torch.as_tensor(x, **f64)
+                                               for x in (set_n, pulses, set_sum, all_sum))
+            self._charge(PulseCounts(set_n, pulses - set_n, set_n * g_min + half_range * set_sum,
+                                     (pulses - set_n) * g_min + half_range * (all_sum - set_sum)))
+        self.ledger.add_tensor("verify_reads", sum(torch.as_tensor(r, dtype=torch.float64)
+                                                    for r in reads))
+        return last_read
+
+    def _compiled(self, work: CellSet, goal: torch.Tensor, seen: torch.Tensor,
+                  budget: torch.Tensor, tol: float) -> tuple:
+        """Every cell's loop run to the end in compiled code (CPU)."""
+        cfg = self.model.cfg
+        return verify_on_cpu(self.generator, work.u, seen, goal, budget, work.u_min, work.u_max,
+                             self.model.single_pulse_coefficients(work), work.stuck, work.pulses,
+                             cfg.c2c_sigma, cfg.read_noise_sigma, tol, cfg.endurance_pulses)
+
+    def _rounds(self, work: CellSet, goal: torch.Tensor, seen: torch.Tensor,
+                budget: torch.Tensor, tol: float) -> tuple:
+        """The loop as batched tensor rounds, one pulse and one read per active cell per round
+        (any device). `work` and `seen` are updated in place; returns (SET pulses, pulses, sum
+        of u + u' over SET pulses, over all pulses)."""
+        model, generator = self.model, self.generator
+        index = torch.arange(len(work), device=work.u.device)  # positions in `work`
+        part = work.take(index)
+        c0_up, c1_up, c0_down, c1_down = model.single_pulse_coefficients(part)
+        u, lo, hi = part.u, part.u_min, part.u_max
+        now = seen.clone()
         taken = torch.zeros_like(u)    # pulses each cell has taken in this call
         written = torch.zeros_like(u)  # ... of which already added to its wear counter
         active = torch.ones_like(u, dtype=torch.bool)
-        n_active, rounds_left = index.numel(), self._rounds_until_wear(work)
-        stuck = work.stuck if bool(work.stuck.any()) else None
+        n_active, rounds_left = index.numel(), self._rounds_until_wear(part)
+        stuck = part.stuck if bool(part.stuck.any()) else None
         sums: list[torch.Tensor] = []  # per round: [SET pulses, sum of (u + u') over SET, over all]
         pulses = 0
         while n_active > 0:
             # Finished cells stay in the set, frozen, until half of it has finished; then the
             # set is compacted (one gather) -- cheaper than compacting every round.
             full = n_active == index.numel()
-            up = goal > seen
+            up = goal > now
             u_new = model.step_once(u, torch.where(up, c0_up, c0_down),
                                     torch.where(up, c1_up, c1_down), lo, hi, stuck, generator)
             act_f = active.to(u.dtype)
@@ -93,39 +130,33 @@ class Tuner:
             both = u + u_new
             sums.append(torch.stack([up_f, up_f * both, act_f * both]).sum(1))
             pulses += n_active
-            reads.append(n_active)
             taken += act_f
             u = u_new
-            seen = model.read(u, generator) if full else torch.where(active, model.read(u, generator), seen)
-            active &= ((goal - seen).abs() > tol) & (deadline > taken)
+            now = model.read(u, generator) if full else torch.where(active, model.read(u, generator), now)
+            active &= ((goal - now).abs() > tol) & (budget > taken)
             n_active = int(active.sum())
             rounds_left -= 1
             if n_active > index.numel() // 2 and rounds_left > 0:
                 continue
             # write back: state, last reads and wear (every cell that left took its pulses)
-            work = CellSet(u, lo, hi, scale, work.stuck, work.pulses)
-            model.wear(work, (taken - written).to(torch.int64))
+            part = CellSet(u, lo, hi, part.step_scale, part.stuck, part.pulses)
+            model.wear(part, (taken - written).to(torch.int64))
             written = taken.clone()
-            cells.put(index, work)
-            last_read.index_copy_(0, index, seen)
+            work.put(index, part)
+            seen.index_copy_(0, index, now)
             kept = active.nonzero().squeeze(1)
             index = index.index_select(0, kept)
-            (u, lo, hi, scale, goal, seen, deadline, taken, written, c0_up, c1_up, c0_down,
-             c1_down) = torch.stack([u, lo, hi, scale, goal, seen, deadline, taken, written,
+            (u, lo, hi, goal, now, budget, taken, written, c0_up, c1_up, c0_down,
+             c1_down) = torch.stack([u, lo, hi, goal, now, budget, taken, written,
                                      c0_up, c1_up, c0_down, c1_down]).index_select(1, kept).unbind(0)
-            work = CellSet(u, lo, hi, scale, work.stuck.index_select(0, kept),
-                           work.pulses.index_select(0, kept))
+            part = CellSet(u, lo, hi, part.step_scale.index_select(0, kept),
+                           part.stuck.index_select(0, kept), part.pulses.index_select(0, kept))
             active = torch.ones_like(u, dtype=torch.bool)
-            stuck = work.stuck if bool(work.stuck.any()) else None
-            rounds_left = self._rounds_until_wear(work)
-        self.ledger.add_tensor("verify_reads", sum(torch.as_tensor(r, dtype=torch.float64)
-                                                    for r in reads))
-        if sums:
-            set_n, set_sum, all_sum = torch.stack(sums).sum(0).to(torch.float64)
-            g_min, half_range = self.model.cfg.g_min_s, 0.5 * self.model.cfg.range_s
-            self._charge(PulseCounts(set_n, pulses - set_n, set_n * g_min + half_range * set_sum,
-                                     (pulses - set_n) * g_min + half_range * (all_sum - set_sum)))
-        return last_read
+            stuck = part.stuck if bool(part.stuck.any()) else None
+            rounds_left = self._rounds_until_wear(part)
+        set_n, set_sum, all_sum = (torch.stack(sums).sum(0).to(torch.float64) if sums
+                                   else torch.zeros(3, dtype=torch.float64))
+        return set_n, pulses, set_sum, all_sum
 
     def _rounds_until_wear(self, work: CellSet) -> float:
         """Pulses until the first healthy cell of `work` reaches its endurance (inf if never)."""

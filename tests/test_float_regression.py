@@ -25,7 +25,8 @@ GOLDEN = Path(__file__).parent / "data" / "float_cartpole_golden.json"
 AGENT = {"hidden": "[64, 64]", "update_rule": '"adam"', "learning_rate": "2.3e-3",
          "batch_size": "64", "buffer_size": "100000", "learning_starts": "1000", "gamma": "0.99",
          "target_period": "10", "train_freq": "256", "gradient_steps": "128",
-         "eps_fraction": "0.16", "eps_end": "0.04", "double_dqn": "false"}
+         "eps_fraction": "0.16", "eps_end": "0.04", "double_dqn": "false",
+         "reward_scale": "1.0"}
 ARGS = ["--env", "CartPole", "--backend", "float", "--no-progress", "--seed", "7",
         "--total-steps", "6000", "--eval-episodes", "0"]
 ARGS += [arg for key, value in AGENT.items() for arg in ("--set", f"agent.{key}={value}")]

@@ -3,7 +3,8 @@
 Statistics use M = 20 000 cells (10 000 weight pairs) with a seeded generator; tolerances are 5
 standard errors (std / sqrt(M) for a mean, std / sqrt(2 M) for a standard deviation).
 Accounting checks are exact: the ledger must charge every pulse the cells counted and every
-verify read the scheme's definition implies.
+verify read the scheme's definition implies. Every test runs twice: with the verify loop
+compiled per cell (the CPU path) and as batched tensor rounds (the path other devices take).
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ M = 20_000
 Z = 5.0
 CPU = torch.device("cpu")
 BIG = 2.0**25  # an uncapped nominal count, as the tuner uses
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["compiled", "rounds"])
+def verify_loop(request, monkeypatch):
+    """Run the test with the compiled verify loop, then with tensor rounds."""
+    monkeypatch.setattr(Tuner, "compiled", request.param, raising=False)
 
 
 def setup(overrides: dict, seed: int = 0, m: int = M):
@@ -74,11 +81,12 @@ def test_verified_schemes_land_within_tolerance(scheme):
 
 
 def test_write_verify_needs_more_pulses_under_more_variability():
-    # 40-level moves from Gmin; per-cell pulse counts compared by their means, 5 standard errors
+    # 40-level moves from Gmin to within 1 level; per-cell pulse counts compared by their means, 5 standard errors
     # of the difference apart.
     counts = {}
     for c2c in (0.002, 0.01):
-        _, _, _, tuner, cells, _ = setup({"device.c2c_sigma": c2c, "tuning.max_pulses": 50}, seed=1)
+        _, _, _, tuner, cells, _ = setup({"device.c2c_sigma": c2c, "tuning.max_pulses": 50,
+                                          "tuning.tolerance_levels": 1.0}, seed=1)
         tuner.program(cells, torch.full((M,), 40 / 127))
         counts[c2c] = cells.pulses.double()
     lo, hi = counts[0.002], counts[0.01]
@@ -120,7 +128,8 @@ def test_gradual_reads_less_than_write_verify_for_large_changes():
     reads, pulses = {}, {}
     for scheme in ("write-verify", "gradual"):
         _, _, ledger, tuner, cells, _ = setup({"device.c2c_sigma": 0.01, "tuning.scheme": scheme,
-                                               "tuning.max_pulses": 50}, seed=4)
+                                               "tuning.max_pulses": 50,
+                                               "tuning.tolerance_levels": 1.0}, seed=4)
         tuner.program(cells, torch.full((M,), 40 / 127))  # 40-level moves
         snap = ledger.snapshot()
         reads[scheme], pulses[scheme] = snap.count("verify_reads"), snap.writes
@@ -236,7 +245,7 @@ def test_cells_wear_out_at_their_endurance_during_tuning(scheme):
 
 def test_write_verify_noise_free_stops_within_tolerance():
     # Noise-free linear cells from Gmin to random levels. With a half-level tolerance they land
-    # exactly, taking exactly (level) pulses each; with the default 1-level tolerance a cell
+    # exactly, taking exactly (level) pulses each; with a 1-level tolerance a cell
     # stops as soon as it reads within 1 level, i.e. up to one level short.
     for tol, slack in ((0.5, 0), (1.0, 1)):
         cfg, _, ledger, tuner, cells, g = setup({"device.c2c_sigma": 0.0,
@@ -251,3 +260,23 @@ def test_write_verify_noise_free_stops_within_tolerance():
         assert exact - slack * 2000 <= ledger.snapshot().writes <= exact
         if slack == 0:
             torch.testing.assert_close(cells.u, target, rtol=0, atol=1e-5)
+
+
+def test_compiled_and_round_loops_agree_in_distribution(monkeypatch):
+    # The same programming job through both verify-loop implementations (default device, 1 %
+    # c2c, moves of up to 20 levels): pulses per cell and final error agree in mean to within 5
+    # standard errors of the difference.
+    results = {}
+    for compiled in (True, False):
+        monkeypatch.setattr(Tuner, "compiled", compiled)
+        cfg, _, _, tuner, cells, g = setup({"device.c2c_sigma": 0.01}, seed=11)
+        first = random_levels(cfg, g, lo=20, hi=100)
+        tuner.program(cells, first)
+        start = cells.pulses.clone()
+        target = nearby_levels(cfg, torch.Generator().manual_seed(12), first)
+        tuner.program(cells, target)
+        results[compiled] = ((cells.pulses - start).double(),
+                             levels_error(cfg, cells.u, target).abs())
+    for a, b in zip(results[True], results[False]):
+        se = math.sqrt(a.var() / M + b.var() / M)
+        assert abs(float(a.mean() - b.mean())) < Z * se

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
 import torch.nn as nn
 
-
-class ScalePixels(nn.Module):
-    """uint8 frames (B, 4, 84, 84) -> float in [0, 1]: the DAC input codes, no arithmetic charged."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.float().div_(255.0)
+from rlime.layers import PixelInput
 
 
 def mlp_q_network(obs_dim: int, n_actions: int, hidden: Sequence[int]) -> nn.Module:
@@ -29,7 +23,7 @@ def mlp_q_network(obs_dim: int, n_actions: int, hidden: Sequence[int]) -> nn.Mod
 def nature_cnn_q_network(in_channels: int, n_actions: int) -> nn.Module:
     """Mnih et al. 2015 Nature-DQN network for (in_channels, 84, 84) uint8 frames."""
     return nn.Sequential(
-        ScalePixels(),
+        PixelInput(),
         nn.Conv2d(in_channels, 32, 8, stride=4), nn.ReLU(),
         nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
         nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),

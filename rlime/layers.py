@@ -109,6 +109,13 @@ class CrossbarLayer(nn.Module):
             self._tile_key = key
         return self._tile_cache
 
+    def _mvm(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward MVM of x; through autograd only when a gradient can be wanted (acting
+        and target evaluation skip its bookkeeping)."""
+        if torch.is_grad_enabled():
+            return _CrossbarMVM.apply(x, self.weight, self)
+        return self._forward_mvm(x, self.weight)[0]
+
     def _charge(self, counts: MVMCounts, batch: int, phase: str | None) -> None:
         self.chip.ledger.add_row(counts.row * batch, phase)
 
@@ -173,6 +180,11 @@ class _CrossbarMVM(torch.autograd.Function):
         return grad_x, grad_w, None
 
 
+def _pixel_values(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixel codes as the values they stand for (x / 255); other inputs as they are."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+
 def _scaled(t: torch.Tensor, unit: torch.Tensor | None) -> torch.Tensor:
     """t (B, ...) times a per-sample DAC unit (B, 1, ...); t itself when exact (unit None)."""
     return t if unit is None else t * unit
@@ -195,7 +207,7 @@ class RRAMLinear(CrossbarLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
-        y = _CrossbarMVM.apply(x.reshape(-1, self.in_features), self.weight, self)
+        y = self._mvm(x.reshape(-1, self.in_features))
         y = y.view(*lead, self.out_features)
         if self.bias is not None:
             self.chip.ledger.add("digital_ops", y.numel())
@@ -206,10 +218,12 @@ class RRAMLinear(CrossbarLayer):
         self._charge(self._counts[0], x.shape[0], None)
         per = self.chip.forward_periphery
         if per.exact:
+            x = _pixel_values(x)
             return F.linear(x, weight), x, None
         codes, unit = per.dac(x)
-        y = self._on_tiles(per, codes, self._tiles(weight)[0], self.tiling.rows_used,
-                           self.adc_range_forward)
+        partials = self.tiling.forward_partials(codes, weight)  # (T_r, B, out)
+        y = self._convert(per, codes, partials, self.tiling.rows, self.tiling.rows_used,
+                          self.adc_range_forward)
         return y * unit, codes, unit
 
     def _backward_mvm(self, g: torch.Tensor, weight: torch.Tensor, x_shape: torch.Size):
@@ -218,21 +232,20 @@ class RRAMLinear(CrossbarLayer):
         per = self.chip.backward_periphery
         if per.exact:
             return g @ weight
-        return self._on_tiles(per, g, self._tiles(weight)[1], self.tiling.cols_used,
-                              self.adc_range_backward)
+        partials = self.tiling.backward_partials(g, weight)  # (T_c, B, in)
+        return self._convert(per, g, partials, self.tiling.cols, self.tiling.cols_used,
+                             self.adc_range_backward)
 
-    def _on_tiles(self, per: Periphery, codes: torch.Tensor, tiles: torch.Tensor,
-                  used: torch.Tensor, ranges: torch.Tensor) -> torch.Tensor:
-        """Drive `tiles` (T, lines, n) with DAC codes (B, m): partial sums per tile, read
-        noise, ADC, digital sum -> (B, n) in code units."""
-        lines = tiles.shape[1]
-        partials = self.tiling.partials(codes, tiles, lines)  # (T, B, n)
+    def _convert(self, per: Periphery, codes: torch.Tensor, partials: torch.Tensor, lines: int,
+                 used: torch.Tensor, ranges: torch.Tensor) -> torch.Tensor:
+        """Read noise, ADC and digital sum of the partial sums (T, B, n) that DAC codes (B, m)
+        drove -> (B, n) in code units."""
         read_std = None
         if per.read_sigma > 0:
-            norms = self.tiling.input_norms(codes, tiles.shape[0], lines)
+            norms = self.tiling.input_norms(codes, partials.shape[0], lines)
             read_std = per.read_sigma * 2**0.5 * self.weight_scale * norms
         return per.convert(partials, tile_dim=0, scale=self.weight_scale, lines=used,
-                           ranges=ranges, read_std=read_std).sum(0)
+                           ranges=ranges, read_std=read_std)
 
     def _weight_grad(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         self.chip.ledger.add("gradient_macs", g.shape[0] * self.weight.numel(), "backward")
@@ -268,7 +281,7 @@ class RRAMConv2d(CrossbarLayer):
         return self._counts_by_positions[positions]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = _CrossbarMVM.apply(x, self.weight, self)
+        y = self._mvm(x)
         if self.bias is not None:
             self.chip.ledger.add("digital_ops", y.numel())
             y = y + self.bias.view(1, -1, 1, 1)
@@ -278,6 +291,7 @@ class RRAMConv2d(CrossbarLayer):
         per = self.chip.forward_periphery
         tiling = self.tiling
         if per.exact:
+            x = _pixel_values(x)
             y = F.conv2d(x, weight, None, self.stride, self.padding)
             self._charge(self._counts(y.shape[2] * y.shape[3])[0], x.shape[0], None)
             return y, x, None
@@ -289,7 +303,7 @@ class RRAMConv2d(CrossbarLayer):
             read_std = per.read_sigma * 2**0.5 * self.weight_scale * tiling.input_norms(codes)
         y = per.convert(partials, tile_dim=3, scale=self.weight_scale, lines=tiling.rows_used,
                         ranges=self.adc_range_forward, read_std=read_std)
-        return y.sum(3).permute(0, 3, 1, 2) * unit, codes, unit
+        return y.permute(0, 3, 1, 2) * unit, codes, unit
 
     def _backward_mvm(self, g: torch.Tensor, weight: torch.Tensor, x_shape: torch.Size):
         """The transposed MVM of g (DAC codes, or the error itself when exact)."""
@@ -304,13 +318,28 @@ class RRAMConv2d(CrossbarLayer):
             read_std = (per.read_sigma * 2**0.5 * self.weight_scale
                         * tiling.error_norms(g, x_shape))
         return per.convert(partials, tile_dim=1, scale=self.weight_scale, lines=tiling.cols_used,
-                           ranges=self.adc_range_backward, read_std=read_std).sum(1)
+                           ranges=self.adc_range_backward, read_std=read_std)
 
     def _weight_grad(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         positions = g.shape[2] * g.shape[3]
         self.chip.ledger.add("gradient_macs", g.shape[0] * positions * self.weight.numel(),
                              "backward")
         return torch.nn.grad.conv2d_weight(x, self.weight.shape, g, self.stride, self.padding)
+
+
+class PixelInput(nn.Module):
+    """8-bit frames (uint8) entering a network -> float x / 255. On the chip (`to_rram`) the
+    frames pass through unchanged and drive the next crossbar layer's DACs as 8-bit codes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float().div_(255.0)
+
+
+class _PixelCodes(nn.Module):
+    """PixelInput on the chip: uint8 frames stay codes (see `Periphery.dac`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
 
 
 class PeripheryReLU(nn.Module):
@@ -342,6 +371,8 @@ def to_rram(module: nn.Module, chip: Chip) -> nn.Module:
             layer = RRAMConv2d(m, chip)
         elif isinstance(m, nn.ReLU):
             return PeripheryReLU(chip)
+        elif isinstance(m, PixelInput):
+            return _PixelCodes()
         else:
             for name, child in m.named_children():
                 setattr(m, name, convert(child))

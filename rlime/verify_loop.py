@@ -26,13 +26,13 @@ _EXPECTED_PULSES = 4  # per cell, for sizing a noise buffer; a short buffer is r
 def _loop(start, noise, totals, u, seen, goal, budget, lo, hi, c0_up, c1_up, c0_down, c1_down,
           stuck, pulses, c2c_sigma, read_sigma, tol, endurance):  # pragma: no cover - compiled
     """Cells start.. in order until the noise left cannot cover a cell's whole budget;
-    returns the first cell not done. `totals` += [SET pulses, pulses, sum of u + u' over SET
-    pulses, over all pulses]."""
+    returns (the first cell not done, noise values used). `totals` += [SET pulses, pulses, sum
+    of u + u' over SET pulses, over all pulses]."""
     per_pulse = (c2c_sigma > 0) + (read_sigma > 0)
     k = 0
     for i in range(start, u.shape[0]):
         if k + per_pulse * budget[i] > noise.shape[0]:
-            return i
+            return i, k
         ui, si, gi = u[i], seen[i], goal[i]
         taken = 0
         while taken < budget[i]:
@@ -66,7 +66,7 @@ def _loop(start, noise, totals, u, seen, goal, budget, lo, hi, c0_up, c1_up, c0_
                 break
         u[i] = ui
         seen[i] = si
-    return u.shape[0]
+    return u.shape[0], k
 
 
 def verify_on_cpu(generator: torch.Generator, u: torch.Tensor, seen: torch.Tensor,
@@ -86,10 +86,13 @@ def verify_on_cpu(generator: torch.Generator, u: torch.Tensor, seen: torch.Tenso
     per_pulse = (c2c_sigma > 0) + (read_sigma > 0)
     longest = int(budget.max()) if budget.numel() else 0
     totals = np.zeros(4)
-    start, n = 0, u.numel()
+    start, n, rate = 0, u.numel(), float(_EXPECTED_PULSES * per_pulse)
     while start < n:
-        size = per_pulse * (_EXPECTED_PULSES * (n - start) + longest)
+        # noise for the cells left at the rate seen so far (+25 %), and one whole budget
+        size = int(rate * 1.25 * (n - start)) + per_pulse * longest
         noise = torch.randn(size, generator=generator).numpy()
-        start = _loop(start, noise, totals, *arrays, float(c2c_sigma), float(read_sigma),
-                      float(tol), float(limit))
+        done, used = _loop(start, noise, totals, *arrays, float(c2c_sigma), float(read_sigma),
+                           float(tol), float(limit))
+        rate = max(used / max(done - start, 1), 1.0)
+        start = done
     return tuple(totals)

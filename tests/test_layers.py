@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from rlime.chip import Chip
 from rlime.config import HardwareConfig, preset
-from rlime.layers import CrossbarLayer, RRAMConv2d, RRAMLinear, crossbar_layers, to_rram
+from rlime.layers import (CrossbarLayer, PixelInput, RRAMConv2d, RRAMLinear, crossbar_layers,
+                          to_rram)
 from rlime.optim import TunedOptimizer
 
 RTOL, ATOL = 1e-5, 1e-6
@@ -351,3 +352,52 @@ def test_state_dict_round_trip_into_a_fresh_rram_model(net, preset_name):
         assert torch.equal(value, state[key]), key
     with torch.no_grad():
         assert torch.equal(fresh(x), source(x))
+
+
+# --------------------------------------------------------------------------- pixel codes
+
+
+def pixel_cnn() -> nn.Module:
+    return nn.Sequential(PixelInput(), nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 8 * 8, 3))
+
+
+def _frames(full_scale: bool) -> torch.Tensor:
+    frames = torch.randint(0, 200, (5, 2, 8, 8), generator=torch.Generator().manual_seed(3),
+                           dtype=torch.uint8)
+    if full_scale:
+        frames[:, 0, 0, 0] = 255  # every frame reaches code 255
+    return frames
+
+
+@pytest.mark.parametrize("tiled_path", [False, True], ids=["exact-periphery", "tiled-path"])
+def test_pixel_frames_on_the_ideal_chip_match_float(tiled_path):
+    torch.manual_seed(0)
+    float_net = pixel_cnn()
+    rram_net = to_rram(float_net, Chip(ideal(tiled_path), seed=0))
+    frames = _frames(full_scale=False)
+    torch.testing.assert_close(rram_net(frames), float_net(frames), rtol=RTOL, atol=ATOL)
+
+
+def test_pixel_frames_drive_the_dacs_as_8_bit_codes():
+    # Default periphery (8-bit DAC and ADC). A frame whose brightest pixel is 255 has the same
+    # codes as its float values quantised to 8 bits of their abs-max, so the two inputs agree
+    # exactly; with dimmer frames the float path re-quantises to each frame's own maximum.
+    torch.manual_seed(0)
+    float_net = pixel_cnn()
+    chip = Chip(preset("default").with_overrides(SMALL_TILES), seed=0)
+    rram_net = to_rram(float_net, chip)
+    layers = crossbar_layers(rram_net)
+    rram_net(_frames(True))  # calibrate the ADC ranges once
+    for full_scale in (True, False):
+        frames = _frames(full_scale)
+        ranges = [layer.adc_range_forward.clone() for layer in layers]
+        from_codes = rram_net(frames)
+        for layer, r in zip(layers, ranges):  # the same ADC calibration for both inputs
+            layer.adc_range_forward.copy_(r)
+        from_values = rram_net[1:](frames.float() / 255)
+        if full_scale:
+            torch.testing.assert_close(from_codes, from_values, rtol=1e-6, atol=1e-6)
+        else:
+            assert not torch.allclose(from_codes, from_values, rtol=1e-6, atol=1e-6)
+            torch.testing.assert_close(from_codes, from_values, rtol=0.05, atol=0.05)

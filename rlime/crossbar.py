@@ -129,17 +129,17 @@ def _abs_max(x: torch.Tensor, dims: tuple[int, ...], keepdim: bool = False) -> t
 def _tiled_products(v: torch.Tensor, m: torch.Tensor, size: int) -> torch.Tensor:
     """(T, B, n): v (B, k) @ m (n, k)^T split into T = ceil(k / size) partial sums over
     consecutive chunks of `size` lines. Works on strided views of m (no copy of the weights):
-    whole tiles in one batched matmul, a shorter last tile on its own."""
+    whole tiles in one batched matmul, a shorter last tile on its own, both written in place."""
     batch, k = v.shape
     full = k // size
-    parts = []
+    out = v.new_empty(-(-k // size), batch, m.shape[0])
     if full:
         tiles = m[:, : full * size].reshape(m.shape[0], full, size).permute(1, 2, 0)
-        parts.append(torch.bmm(v[:, : full * size].reshape(batch, full, size).transpose(0, 1),
-                               tiles))
+        torch.bmm(v[:, : full * size].reshape(batch, full, size).transpose(0, 1), tiles,
+                  out=out[:full])
     if k > full * size:
-        parts.append((v[:, full * size:] @ m[:, full * size:].t()).unsqueeze(0))
-    return parts[0] if len(parts) == 1 else torch.cat(parts)
+        torch.mm(v[:, full * size:], m[:, full * size:].t(), out=out[full])
+    return out
 
 
 def _tile_sum(values: torch.Tensor, weights: torch.Tensor, dim: int) -> torch.Tensor:

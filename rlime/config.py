@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 RESPONSE_MODELS = ("linear", "soft-bounds", "nonlinear")
 TUNING_SCHEMES = ("open-loop", "write-verify", "gradual")
@@ -289,10 +289,15 @@ PRESETS = {
 }
 
 
+def from_registry(registry: Mapping[str, Callable[[], Any]], name: str, what: str) -> Any:
+    """registry[name]() for a table of named presets; ConfigError lists the allowed names."""
+    try:
+        return registry[name]()
+    except KeyError:
+        raise ConfigError(f"unknown {what} {name!r}; choose one of "
+                          f"{', '.join(registry)}") from None
+
+
 def preset(name: str) -> HardwareConfig:
     """The named hardware preset; ConfigError lists the allowed names."""
-    try:
-        return PRESETS[name]()
-    except KeyError:
-        raise ConfigError(f"unknown hardware preset {name!r}; choose one of "
-                          f"{', '.join(PRESETS)}") from None
+    return from_registry(PRESETS, name, "hardware preset")

@@ -67,7 +67,7 @@ class Periphery:
                 codes = x.float().contiguous(memory_format=memory_format)
                 unit = codes.new_full((x.shape[0],) + (1,) * (x.dim() - 1), 1.0 / 255.0)
                 return codes, unit
-            x = x.float().div_(255.0)
+            x = pixel_values(x)
         amax = _abs_max(x.detach(), tuple(range(1, x.dim())), keepdim=True).clamp_min_(1e-12)
         unit = amax.div_(self.code_max)
         codes = torch.empty_like(x, memory_format=memory_format)
@@ -117,6 +117,11 @@ class Periphery:
     def _randn(self, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(like.shape, generator=self.generator, device=like.device,
                            dtype=like.dtype)
+
+
+def pixel_values(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixel codes as the values they stand for (x / 255); other inputs as they are."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
 
 
 def _abs_max(x: torch.Tensor, dims: tuple[int, ...], keepdim: bool = False) -> torch.Tensor:

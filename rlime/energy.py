@@ -64,7 +64,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import ConfigError
+from .config import ConfigError, from_registry
 from .ledger import ALL_KINDS, PHASES, LedgerSnapshot
 
 CATEGORIES: tuple[str, ...] = ("forward", "backward", "gradient", "tuning", "target_sync",
@@ -291,11 +291,7 @@ ENERGY_PRESETS = {"default": _default, "optimistic": _optimistic,
 
 def energy_preset(name: str) -> TechnologyPreset:
     """The named technology preset; ConfigError lists the allowed names."""
-    try:
-        return ENERGY_PRESETS[name]()
-    except KeyError:
-        raise ConfigError(f"unknown energy preset {name!r}; choose one of "
-                          f"{', '.join(ENERGY_PRESETS)}") from None
+    return from_registry(ENERGY_PRESETS, name, "energy preset")
 
 
 def tuning_cost_scaled(tech: TechnologyPreset, k: float) -> TechnologyPreset:

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .chip import Chip
-from .crossbar import ConvTiling, LinearTiling, MVMCounts, Periphery
+from .crossbar import ConvTiling, LinearTiling, MVMCounts, Periphery, pixel_values
 from .device import CellSet, fresh_cells
 
 
@@ -180,11 +180,6 @@ class _CrossbarMVM(torch.autograd.Function):
         return grad_x, grad_w, None
 
 
-def _pixel_values(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixel codes as the values they stand for (x / 255); other inputs as they are."""
-    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
-
-
 def _scaled(t: torch.Tensor, unit: torch.Tensor | None) -> torch.Tensor:
     """t (B, ...) times a per-sample DAC unit (B, 1, ...); t itself when exact (unit None)."""
     return t if unit is None else t * unit
@@ -218,7 +213,7 @@ class RRAMLinear(CrossbarLayer):
         self._charge(self._counts[0], x.shape[0], None)
         per = self.chip.forward_periphery
         if per.exact:
-            x = _pixel_values(x)
+            x = pixel_values(x)
             return F.linear(x, weight), x, None
         codes, unit = per.dac(x)
         partials = self.tiling.forward_partials(codes, weight)  # (T_r, B, out)
@@ -291,7 +286,7 @@ class RRAMConv2d(CrossbarLayer):
         per = self.chip.forward_periphery
         tiling = self.tiling
         if per.exact:
-            x = _pixel_values(x)
+            x = pixel_values(x)
             y = F.conv2d(x, weight, None, self.stride, self.padding)
             self._charge(self._counts(y.shape[2] * y.shape[3])[0], x.shape[0], None)
             return y, x, None
@@ -332,7 +327,7 @@ class PixelInput(nn.Module):
     frames pass through unchanged and drive the next crossbar layer's DACs as 8-bit codes."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.float().div_(255.0)
+        return pixel_values(x)
 
 
 class _PixelCodes(nn.Module):

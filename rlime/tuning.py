@@ -16,6 +16,7 @@ batched tensor rounds over a shrinking set.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -104,7 +105,8 @@ class Tuner:
         of u + u' over SET pulses, over all pulses)."""
         model, generator = self.model, self.generator
         index = torch.arange(len(work), device=work.u.device)  # positions in `work`
-        part = work.take(index)
+        # `work` itself; its stuck flags are copied because the write-back puts them into it
+        part = dataclasses.replace(work, stuck=work.stuck.clone())
         c0_up, c1_up, c0_down, c1_down = model.single_pulse_coefficients(part)
         u, lo, hi = part.u, part.u_min, part.u_max
         now = seen.clone()

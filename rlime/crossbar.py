@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,18 +54,21 @@ class Periphery:
         # the largest code magnitude: 2^bits - 1 levels of the abs-max, or 1 (unquantised x/amax)
         self.code_max = float(2**cfg.input_bits - 1) if cfg.input_bits is not None else 1.0
 
-    def dac(self, x: torch.Tensor, memory_format: torch.memory_format = torch.contiguous_format
+    def dac(self, x: torch.Tensor, memory_format: torch.memory_format = torch.preserve_format
             ) -> tuple[torch.Tensor, torch.Tensor]:
         """(codes, unit): x quantised per sample (dim 0) to `input_bits` magnitude bits of its
         abs-max (the sign sets the drive polarity); codes in [-code_max, code_max], unit =
-        abs-max / code_max with x's rank, size 1 but in dim 0.
+        abs-max / code_max with x's rank, size 1 but in dim 0. The codes are laid out in
+        `memory_format` (by default x's own layout).
 
         uint8 x are 8-bit pixel codes (value = code / 255): with 8-bit inputs they drive the
         DACs as they are (unit 1/255), otherwise they are requantised from their values.
         """
         if x.dtype == torch.uint8:
             if self.cfg.input_bits == 8:
-                codes = x.float().contiguous(memory_format=memory_format)
+                codes = x.float()
+                if memory_format != torch.preserve_format:
+                    codes = codes.contiguous(memory_format=memory_format)
                 unit = codes.new_full((x.shape[0],) + (1,) * (x.dim() - 1), 1.0 / 255.0)
                 return codes, unit
             x = pixel_values(x)
@@ -88,31 +92,31 @@ class Periphery:
         (T,), a running peak of |partial sum| x adc_headroom kept by the layer and updated here
         in place (decaying by adc_decay per conversion); a tile's first conversion calibrates
         on itself. Then read noise, ADC noise and rounding to `adc_bits` over the range.
-        `partials` must be a fresh tensor: it is overwritten.
+        `partials` must be a fresh contiguous tensor: it is overwritten.
         """
         cfg = self.cfg
+        if read_std is not None:
+            partials = partials + read_std * self._randn(partials)
+        out_shape = partials.shape[:tile_dim] + partials.shape[tile_dim + 1:]
+        # (outer, T, inner): every per-tile operation below runs over contiguous rows
+        grid = partials.view(math.prod(partials.shape[:tile_dim]), partials.shape[tile_dim], -1)
         unit = scale * self.code_max
         if cfg.adc_range == "fixed":
             full = lines.clamp(max=cfg.adc_bound)
         else:
-            dims = tuple(d for d in range(partials.dim()) if d != tile_dim)
-            peak = _abs_max(partials.detach(), dims) * (cfg.adc_headroom / unit)
+            peak = _tile_abs_max(grid.detach()) * (cfg.adc_headroom / unit)
             full = torch.where(ranges > 0, ranges, peak)
             ranges.copy_(torch.maximum(ranges * cfg.adc_decay, peak))
         full_scale = full * unit
-        shape = [1] * partials.dim()
-        shape[tile_dim] = -1
-        if read_std is not None:
-            partials = partials + read_std * self._randn(partials)
         if cfg.adc_noise > 0:
-            partials = partials + (cfg.adc_noise * full_scale.reshape(shape)) * self._randn(partials)
+            grid = grid + _per_tile(cfg.adc_noise * full_scale, grid) * self._randn(grid)
         if cfg.adc_bits is None:
-            return _tile_sum(partials, torch.ones_like(full_scale), tile_dim)
+            return _tile_sum(grid, torch.ones_like(full_scale)).view(out_shape)
         # integer ADC codes, weighted by their tile's LSB in the sum
         half = 2 ** (cfg.adc_bits - 1)
         lsb = full_scale / half
-        codes = partials.div_(lsb.reshape(shape)).round_().clamp_(-half, half - 1)
-        return _tile_sum(codes, lsb, tile_dim)
+        codes = grid.div_(_per_tile(lsb, grid)).round_().clamp_(-half, half - 1)
+        return _tile_sum(codes, lsb).view(out_shape)
 
     def _randn(self, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(like.shape, generator=self.generator, device=like.device,
@@ -131,6 +135,24 @@ def _abs_max(x: torch.Tensor, dims: tuple[int, ...], keepdim: bool = False) -> t
                          x.amin(dim=dims, keepdim=keepdim).neg_())
 
 
+def _tile_abs_max(grid: torch.Tensor) -> torch.Tensor:
+    """(T,) max |x| per tile of a grid (outer, T, inner): first over outer, whose rows are
+    contiguous (a vectorised column reduction), then over each tile's inner elements."""
+    if grid.shape[0] == 1:
+        return _abs_max(grid[0], (1,))
+    return _abs_max(grid.reshape(grid.shape[0], -1), (0,)).view(grid.shape[1], -1).amax(1)
+
+
+def _per_tile(values: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Per-tile values (T,) broadcastable against a grid (outer, T, inner). With several outer
+    rows they are spelled out over inner: broadcasting along a middle dimension is several
+    times slower on CPU than along the leading one."""
+    tiles, inner = grid.shape[1:]
+    if grid.shape[0] == 1:
+        return values.view(1, tiles, 1)
+    return values.repeat_interleave(inner).view(1, tiles, inner)
+
+
 def _tiled_products(v: torch.Tensor, m: torch.Tensor, size: int) -> torch.Tensor:
     """(T, B, n): v (B, k) @ m (n, k)^T split into T = ceil(k / size) partial sums over
     consecutive chunks of `size` lines. Works on strided views of m (no copy of the weights):
@@ -147,18 +169,18 @@ def _tiled_products(v: torch.Tensor, m: torch.Tensor, size: int) -> torch.Tensor
     return out
 
 
-def _tile_sum(values: torch.Tensor, weights: torch.Tensor, dim: int) -> torch.Tensor:
-    """sum_t weights[t] * values.select(dim, t): the digital shift-and-add of tile outputs.
+def _tile_sum(grid: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(outer, inner): sum_t weights[t] * grid[:, t] over a grid (outer, T, inner), the digital
+    shift-and-add of tile outputs.
 
-    Tiles in dim 0 (linear layouts) go through one tensordot; a few tiles inside a
-    channels-last layout are added slice by slice, several times faster there than a
-    reduction over a short middle dimension.
+    A single outer row goes through one tensordot; otherwise the few tiles are added slice by
+    slice, several times faster than a reduction over the short middle dimension.
     """
-    if dim == 0:
-        return torch.tensordot(weights, values, dims=([0], [0]))
-    total = values.select(dim, 0) * weights[0]
-    for t in range(1, values.shape[dim]):
-        total.addcmul_(values.select(dim, t), weights[t])
+    if grid.shape[0] == 1:
+        return torch.tensordot(weights, grid[0], dims=([0], [0])).unsqueeze(0)
+    total = grid[:, 0] * weights[0]
+    for t in range(1, grid.shape[1]):
+        total.addcmul_(grid[:, t], weights[t])
     return total
 
 
@@ -268,42 +290,39 @@ class ConvTiling:
         return fwd, bwd
 
     def tiles(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(grouped forward weight (T_r*out, C/T_r, k, k), grouped transposed weight)."""
+        """(grouped forward weight (T_r*out, C/T_r, k, k), grouped transposed weight), both
+        channels-last."""
         o, c = self.out_channels, self.channels_per_tile
         wp = _pad_dim(w, 1, self.channels_padded)
         fwd = (wp.view(o, self.row_tiles, c, *self.kernel).transpose(0, 1)
                .reshape(self.row_tiles * o, c, *self.kernel)
                .contiguous(memory_format=torch.channels_last))
-        bwd = _pad_dim(w, 0, self.out_padded)
+        bwd = _pad_dim(w, 0, self.out_padded).contiguous(memory_format=torch.channels_last)
         return fwd, bwd
 
     def partials(self, x: torch.Tensor, fwd: torch.Tensor) -> torch.Tensor:
         """(B, H', W', T_r, out) partial sums of x (B, C, H, W), a view of a channels-last
         grouped convolution (several times faster on CPU than the NCHW one)."""
-        x = _pad_dim(x, 1, self.channels_padded).contiguous(memory_format=torch.channels_last)
+        x = _channels_last(_pad_dim(x, 1, self.channels_padded))
         y = F.conv2d(x, fwd, None, self.stride, self.padding, 1, self.row_tiles)
-        return self._tiles_last(y)
+        return _tiles_last(y, self.row_tiles)
 
     def input_norms(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H', W', T_r, 1) norm of each tile's im2col patch of x."""
-        x = _pad_dim(x * x, 1, self.channels_padded).contiguous(memory_format=torch.channels_last)
+        x = _channels_last(_pad_dim(x * x, 1, self.channels_padded))
         ones = x.new_ones(self.row_tiles, self.channels_per_tile, *self.kernel)
-        s = F.conv2d(x, ones.contiguous(memory_format=torch.channels_last), None, self.stride,
-                     self.padding, 1, self.row_tiles)
-        return self._tiles_last(s).sqrt()
-
-    def _tiles_last(self, y: torch.Tensor) -> torch.Tensor:
-        """View a channels-last (B, T_r*n, H, W) tensor as (B, H, W, T_r, n)."""
-        b, _, h, w = y.shape
-        return y.permute(0, 2, 3, 1).reshape(b, h, w, self.row_tiles, -1)
+        s = F.conv2d(x, _channels_last(ones), None, self.stride, self.padding, 1, self.row_tiles)
+        return _tiles_last(s, self.row_tiles).sqrt()
 
     def transposed_partials(self, g: torch.Tensor, bwd: torch.Tensor,
                             input_size: torch.Size) -> torch.Tensor:
-        """(B, T_c, C, H, W) partial sums of the error g (B, out, H', W') per column tile."""
-        g = _pad_dim(g, 1, self.out_padded)
+        """(B, H, W, T_c, C) partial sums of the error g (B, out, H', W') per column tile, a
+        view of a channels-last grouped transposed convolution (the layout of the forward's
+        activations, so the ReLU backward before it runs on matching layouts)."""
+        g = _channels_last(_pad_dim(g, 1, self.out_padded))
         y = F.conv_transpose2d(g, bwd, None, self.stride, self.padding,
                                self._output_padding(g, input_size), self.col_tiles)
-        return y.view(y.shape[0], self.col_tiles, self.in_channels, *y.shape[2:])
+        return _tiles_last(y, self.col_tiles)
 
     def _output_padding(self, g: torch.Tensor, input_size: torch.Size) -> tuple[int, int]:
         """conv_transpose2d output padding that recovers the forward input's height/width."""
@@ -312,12 +331,23 @@ class ConvTiling:
                      for i in range(2))
 
     def error_norms(self, g: torch.Tensor, input_size: torch.Size) -> torch.Tensor:
-        """(B, T_c, 1, H, W) norm of the errors driving each input position's cells, per column tile."""
-        g = _pad_dim(g * g, 1, self.out_padded)
+        """(B, H, W, T_c, 1) norm of the errors driving each input position's cells, per
+        column tile."""
+        g = _channels_last(_pad_dim(g * g, 1, self.out_padded))
         ones = g.new_ones(self.out_padded, 1, *self.kernel)
         s = F.conv_transpose2d(g, ones, None, self.stride, self.padding,
                                self._output_padding(g, input_size), self.col_tiles)
-        return s.unsqueeze(2).sqrt()
+        return _tiles_last(s, self.col_tiles).sqrt()
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def _tiles_last(y: torch.Tensor, tiles: int) -> torch.Tensor:
+    """View a channels-last (B, tiles*n, H, W) tensor as (B, H, W, tiles, n)."""
+    b, _, h, w = y.shape
+    return y.permute(0, 2, 3, 1).reshape(b, h, w, tiles, -1)
 
 
 def _pad_dim(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:

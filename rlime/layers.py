@@ -142,14 +142,10 @@ def program(chip: Chip, jobs: list[tuple[CrossbarLayer, torch.Tensor, torch.Tens
     layer's `weight`.
     """
     plans = [layer.plan(desired, current) for layer, desired, current in jobs]
-    indices = [plan.index.index_select(0, plan.tune) for plan in plans]
-    parts = [layer.cells.take(index) for (layer, _, _), index in zip(jobs, indices)]
-    merged = CellSet.cat(parts)
-    sizes = [len(p) for p in parts]
-    seen = chip.tuner.program(merged, torch.cat([p.target.index_select(0, p.tune) for p in plans]))
-    for (layer, _, current), plan, index, part, last_read in zip(
-            jobs, plans, indices, merged.split(sizes), torch.split(seen, sizes)):
-        layer.cells.put(index, part)
+    seen = chip.tuner.program_jobs([(layer.cells, plan.index.index_select(0, plan.tune),
+                                     plan.target.index_select(0, plan.tune))
+                                    for (layer, _, _), plan in zip(jobs, plans)])
+    for (layer, _, current), plan, last_read in zip(jobs, plans, seen):
         layer.settle(plan, plan.target.index_copy(0, plan.tune, last_read), current)
 
 
@@ -312,8 +308,9 @@ class RRAMConv2d(CrossbarLayer):
         if per.read_sigma > 0:
             read_std = (per.read_sigma * 2**0.5 * self.weight_scale
                         * tiling.error_norms(g, x_shape))
-        return per.convert(partials, tile_dim=1, scale=self.weight_scale, lines=tiling.cols_used,
-                           ranges=self.adc_range_backward, read_std=read_std)
+        g_x = per.convert(partials, tile_dim=3, scale=self.weight_scale, lines=tiling.cols_used,
+                          ranges=self.adc_range_backward, read_std=read_std)
+        return g_x.permute(0, 3, 1, 2)
 
     def _weight_grad(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         positions = g.shape[2] * g.shape[3]

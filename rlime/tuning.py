@@ -42,25 +42,57 @@ class Tuner:
         self.ledger = ledger
         self.levels_per_unit = model.cfg.levels - 1
 
-    def program(self, cells: CellSet, target: torch.Tensor) -> torch.Tensor:
-        """Move `cells` (in place) towards `target` (same length, normalised conductance).
+    def program(self, cells: CellSet, target: torch.Tensor,
+                index: torch.Tensor | None = None) -> torch.Tensor:
+        """Move the cells of `cells` at `index` (all when None) in place towards `target` (one
+        normalised conductance per programmed cell).
 
-        Returns what the controller last read of each cell (the target itself under
+        Returns what the controller last read of each programmed cell (the target itself under
         open-loop, which never reads).
         """
-        if len(cells) == 0 or self.cfg.scheme == "open-loop":
-            if len(cells):
+        if index is not None and self.cfg.scheme != "write-verify":
+            part = cells.take(index)  # open-loop and gradual work on gathered cells
+            seen = self.program(part, target)
+            cells.put(index, part)
+            return seen
+        if target.numel() == 0 or self.cfg.scheme == "open-loop":
+            if target.numel():
                 n, up = self.model.nominal_pulses(cells.u, target, _OPEN_LOOP_LIMIT)
                 self._charge(self.model.apply(cells, n, up, self.generator))
             return target
         coarse = self.cfg.coarse_fraction if self.cfg.scheme == "gradual" else 0.0
-        return self._verified(cells, target, coarse)
+        return self._verified(cells, target, coarse, index)
 
-    def _verified(self, cells: CellSet, target: torch.Tensor, coarse: float) -> torch.Tensor:
+    def program_jobs(self, jobs: list[tuple[CellSet, torch.Tensor, torch.Tensor]]
+                     ) -> list[torch.Tensor]:
+        """Several arrays at once: jobs of (cells, index, target) as for `program`; returns the
+        last reads per job.
+
+        On CPU write-verify runs each job's cells in place, without gathering them; otherwise
+        the jobs' cells are gathered into one set and tuned in one pass (one loop of tensor
+        rounds for all arrays).
+        """
+        if self.cfg.scheme == "write-verify" and all(self._compiled_on(c) for c, _, _ in jobs):
+            return [self.program(cells, target, index) for cells, index, target in jobs]
+        parts = [cells.take(index) for cells, index, _ in jobs]
+        merged = CellSet.cat(parts)
+        sizes = [len(p) for p in parts]
+        seen = self.program(merged, torch.cat([target for _, _, target in jobs]))
+        for (cells, index, _), part in zip(jobs, merged.split(sizes)):
+            cells.put(index, part)
+        return list(torch.split(seen, sizes))
+
+    def _compiled_on(self, cells: CellSet) -> bool:
+        return self.compiled and cells.u.device.type == "cpu"
+
+    def _verified(self, cells: CellSet, target: torch.Tensor, coarse: float,
+                  index: torch.Tensor | None) -> torch.Tensor:
+        """Write-verify (coarse = 0) or gradual of the cells at `index` (all when None; gradual
+        takes gathered cells only)."""
         model, generator = self.model, self.generator
         tol = self.cfg.tolerance_levels / self.levels_per_unit  # in u
-        seen = model.read(cells.u, generator)
-        reads: list = [len(cells)]
+        seen = model.read(cells.u if index is None else cells.u.index_select(0, index), generator)
+        reads: list = [target.numel()]
         n_nominal, up = model.nominal_pulses(seen, target, _OPEN_LOOP_LIMIT)
         budget = n_nominal + self.cfg.max_pulses
         if coarse > 0:
@@ -70,15 +102,18 @@ class Tuner:
             seen = torch.where(fired, model.read(cells.u, generator), seen)
             reads.append(fired.sum())
             budget = budget - burst
-        index = (((target - seen).abs() > tol) & (budget > 0)).nonzero().squeeze(1)
+        pending = (((target - seen).abs() > tol) & (budget > 0)).nonzero().squeeze(1)
         last_read = seen.clone()
-        if index.numel():
-            work = cells.take(index)
-            goal, seen, budget = (t.index_select(0, index) for t in (target, seen, budget))
-            loop = self._compiled if work.u.device.type == "cpu" and self.compiled else self._rounds
-            set_n, pulses, set_sum, all_sum = loop(work, goal, seen, budget, tol)
-            cells.put(index, work)
-            last_read.index_copy_(0, index, seen)
+        if pending.numel():
+            goal, seen, budget = (t.index_select(0, pending) for t in (target, seen, budget))
+            at = pending if index is None else index.index_select(0, pending)  # into `cells`
+            if self._compiled_on(cells):
+                set_n, pulses, set_sum, all_sum = self._compiled(cells, at, goal, seen, budget, tol)
+            else:
+                work = cells.take(at)
+                set_n, pulses, set_sum, all_sum = self._rounds(work, goal, seen, budget, tol)
+                cells.put(at, work)
+            last_read.index_copy_(0, pending, seen)
             reads.append(pulses)  # one verify read after every pulse
             g_min, half_range = self.model.cfg.g_min_s, 0.5 * self.model.cfg.range_s
             f64 = dict(dtype=torch.float64, device=cells.u.device)
@@ -90,13 +125,13 @@ class Tuner:
                                                     for r in reads))
         return last_read
 
-    def _compiled(self, work: CellSet, goal: torch.Tensor, seen: torch.Tensor,
-                  budget: torch.Tensor, tol: float) -> tuple:
-        """Every cell's loop run to the end in compiled code (CPU)."""
-        cfg = self.model.cfg
-        return verify_on_cpu(self.generator, work.u, seen, goal, budget, work.u_min, work.u_max,
-                             self.model.single_pulse_coefficients(work), work.stuck, work.pulses,
-                             cfg.c2c_sigma, cfg.read_noise_sigma, tol, cfg.endurance_pulses)
+    def _compiled(self, cells: CellSet, at: torch.Tensor, goal: torch.Tensor,
+                  seen: torch.Tensor, budget: torch.Tensor, tol: float) -> tuple:
+        """The loops of cells `at` run to the end in compiled code, in place (CPU)."""
+        cfg, m = self.model.cfg, self.model
+        return verify_on_cpu(self.generator, cells, at, seen, goal, budget,
+                             (m.k0_up, m.k1_up, m.k0_down, m.k1_down), cfg.c2c_sigma,
+                             cfg.read_noise_sigma, tol, cfg.endurance_pulses)
 
     def _rounds(self, work: CellSet, goal: torch.Tensor, seen: torch.Tensor,
                 budget: torch.Tensor, tol: float) -> tuple:

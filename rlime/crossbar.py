@@ -80,7 +80,7 @@ class Periphery:
             codes.round_()
         return codes, unit
 
-    def convert(self, partials: torch.Tensor, *, tile_dim: int, scale: torch.Tensor,
+    def convert(self, partials: torch.Tensor, *, tile_dim: int, scale: float,
                 lines: torch.Tensor, ranges: torch.Tensor,
                 read_std: torch.Tensor | None) -> torch.Tensor:
         """ADC conversion of tile partial sums (code units), then their digital sum over tiles
@@ -100,21 +100,20 @@ class Periphery:
         out_shape = partials.shape[:tile_dim] + partials.shape[tile_dim + 1:]
         # (outer, T, inner): every per-tile operation below runs over contiguous rows
         grid = partials.view(math.prod(partials.shape[:tile_dim]), partials.shape[tile_dim], -1)
-        unit = scale * self.code_max
+        unit = scale * self.code_max  # partial sum of a full-scale input on full-scale weights
         if cfg.adc_range == "fixed":
             full = lines.clamp(max=cfg.adc_bound)
         else:
-            peak = _tile_abs_max(grid.detach()) * (cfg.adc_headroom / unit)
+            peak = _tile_abs_max(grid.detach()).mul_(cfg.adc_headroom / unit)
             full = torch.where(ranges > 0, ranges, peak)
-            ranges.copy_(torch.maximum(ranges * cfg.adc_decay, peak))
-        full_scale = full * unit
+            torch.maximum(ranges.mul_(cfg.adc_decay), peak, out=ranges)
         if cfg.adc_noise > 0:
-            grid = grid + _per_tile(cfg.adc_noise * full_scale, grid) * self._randn(grid)
+            grid = grid + _per_tile(full * (cfg.adc_noise * unit), grid) * self._randn(grid)
         if cfg.adc_bits is None:
-            return _tile_sum(grid, torch.ones_like(full_scale)).view(out_shape)
+            return _tile_sum(grid, None).view(out_shape)
         # integer ADC codes, weighted by their tile's LSB in the sum
         half = 2 ** (cfg.adc_bits - 1)
-        lsb = full_scale / half
+        lsb = full.mul_(unit / half)
         codes = grid.div_(_per_tile(lsb, grid)).round_().clamp_(-half, half - 1)
         return _tile_sum(codes, lsb).view(out_shape)
 
@@ -169,18 +168,23 @@ def _tiled_products(v: torch.Tensor, m: torch.Tensor, size: int) -> torch.Tensor
     return out
 
 
-def _tile_sum(grid: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def _tile_sum(grid: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """(outer, inner): sum_t weights[t] * grid[:, t] over a grid (outer, T, inner), the digital
-    shift-and-add of tile outputs.
+    shift-and-add of tile outputs (a plain sum when `weights` is None).
 
-    A single outer row goes through one tensordot; otherwise the few tiles are added slice by
-    slice, several times faster than a reduction over the short middle dimension.
+    A single outer row goes through one matrix-vector product; otherwise the few tiles are added
+    slice by slice, several times faster than a reduction over the short middle dimension.
     """
     if grid.shape[0] == 1:
-        return torch.tensordot(weights, grid[0], dims=([0], [0])).unsqueeze(0)
-    total = grid[:, 0] * weights[0]
-    for t in range(1, grid.shape[1]):
-        total.addcmul_(grid[:, t], weights[t])
+        rows = grid[0]
+        return (rows.sum(0) if weights is None else weights @ rows).unsqueeze(0)
+    tiles = grid.unbind(1)
+    if weights is None:
+        return sum(tiles[1:], tiles[0].clone())
+    lsbs = weights.unbind(0)
+    total = tiles[0] * lsbs[0]
+    for tile, lsb in zip(tiles[1:], lsbs[1:]):
+        total.addcmul_(tile, lsb)
     return total
 
 

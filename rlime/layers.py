@@ -48,6 +48,7 @@ class CrossbarLayer(nn.Module):
                                                                device=chip.device))
         self.weight = nn.Parameter(self.realised())
         self._tile_key: tuple | None = None
+        self._scale_key: tuple | None = None
 
     @property
     def cells(self) -> CellSet:
@@ -101,6 +102,14 @@ class CrossbarLayer(nn.Module):
         current.index_copy_(0, plan.sel, self.weight_scale * (u.index_select(0, plan.sel)
                                                               - u.index_select(0, plan.sel + n)))
         self.weight.data = current.view(self._weight_shape)
+
+    def _full_scale(self) -> float:
+        """`weight_scale` as a Python float for the periphery's scalar arithmetic, read from its
+        device again only when the buffer changes (a checkpoint load)."""
+        key = (self.weight_scale.data_ptr(), self.weight_scale._version)
+        if key != self._scale_key:
+            self._scale_value, self._scale_key = float(self.weight_scale), key
+        return self._scale_value
 
     def _tiles(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         key = (weight.data_ptr(), weight._version)
@@ -235,7 +244,7 @@ class RRAMLinear(CrossbarLayer):
         if per.read_sigma > 0:
             norms = self.tiling.input_norms(codes, partials.shape[0], lines)
             read_std = per.read_sigma * 2**0.5 * self.weight_scale * norms
-        return per.convert(partials, tile_dim=0, scale=self.weight_scale, lines=used,
+        return per.convert(partials, tile_dim=0, scale=self._full_scale(), lines=used,
                            ranges=ranges, read_std=read_std)
 
     def _weight_grad(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -292,7 +301,7 @@ class RRAMConv2d(CrossbarLayer):
         read_std = None
         if per.read_sigma > 0:
             read_std = per.read_sigma * 2**0.5 * self.weight_scale * tiling.input_norms(codes)
-        y = per.convert(partials, tile_dim=3, scale=self.weight_scale, lines=tiling.rows_used,
+        y = per.convert(partials, tile_dim=3, scale=self._full_scale(), lines=tiling.rows_used,
                         ranges=self.adc_range_forward, read_std=read_std)
         return y.permute(0, 3, 1, 2) * unit, codes, unit
 
@@ -308,7 +317,7 @@ class RRAMConv2d(CrossbarLayer):
         if per.read_sigma > 0:
             read_std = (per.read_sigma * 2**0.5 * self.weight_scale
                         * tiling.error_norms(g, x_shape))
-        g_x = per.convert(partials, tile_dim=3, scale=self.weight_scale, lines=tiling.cols_used,
+        g_x = per.convert(partials, tile_dim=3, scale=self._full_scale(), lines=tiling.cols_used,
                           ranges=self.adc_range_backward, read_std=read_std)
         return g_x.permute(0, 3, 1, 2)
 

@@ -156,6 +156,8 @@ class Ledger:
         self._host = np.zeros((len(PHASES), len(ALL_KINDS)), dtype=np.int64)
         self._device_table = torch.zeros(len(PHASES), len(ALL_KINDS), dtype=torch.float64,
                                          device=device)
+        # on CPU the device table is host memory too: numbers are added through this view
+        self._device_view = self._device_table.numpy() if self._device_table.is_cpu else None
 
     @contextlib.contextmanager
     def in_phase(self, phase: str) -> Iterator[None]:
@@ -166,10 +168,17 @@ class Ledger:
         finally:
             self.phase = previous
 
-    def add(self, kind: str, count: int, phase: str | None = None) -> None:
-        """Add an integer count known on the host (no device synchronisation)."""
+    def add(self, kind: str, count: float, phase: str | None = None) -> None:
+        """Add a value known on the host (no device synchronisation): a whole count, or for
+        `CONDUCTANCE_KINDS` a sum in siemens (accumulated with the tensor-valued sums, in the
+        order they come, so that a resumed run adds up exactly as an uninterrupted one)."""
         p, k = _check(phase or self.phase, kind)
-        self._host[p, k] += count
+        if kind not in CONDUCTANCE_KINDS:
+            self._host[p, k] += round(count)
+        elif self._device_view is not None:
+            self._device_view[p, k] += count
+        else:
+            self._device_table[p, k] += count
 
     def add_row(self, row: np.ndarray, phase: str | None = None) -> None:
         """Add a whole row of integer counts (see `kinds_row`) in one go."""

@@ -116,13 +116,9 @@ class Tuner:
             last_read.index_copy_(0, pending, seen)
             reads.append(pulses)  # one verify read after every pulse
             g_min, half_range = self.model.cfg.g_min_s, 0.5 * self.model.cfg.range_s
-            f64 = dict(dtype=torch.float64, device=cells.u.device)
-            set_n, pulses, set_sum, all_sum = (torch.as_tensor(x, **f64)
-                                               for x in (set_n, pulses, set_sum, all_sum))
             self._charge(PulseCounts(set_n, pulses - set_n, set_n * g_min + half_range * set_sum,
                                      (pulses - set_n) * g_min + half_range * (all_sum - set_sum)))
-        self.ledger.add_tensor("verify_reads", sum(torch.as_tensor(r, dtype=torch.float64)
-                                                    for r in reads))
+        self._add("verify_reads", sum(reads))
         return last_read
 
     def _compiled(self, cells: CellSet, at: torch.Tensor, goal: torch.Tensor,
@@ -204,7 +200,15 @@ class Tuner:
         return math.inf if most < 0 else max(1, math.ceil(endurance - most))
 
     def _charge(self, counts: PulseCounts) -> None:
-        self.ledger.add_tensor("set_pulses", counts.set_pulses)
-        self.ledger.add_tensor("reset_pulses", counts.reset_pulses)
-        self.ledger.add_tensor("set_pulse_siemens", counts.set_siemens)
-        self.ledger.add_tensor("reset_pulse_siemens", counts.reset_siemens)
+        self._add("set_pulses", counts.set_pulses)
+        self._add("reset_pulses", counts.reset_pulses)
+        self._add("set_pulse_siemens", counts.set_siemens)
+        self._add("reset_pulse_siemens", counts.reset_siemens)
+
+    def _add(self, kind: str, value: torch.Tensor | float) -> None:
+        """Charge a count or conductance sum: tensors stay on their device, numbers (from the
+        compiled loop) go straight to the host table."""
+        if isinstance(value, torch.Tensor):
+            self.ledger.add_tensor(kind, value)
+        else:
+            self.ledger.add(kind, value)

@@ -23,7 +23,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -109,8 +109,12 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def run(self, session_steps: int | None = None) -> dict[str, Any]:
-        """Train to `total_steps`, or pause (checkpointed) after `session_steps` more steps."""
+    def run(self, session_steps: int | None = None,
+            before_step: Callable[["Trainer"], None] | None = None) -> dict[str, Any]:
+        """Train to `total_steps`, or pause (checkpointed) after `session_steps` more steps.
+
+        `before_step` is called before every vector step (experiments/throughput.py uses it to
+        interleave two runs)."""
         cfg = self.cfg
         stop = cfg.total_steps if session_steps is None else min(cfg.total_steps,
                                                                  self.step + session_steps)
@@ -124,6 +128,8 @@ class Trainer:
         self._clock = (time.monotonic(), self.step)
         try:
             while self.step < stop:
+                if before_step is not None:
+                    before_step(self)
                 self._vector_step(writer, recent)
                 if self.progress and self.step % (50 * cfg.num_envs) < cfg.num_envs:
                     bar.n = self.step

@@ -5,7 +5,9 @@ pulse budget is spent. On a GPU the loop runs as batched tensor rounds (`rlime.t
 CPU a round over a shrinking set costs ~25 tensor passes or dispatches, and the slowest cell
 sets the number of rounds, so here each cell runs its own loop to the end in compiled code
 (numba), with the same physics as `PulseModel.step_once`, `PulseModel.read` and `wear`. It
-works on an array's cells in place through their positions, so nothing is gathered or scattered.
+takes an array's cells and the positions to tune: their state is gathered in one tight compiled
+pass (the loads overlap there; inside the loop each cell's would stall it) and written back the
+same way, with no tensor gathers or merged copies.
 
 The Gaussian noise (cycle-to-cycle per pulse, read noise per verify read) is drawn in bulk from
 the chip's torch generator -- several times faster than drawing inside the compiled loop -- and

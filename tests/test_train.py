@@ -133,3 +133,20 @@ def test_a_used_run_directory_is_refused(rram_run, capsys):
 def test_bad_hyperparameter_is_refused(tmp_path, capsys):
     assert main(FAST + ["--set", "agent.gamma=1.5", "--run-dir", str(tmp_path / "g")]) == 2
     assert "agent.gamma" in capsys.readouterr().err
+
+
+def test_before_step_hook_sees_every_vector_step(tmp_path):
+    # experiments/throughput.py interleaves two runs through this hook
+    from rlime.run_dir import RunDirectory
+    from rlime.train import Trainer, build_parser, config_from_args
+
+    args = build_parser().parse_args(FAST + ["--backend", "float", "--num-envs", "2",
+                                             "--total-steps", "40"])
+    cfg, _ = config_from_args(args)
+    directory = RunDirectory(tmp_path / "hooked")
+    directory.claim()
+    seen = []
+    summary = Trainer(cfg, directory, progress=False).run(before_step=lambda t: seen.append(t.step))
+    directory.release()
+    assert seen == list(range(0, 40, 2))
+    assert summary["steps"] == 40

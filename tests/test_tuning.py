@@ -280,3 +280,32 @@ def test_compiled_and_round_loops_agree_in_distribution(monkeypatch):
     for a, b in zip(results[True], results[False]):
         se = math.sqrt(a.var() / M + b.var() / M)
         assert abs(float(a.mean() - b.mean())) < Z * se
+
+
+@pytest.mark.parametrize("scheme", ["open-loop", "write-verify", "gradual"])
+def test_program_jobs_tunes_only_the_indexed_cells_of_each_array(scheme):
+    # two arrays, a third of each programmed (the layers' tuning pass): the indexed cells are
+    # tuned as `program` would tune them, every other cell is left alone, the returned reads
+    # are what the cells hold (no read noise), and the ledger charges every pulse once.
+    cfg, _, ledger, tuner, _, g = setup({"device.c2c_sigma": 0.01, "tuning.scheme": scheme})
+    jobs = []
+    for n in (3000, 5000):
+        cells = fresh_cells(n, cfg.device, g, CPU)
+        index = torch.randperm(2 * n, generator=g)[: 2 * n // 3]
+        jobs.append((cells, index, random_levels(cfg, g, m=index.numel(), lo=20, hi=60)))
+    before = [(cells.u.clone(), cells.pulses.clone()) for cells, _, _ in jobs]
+    seen = tuner.program_jobs(jobs)
+    fired = 0
+    for (cells, index, target), last, (u0, pulses0) in zip(jobs, seen, before):
+        other = torch.ones(len(cells), dtype=torch.bool)
+        other[index] = False
+        assert torch.equal(cells.u[other], u0[other])
+        assert torch.equal(cells.pulses[other], pulses0[other])
+        if scheme == "open-loop":
+            assert torch.equal(last, target)  # open-loop never reads
+        else:
+            assert torch.equal(last, cells.u[index])
+            error = levels_error(cfg, cells.u[index], target).abs()
+            assert float((error <= cfg.tuning.tolerance_levels + 1e-4).double().mean()) >= 0.99
+        fired += int((cells.pulses - pulses0).sum())
+    assert fired > 0 and ledger.snapshot().writes == fired

@@ -96,12 +96,13 @@ def fresh_cells(n: int, cfg: DeviceConfig, generator: torch.Generator,
 
 @dataclass
 class PulseCounts:
-    """What a batch of pulses cost: counts and the summed conductance at each pulse (siemens)."""
+    """What a batch of pulses cost: counts and the summed conductance at each pulse (siemens);
+    0-d tensors, or numbers where the pulses were counted on the host (the compiled loop)."""
 
-    set_pulses: torch.Tensor
-    reset_pulses: torch.Tensor
-    set_siemens: torch.Tensor
-    reset_siemens: torch.Tensor
+    set_pulses: torch.Tensor | float
+    reset_pulses: torch.Tensor | float
+    set_siemens: torch.Tensor | float
+    reset_siemens: torch.Tensor | float
 
 
 class PulseModel:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from .chip import Chip
 from .crossbar import ConvTiling, LinearTiling, MVMCounts, Periphery, pixel_values
 from .device import CellSet, fresh_cells
+from .moves import select_moves
 
 
 class CrossbarLayer(nn.Module):
@@ -71,10 +72,7 @@ class CrossbarLayer(nn.Module):
         a cell already within half a level of its target gets no tuning at all.
         """
         level = self.weight_scale / self.max_level
-        delta = torch.sub(desired, current)
-        if self.residual.numel():
-            delta.add_(self.residual)
-        sel = (delta.abs() >= self.trigger_levels * level).nonzero().squeeze(1)
+        delta, sel = select_moves(desired, current, self.residual, self.trigger_levels * level)
         want = current.index_select(0, sel) + delta.index_select(0, sel)
         k = torch.round(want / level).clamp_(-self.max_level, self.max_level)
         index = torch.cat([sel, sel + current.numel()])

@@ -27,6 +27,7 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -82,7 +83,7 @@ class Periphery:
 
     def convert(self, partials: torch.Tensor, *, tile_dim: int, scale: float,
                 lines: torch.Tensor, ranges: torch.Tensor,
-                read_std: torch.Tensor | None) -> torch.Tensor:
+                drive_norms: Callable[[], torch.Tensor]) -> torch.Tensor:
         """ADC conversion of tile partial sums (code units), then their digital sum over tiles
         (`tile_dim` removed).
 
@@ -92,10 +93,13 @@ class Periphery:
         (T,), a running peak of |partial sum| x adc_headroom kept by the layer and updated here
         in place (decaying by adc_decay per conversion); a tile's first conversion calibrates
         on itself. Then read noise, ADC noise and rounding to `adc_bits` over the range.
-        `partials` must be a fresh contiguous tensor: it is overwritten.
+        `drive_norms()` gives the norm of the codes that drove each partial sum (broadcastable
+        against `partials`); it is called only with read noise. `partials` must be a fresh
+        contiguous tensor: it is overwritten.
         """
         cfg = self.cfg
-        if read_std is not None:
+        if self.read_sigma > 0:  # iid noise on every cell read, summed exactly (differential pair)
+            read_std = self.read_sigma * 2**0.5 * scale * drive_norms()
             partials = partials + read_std * self._randn(partials)
         out_shape = partials.shape[:tile_dim] + partials.shape[tile_dim + 1:]
         # (outer, T, inner): every per-tile operation below runs over contiguous rows
@@ -110,7 +114,7 @@ class Periphery:
         if cfg.adc_noise > 0:
             grid = grid + _per_tile(full * (cfg.adc_noise * unit), grid) * self._randn(grid)
         if cfg.adc_bits is None:
-            return _tile_sum(grid, None).view(out_shape)
+            return _tile_sum(grid, grid.new_ones(grid.shape[1])).view(out_shape)
         # integer ADC codes, weighted by their tile's LSB in the sum
         half = 2 ** (cfg.adc_bits - 1)
         lsb = full.mul_(unit / half)
@@ -168,20 +172,16 @@ def _tiled_products(v: torch.Tensor, m: torch.Tensor, size: int) -> torch.Tensor
     return out
 
 
-def _tile_sum(grid: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+def _tile_sum(grid: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """(outer, inner): sum_t weights[t] * grid[:, t] over a grid (outer, T, inner), the digital
-    shift-and-add of tile outputs (a plain sum when `weights` is None).
+    shift-and-add of tile outputs.
 
     A single outer row goes through one matrix-vector product; otherwise the few tiles are added
     slice by slice, several times faster than a reduction over the short middle dimension.
     """
     if grid.shape[0] == 1:
-        rows = grid[0]
-        return (rows.sum(0) if weights is None else weights @ rows).unsqueeze(0)
-    tiles = grid.unbind(1)
-    if weights is None:
-        return sum(tiles[1:], tiles[0].clone())
-    lsbs = weights.unbind(0)
+        return (weights @ grid[0]).unsqueeze(0)
+    tiles, lsbs = grid.unbind(1), weights.unbind(0)
     total = tiles[0] * lsbs[0]
     for tile, lsb in zip(tiles[1:], lsbs[1:]):
         total.addcmul_(tile, lsb)

@@ -238,12 +238,9 @@ class RRAMLinear(CrossbarLayer):
                  used: torch.Tensor, ranges: torch.Tensor) -> torch.Tensor:
         """Read noise, ADC and digital sum of the partial sums (T, B, n) that DAC codes (B, m)
         drove -> (B, n) in code units."""
-        read_std = None
-        if per.read_sigma > 0:
-            norms = self.tiling.input_norms(codes, partials.shape[0], lines)
-            read_std = per.read_sigma * 2**0.5 * self.weight_scale * norms
         return per.convert(partials, tile_dim=0, scale=self._full_scale(), lines=used,
-                           ranges=ranges, read_std=read_std)
+                           ranges=ranges, drive_norms=lambda: self.tiling.input_norms(
+                               codes, partials.shape[0], lines))
 
     def _weight_grad(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         self.chip.ledger.add("gradient_macs", g.shape[0] * self.weight.numel(), "backward")
@@ -296,11 +293,9 @@ class RRAMConv2d(CrossbarLayer):
         codes, unit = per.dac(x, torch.channels_last)
         partials = tiling.partials(codes, self._tiles(weight)[0])  # (B, H', W', T, out)
         self._charge(self._counts(partials.shape[1] * partials.shape[2])[0], x.shape[0], None)
-        read_std = None
-        if per.read_sigma > 0:
-            read_std = per.read_sigma * 2**0.5 * self.weight_scale * tiling.input_norms(codes)
         y = per.convert(partials, tile_dim=3, scale=self._full_scale(), lines=tiling.rows_used,
-                        ranges=self.adc_range_forward, read_std=read_std)
+                        ranges=self.adc_range_forward,
+                        drive_norms=lambda: tiling.input_norms(codes))
         return y.permute(0, 3, 1, 2) * unit, codes, unit
 
     def _backward_mvm(self, g: torch.Tensor, weight: torch.Tensor, x_shape: torch.Size):
@@ -311,12 +306,9 @@ class RRAMConv2d(CrossbarLayer):
             return torch.nn.grad.conv2d_input(x_shape, weight, g, self.stride, self.padding)
         tiling = self.tiling
         partials = tiling.transposed_partials(g, self._tiles(weight)[1], x_shape)
-        read_std = None
-        if per.read_sigma > 0:
-            read_std = (per.read_sigma * 2**0.5 * self.weight_scale
-                        * tiling.error_norms(g, x_shape))
         g_x = per.convert(partials, tile_dim=3, scale=self._full_scale(), lines=tiling.cols_used,
-                          ranges=self.adc_range_backward, read_std=read_std)
+                          ranges=self.adc_range_backward,
+                          drive_norms=lambda: tiling.error_norms(g, x_shape))
         return g_x.permute(0, 3, 1, 2)
 
     def _weight_grad(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

@@ -46,7 +46,7 @@ def select_moves(desired: torch.Tensor, current: torch.Tensor, residual: torch.T
 
 def _compiled(desired, current, residual, threshold):
     delta = residual if residual.numel() else torch.empty_like(desired)
-    index = torch.empty(desired.numel() + 1, dtype=torch.int64)
+    index = torch.empty(desired.numel(), dtype=torch.int64)  # index[count] <= i: in range
     count = _select(desired.numpy(), current.numpy(), residual.numpy(),
                     np.float32(threshold.item()), delta.numpy(), index.numpy())
     return delta, index[:count]

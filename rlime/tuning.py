@@ -30,7 +30,8 @@ _OPEN_LOOP_LIMIT = 2.0**25  # pulses; above any level count a preset allows
 
 
 class Tuner:
-    """Programs gathered cells to target normalised conductances under one tuning scheme."""
+    """Programs cells (a whole set, or those at given positions) to target normalised
+    conductances under one tuning scheme."""
 
     compiled = True  # on CPU, run the verify loop compiled per cell (rlime.verify_loop)
 
@@ -68,9 +69,9 @@ class Tuner:
         """Several arrays at once: jobs of (cells, index, target) as for `program`; returns the
         last reads per job.
 
-        On CPU write-verify runs each job's cells in place, without gathering them; otherwise
-        the jobs' cells are gathered into one set and tuned in one pass (one loop of tensor
-        rounds for all arrays).
+        On CPU write-verify tunes job by job: only the cells its first read finds outside
+        tolerance are gathered, once. Otherwise the jobs' cells are gathered into one set and
+        tuned in one pass (one loop of tensor rounds for all arrays).
         """
         if self.cfg.scheme == "write-verify" and all(self._compiled_on(c) for c, _, _ in jobs):
             return [self.program(cells, target, index) for cells, index, target in jobs]
@@ -107,12 +108,10 @@ class Tuner:
         if pending.numel():
             goal, seen, budget = (t.index_select(0, pending) for t in (target, seen, budget))
             at = pending if index is None else index.index_select(0, pending)  # into `cells`
-            if self._compiled_on(cells):
-                set_n, pulses, set_sum, all_sum = self._compiled(cells, at, goal, seen, budget, tol)
-            else:
-                work = cells.take(at)
-                set_n, pulses, set_sum, all_sum = self._rounds(work, goal, seen, budget, tol)
-                cells.put(at, work)
+            work = cells.take(at)
+            loop = self._compiled if self._compiled_on(cells) else self._rounds
+            set_n, pulses, set_sum, all_sum = loop(work, goal, seen, budget, tol)
+            cells.put(at, work)
             last_read.index_copy_(0, pending, seen)
             reads.append(pulses)  # one verify read after every pulse
             g_min, half_range = self.model.cfg.g_min_s, 0.5 * self.model.cfg.range_s
@@ -121,13 +120,13 @@ class Tuner:
         self._add("verify_reads", sum(reads))
         return last_read
 
-    def _compiled(self, cells: CellSet, at: torch.Tensor, goal: torch.Tensor,
-                  seen: torch.Tensor, budget: torch.Tensor, tol: float) -> tuple:
-        """The loops of cells `at` run to the end in compiled code, in place (CPU)."""
-        cfg, m = self.model.cfg, self.model
-        return verify_on_cpu(self.generator, cells, at, seen, goal, budget,
-                             (m.k0_up, m.k1_up, m.k0_down, m.k1_down), cfg.c2c_sigma,
-                             cfg.read_noise_sigma, tol, cfg.endurance_pulses)
+    def _compiled(self, work: CellSet, goal: torch.Tensor, seen: torch.Tensor,
+                  budget: torch.Tensor, tol: float) -> tuple:
+        """Every cell's loop run to the end in compiled code (CPU)."""
+        cfg = self.model.cfg
+        return verify_on_cpu(self.generator, work.u, seen, goal, budget, work.u_min, work.u_max,
+                             self.model.single_pulse_coefficients(work), work.stuck, work.pulses,
+                             cfg.c2c_sigma, cfg.read_noise_sigma, tol, cfg.endurance_pulses)
 
     def _rounds(self, work: CellSet, goal: torch.Tensor, seen: torch.Tensor,
                 budget: torch.Tensor, tol: float) -> tuple:

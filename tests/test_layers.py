@@ -160,6 +160,47 @@ def test_weights_are_only_what_the_conductances_say(net, config):
                 torch.testing.assert_close(layer(inp), expected, rtol=1e-6, atol=1e-7)
 
 
+# --------------------------------------------------------------------------- MVM read noise
+
+READ_SIGMA = 0.01
+SAMPLES = 3000
+Z_READ = 5.0
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_mvm_read_noise_has_the_spread_of_its_definition(kind):
+    # The ideal preset plus read noise on 16 x 16 tiles: every cell read adds iid noise of
+    # sigma (fraction of the range) to each cell of the differential pair, so a tile's partial
+    # sum gets sigma * sqrt(2) * scale * ||inputs driving it|| and the output, summed over
+    # tiles, variance 2 sigma^2 scale^2 ||inputs||^2 (the whole im2col patch for a conv). The
+    # transposed MVM alike with the error. One input repeated SAMPLES times gives independent
+    # draws; every element's variance is checked to 5 standard errors (sqrt(2 / (n - 1))).
+    torch.manual_seed(0)
+    cfg = ideal(False).with_overrides({"device.read_noise_sigma": READ_SIGMA})
+    if kind == "linear":
+        float_layer, x1, g1 = nn.Linear(40, 20), torch.randn(1, 40), torch.randn(1, 20)
+    else:
+        float_layer = nn.Conv2d(3, 4, 3, padding=1)
+        x1, g1 = torch.randn(1, 3, 6, 6), torch.randn(1, 4, 6, 6)
+    layer = to_rram(nn.Sequential(float_layer), Chip(cfg))[0]
+    x = x1.expand(SAMPLES, *x1.shape[1:]).clone().requires_grad_(True)
+    y = layer(x)
+    y.backward(g1.expand_as(y))
+    variance = 2 * READ_SIGMA**2 * layer._full_scale() ** 2
+    if kind == "linear":
+        expected_y = variance * x1.pow(2).sum() * torch.ones(y.shape[1:])
+        expected_x = variance * g1.pow(2).sum() * torch.ones(x.shape[1:])
+    else:
+        ones = torch.ones_like(float_layer.weight)
+        expected_y = variance * F.conv2d(x1.pow(2), ones, padding=1)[0]
+        expected_x = variance * torch.nn.grad.conv2d_input(x1.shape, ones, g1.pow(2),
+                                                           padding=1)[0]
+    bound = Z_READ * (2 / (SAMPLES - 1)) ** 0.5
+    for observed, expected in ((y.detach().var(0), expected_y), (x.grad.var(0), expected_x)):
+        ratio = observed / expected
+        assert float((ratio - 1).abs().max()) < bound
+
+
 # --------------------------------------------------------------------------- residual / plan
 
 

@@ -18,12 +18,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rlime.chip import Chip
-from rlime.config import ConfigError
-from rlime.layers import crossbar_layers, to_rram
-from rlime.mappings import Replay, make_mapping
-from rlime.optim import TunedOptimizer
-from rlime.timing import PhaseTimer
+from rlime.hw.chip import Chip
+from rlime.hw.config import ConfigError
+from rlime.hw.layers import crossbar_layers, to_rram
+from rlime.drl.mappings import Replay, make_mapping
+from rlime.hw.optim import TunedOptimizer
+from rlime.common.timing import PhaseTimer
 
 from .qnets import build_q_network
 

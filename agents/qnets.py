@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch.nn as nn
 
-from rlime.layers import PixelInput
+from rlime.hw.layers import PixelInput
 
 
 def mlp_q_network(obs_dim: int, n_actions: int, hidden: Sequence[int]) -> nn.Module:

@@ -15,9 +15,9 @@ import argparse
 
 import torch
 
-from rlime.chip import Chip
-from rlime.config import PRESETS, preset
-from rlime.device import fresh_cells
+from rlime.hw.chip import Chip
+from rlime.hw.config import PRESETS, preset
+from rlime.hw.device import fresh_cells
 
 GRID = [(1.0, 20), (1.0, 100), (1.5, 100), (2.0, 20), (2.0, 50), (2.0, 100), (3.0, 100)]
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlime import bench
-from rlime.leaderboard import (COLUMNS, RunResult, aggregate_row, atari_aggregate, build_tables,
+from rlime.bench import runner as bench
+from rlime.bench.leaderboard import (COLUMNS, RunResult, aggregate_row, atari_aggregate, build_tables,
                                load_runs, render_markdown, smooth_on_grid)
-from rlime.stats import stratified_bootstrap_ci
-from rlime.suite import SuiteError, load_suite, parse_suite
+from rlime.bench.stats import stratified_bootstrap_ci
+from rlime.bench.suite import SuiteError, load_suite, parse_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "experiments" / "smoke.toml"

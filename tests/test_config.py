@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from rlime.config import (
+from rlime.hw.config import (
     PRESETS,
     RESPONSE_MODELS,
     TUNING_SCHEMES,

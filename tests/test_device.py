@@ -17,8 +17,8 @@ import math
 import pytest
 import torch
 
-from rlime.config import DeviceConfig
-from rlime.device import CellSet, PulseModel, fresh_cells
+from rlime.hw.config import DeviceConfig
+from rlime.hw.device import CellSet, PulseModel, fresh_cells
 
 M = 20_000
 Z = 5.0  # tolerance in standard errors

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from rlime.baselines import (ASIC_PRESETS, GPU_PRESETS, asic_energy, compare, gpu_energy,
+from rlime.cost.baselines import (ASIC_PRESETS, GPU_PRESETS, asic_energy, compare, gpu_energy,
                              measure_gpu_energy)
-from rlime.config import ConfigError
-from rlime.energy import (CATEGORIES, TechnologyPreset, energy_preset, price, price_by_kind,
+from rlime.hw.config import ConfigError
+from rlime.cost.energy import (CATEGORIES, TechnologyPreset, energy_preset, price, price_by_kind,
                           price_matrix, price_tables, total, tuning_cost_scaled)
-from rlime.ledger import ALL_KINDS, PHASES, LedgerSnapshot
-from rlime.wear import wear_report
+from rlime.hw.ledger import ALL_KINDS, PHASES, LedgerSnapshot
+from rlime.cost.wear import wear_report
 
 # --- the default preset's table, written out (pJ values from DESIGN.md "Energy model") --------
 V_W, T_W = 1.6, 50e-9            # write pulse

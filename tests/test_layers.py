@@ -11,11 +11,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rlime.chip import Chip
-from rlime.config import HardwareConfig, preset
-from rlime.layers import (CrossbarLayer, PixelInput, RRAMConv2d, RRAMLinear, crossbar_layers,
+from rlime.hw.chip import Chip
+from rlime.hw.config import HardwareConfig, preset
+from rlime.hw.layers import (CrossbarLayer, PixelInput, RRAMConv2d, RRAMLinear, crossbar_layers,
                           to_rram)
-from rlime.optim import TunedOptimizer
+from rlime.hw.optim import TunedOptimizer
 
 RTOL, ATOL = 1e-5, 1e-6
 

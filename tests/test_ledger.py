@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from rlime.chip import Chip
-from rlime.config import preset
-from rlime.layers import RRAMConv2d, RRAMLinear, to_rram
-from rlime.ledger import ALL_KINDS, CONDUCTANCE_KINDS, KINDS, PHASES, Ledger, LedgerSnapshot
+from rlime.hw.chip import Chip
+from rlime.hw.config import preset
+from rlime.hw.layers import RRAMConv2d, RRAMLinear, to_rram
+from rlime.hw.ledger import ALL_KINDS, CONDUCTANCE_KINDS, KINDS, PHASES, Ledger, LedgerSnapshot
 
 # --------------------------------------------------------------------------- Ledger API
 

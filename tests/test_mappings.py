@@ -12,11 +12,11 @@ import torch
 import torch.nn as nn
 
 from agents.replay import ReplayBuffer
-from rlime.chip import Chip
-from rlime.config import DeviceConfig, HardwareConfig, TuningConfig, preset
-from rlime.layers import crossbar_layers, program, to_rram
-from rlime.mappings import make_mapping
-from rlime.train import main
+from rlime.hw.chip import Chip
+from rlime.hw.config import DeviceConfig, HardwareConfig, TuningConfig, preset
+from rlime.hw.layers import crossbar_layers, program, to_rram
+from rlime.drl.mappings import make_mapping
+from rlime.harness.train import main
 
 LEVELS = 16  # 15 pulses span the range: counts stay small enough to reason about
 

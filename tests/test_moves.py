@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlime.moves import _compiled, _tensor_ops
+from rlime.hw.moves import _compiled, _tensor_ops
 
 
 @pytest.mark.parametrize("with_residual", [True, False])

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rlime.energy import CATEGORIES, energy_preset, total
-from rlime.ledger import LedgerSnapshot
-from rlime.report import main, reprice_episodes, summarise
+from rlime.cost.energy import CATEGORIES, energy_preset, total
+from rlime.hw.ledger import LedgerSnapshot
+from rlime.harness.report import main, reprice_episodes, summarise
 
 EPISODE_LEDGERS = [
     {"act": {"mvm_macs": 2000, "dac_conversions": 400, "adc_conversions": 200,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rlime.stats import (
+from rlime.bench.stats import (
     ATARI_REFERENCE_SCORES,
     atari_game_key,
     final_score,

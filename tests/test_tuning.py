@@ -14,10 +14,10 @@ import math
 import pytest
 import torch
 
-from rlime.config import HardwareConfig, preset
-from rlime.device import PulseModel, fresh_cells
-from rlime.ledger import PHASES, Ledger
-from rlime.tuning import Tuner
+from rlime.hw.config import HardwareConfig, preset
+from rlime.hw.device import PulseModel, fresh_cells
+from rlime.hw.ledger import PHASES, Ledger
+from rlime.hw.tuning import Tuner
 
 M = 20_000
 Z = 5.0

@@ -57,9 +57,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 from envs import resolve_env
 
-from .config import PRESETS, TUNING_SCHEMES, ConfigError, preset as hardware_preset
-from .mappings import MAPPINGS
-from .run_config import BACKENDS
+from rlime.hw.config import PRESETS, TUNING_SCHEMES, ConfigError, preset as hardware_preset
+from rlime.drl.mappings import MAPPINGS
+from rlime.harness.run_config import BACKENDS
 
 __all__ = ["Suite", "SuiteError", "Entry", "load_suite", "parse_suite", "run_labels", "run_name"]
 
@@ -387,7 +387,7 @@ class _Validator:
 
 
 def _config(argv: list[str]):
-    from .train import build_parser, config_from_args  # heavy (torch): only when validating
+    from rlime.harness.train import build_parser, config_from_args  # heavy (torch): only when validating
 
     cfg, _ = config_from_args(build_parser().parse_args(argv))
     return cfg

@@ -18,10 +18,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .chip import Chip
-from .crossbar import ConvTiling, LinearTiling, MVMCounts, Periphery, pixel_values
-from .device import CellSet, fresh_cells
-from .moves import select_moves
+from rlime.hw.chip import Chip
+from rlime.hw.crossbar import ConvTiling, LinearTiling, MVMCounts, Periphery, pixel_values
+from rlime.hw.device import CellSet, fresh_cells
+from rlime.hw.moves import select_moves
 
 
 class CrossbarLayer(nn.Module):

@@ -50,10 +50,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .energy import CATEGORIES
-from .run_dir import json_safe
-from .stats import human_normalized, iqm, mean_std, pareto_front, stratified_bootstrap_ci
-from .suite import NOT_APPLICABLE, run_labels
+from rlime.cost.energy import CATEGORIES
+from rlime.harness.run_dir import json_safe
+from rlime.bench.stats import human_normalized, iqm, mean_std, pareto_front, stratified_bootstrap_ci
+from rlime.bench.suite import NOT_APPLICABLE, run_labels
 
 __all__ = ["RunResult", "Table", "load_runs", "build_tables", "aggregate_row", "atari_aggregate",
            "write_leaderboard", "render_markdown", "COLUMNS", "MANIFEST"]

@@ -64,8 +64,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import ConfigError, from_registry
-from .ledger import ALL_KINDS, PHASES, LedgerSnapshot
+from rlime.hw.config import ConfigError, from_registry
+from rlime.hw.ledger import ALL_KINDS, PHASES, LedgerSnapshot
 
 CATEGORIES: tuple[str, ...] = ("forward", "backward", "gradient", "tuning", "target_sync",
                                "replay", "data_movement", "digital")

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .chip import Chip
-from .layers import crossbar_layers, program
+from rlime.hw.chip import Chip
+from rlime.hw.layers import crossbar_layers, program
 
 # fp32 ops per parameter per step and state words per parameter, by update rule.
 _RULE_COST = {  # (ops, state words)

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .chip import Chip
-from .layers import copy_to_new_arrays, crossbar_layers, sync_weights
+from rlime.hw.chip import Chip
+from rlime.hw.layers import copy_to_new_arrays, crossbar_layers, sync_weights
 
 MAPPINGS = ("time", "separate", "shared")
 

@@ -21,10 +21,10 @@ import math
 
 import torch
 
-from .config import TuningConfig
-from .device import CellSet, PulseCounts, PulseModel
-from .ledger import Ledger
-from .verify_loop import verify_on_cpu
+from rlime.hw.config import TuningConfig
+from rlime.hw.device import CellSet, PulseCounts, PulseModel
+from rlime.hw.ledger import Ledger
+from rlime.hw.verify_loop import verify_on_cpu
 
 _OPEN_LOOP_LIMIT = 2.0**25  # pulses; above any level count a preset allows
 

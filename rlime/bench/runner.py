@@ -57,9 +57,9 @@ from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
 
-from .leaderboard import MANIFEST, write_leaderboard
-from .run_dir import RunDirError, RunDirectory, atomic_write_bytes
-from .suite import Entry, Suite, SuiteError, load_suite, resolved_config
+from rlime.bench.leaderboard import MANIFEST, write_leaderboard
+from rlime.harness.run_dir import RunDirError, RunDirectory, atomic_write_bytes
+from rlime.bench.suite import Entry, Suite, SuiteError, load_suite, resolved_config
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 LOG_FILE = "train.log"
@@ -120,7 +120,7 @@ def plan(entry: Entry, out: Path) -> Job:
 
 def _config_mismatch(entry: Entry, run_dir: Path) -> str:
     """'' if run_dir/config.toml is the entry's configuration (budget and device aside)."""
-    from .run_config import RunConfig
+    from rlime.harness.run_config import RunConfig
 
     try:
         have = RunConfig.from_toml((run_dir / "config.toml").read_text())
@@ -580,7 +580,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return result.exit_status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -62,8 +62,8 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from .energy import PJ, TechnologyPreset, total
-from .ledger import ALL_KINDS, PHASES, LedgerSnapshot
+from rlime.cost.energy import PJ, TechnologyPreset, total
+from rlime.hw.ledger import ALL_KINDS, PHASES, LedgerSnapshot
 
 TRAINING_PHASES: tuple[str, ...] = ("act", "forward", "target", "backward", "update")
 DEFAULT_UTILISATION = 0.3

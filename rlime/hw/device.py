@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import DeviceConfig
+from rlime.hw.config import DeviceConfig
 
 _LINEAR_NU = 1e-3  # |nu| below this is treated as linear (the exponential form loses precision)
 

@@ -21,13 +21,13 @@ else:  # pragma: no cover
 import tomli_w
 
 from agents.dqn import DQNConfig
+from experiments import HYPERPARAMS, bundled
 from envs import EnvSpec
 
-from .config import ConfigError, HardwareConfig, PRESETS, preset
-from .mappings import MAPPINGS
+from rlime.hw.config import ConfigError, HardwareConfig, PRESETS, preset
+from rlime.drl.mappings import MAPPINGS
 
 BACKENDS = ("rram", "float")
-HYPERPARAMS = Path(__file__).resolve().parent.parent / "experiments" / "hyperparams.toml"
 
 
 @dataclass(frozen=True)
@@ -107,9 +107,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def env_defaults(spec: EnvSpec, path: Path = HYPERPARAMS) -> tuple[dict, dict]:
-    """(run defaults, agent defaults) for an env from the hyperparameter file."""
-    table = tomllib.loads(path.read_text())
+def env_defaults(spec: EnvSpec, path: Path | None = None) -> tuple[dict, dict]:
+    """(run defaults, agent defaults) for an env from the hyperparameter file (default: bundled)."""
+    table = tomllib.loads(path.read_text() if path is not None else bundled(HYPERPARAMS).read_text())
     key = spec.env_id if spec.env_id in table else ("atari" if spec.is_atari else "default")
     entry = table[key]
     return dict(entry.get("run", {})), dict(entry.get("agent", {}))

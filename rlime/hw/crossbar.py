@@ -33,8 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import ConverterConfig
-from .ledger import kinds_row
+from rlime.hw.config import ConverterConfig
+from rlime.hw.ledger import kinds_row
 
 
 class Periphery:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import torch
 
-from .config import HardwareConfig
-from .crossbar import Periphery
-from .device import PulseModel
-from .ledger import Ledger
-from .tuning import Tuner
+from rlime.hw.config import HardwareConfig
+from rlime.hw.crossbar import Periphery
+from rlime.hw.device import PulseModel
+from rlime.hw.ledger import Ledger
+from rlime.hw.tuning import Tuner
 
 
 class Chip:

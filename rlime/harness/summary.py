@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .baselines import compare
-from .energy import price
-from .ledger import LedgerSnapshot
-from .stats import final_score
-from .wear import wear_report
+from rlime.cost.baselines import compare
+from rlime.cost.energy import price
+from rlime.hw.ledger import LedgerSnapshot
+from rlime.bench.stats import final_score
+from rlime.cost.wear import wear_report
 
 if TYPE_CHECKING:
-    from .train import Trainer
+    from rlime.harness.train import Trainer
 
 
 def summarise(trainer: "Trainer") -> dict[str, Any]:

@@ -1,0 +1,371 @@
+"""Re-price a finished run's energy under any technology preset, without re-running it.
+
+    python -m rlime.report RUN_DIR [--preset optimistic] [--gpu v100] [--asic dadiannao]
+                           [--utilisation 0.3] [--minibatch N] [--sweep 1,10,100,1000]
+                           [--plot out.png] [--max-rows N]
+
+Reads ``RUN_DIR/episodes.jsonl`` (one JSON object per finished episode with ``episode``,
+``step``, ``return``, ``length``, ``writes``, ``energy_j``, ``energy`` and ``ledger``: the
+episode's ledger difference in `LedgerSnapshot.as_dict` form) and ``RUN_DIR/config.toml``
+(``[run] energy_preset``, the preset used when ``--preset`` is not given; ``[agent]
+batch_size``, the minibatch of the GPU model when ``--minibatch`` is not given). Prints the
+per-episode table re-priced under the chosen preset (writes are counts and do not change),
+totals by category, the RRAM vs GPU and RRAM vs ASIC energy ratios (`rlime.baselines`), and the
+tuning-cost sweep: for each k, the total energy and both ratios if write pulses and verify reads
+cost k times less. ``--plot`` writes the ratios against k on log axes (PNG).
+
+The functions are the train command's too: `reprice_episodes(records, tech)` and
+`summarise(total_snapshot, tech, ...)` (the dict written to summary.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from rlime.cost.baselines import (ASIC_PRESETS, DEFAULT_MINIBATCH, DEFAULT_UTILISATION, GPU_PRESETS,
+                        compare)
+from rlime.hw.config import ConfigError
+from rlime.cost.energy import (CATEGORIES, ENERGY_PRESETS, TechnologyPreset, energy_preset, price,
+                     price_tables, total, tuning_cost_scaled)
+from rlime.hw.ledger import LedgerSnapshot
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_SWEEP: tuple[float, ...] = (1, 10, 100, 1000)
+EPISODES_FILE = "episodes.jsonl"
+CONFIG_FILE = "config.toml"
+
+
+# ---- library functions -------------------------------------------------------------------
+
+
+def record_snapshot(record: dict[str, Any]) -> LedgerSnapshot:
+    """The episode's ledger difference; ValueError if the record has none or it is malformed."""
+    ledger = record.get("ledger")
+    if not isinstance(ledger, dict) or not all(isinstance(v, dict) for v in ledger.values()):
+        raise ValueError("it has no 'ledger' object of the form {phase: {kind: value}} (the "
+                         "episode's ledger difference, needed to re-price it)")
+    for phase, row in ledger.items():
+        for kind, value in row.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise ValueError(f"ledger entry ({phase!r}, {kind!r}) = {value!r} is not a "
+                                 f"finite number")
+    return LedgerSnapshot.from_dict(ledger)
+
+
+def reprice_episodes(records: Sequence[dict[str, Any]], tech: TechnologyPreset,
+                     snapshots: Sequence[LedgerSnapshot] | None = None) -> list[dict[str, Any]]:
+    """Copies of `records` with ``energy_j`` and ``energy`` re-priced under `tech`.
+
+    Every other field (writes included) is kept. `snapshots` (one per record) skips parsing
+    the ledgers again.
+    """
+    if snapshots is None:
+        snapshots = []
+        for i, record in enumerate(records):
+            try:
+                snapshots.append(record_snapshot(record))
+            except ValueError as err:
+                raise ValueError(f"episode record {i} (episode "
+                                 f"{record.get('episode', '?')}): {err}") from None
+    if not records:
+        return []
+    energies = price_tables(np.stack([s.table for s in snapshots]), tech)
+    out = []
+    for record, row in zip(records, energies):
+        new = dict(record)
+        new["energy"] = {c: float(v) for c, v in zip(CATEGORIES, row)}
+        new["energy_j"] = float(row.sum())
+        out.append(new)
+    return out
+
+
+def summarise(total_snapshot: LedgerSnapshot, tech: TechnologyPreset,
+              gpu: str = "titanx-maxwell", utilisation: float = DEFAULT_UTILISATION,
+              asic: str = "dadiannao", sweep: Iterable[float] = DEFAULT_SWEEP,
+              minibatch: int = DEFAULT_MINIBATCH) -> dict[str, Any]:
+    """Totals, baselines, ratios and the tuning-cost sweep of a run (JSON-safe dict)."""
+    cmp = compare(total_snapshot, tech, gpu=gpu, utilisation=utilisation, asic=asic,
+                  minibatch=minibatch)
+    rows = []
+    for k in sweep:
+        scaled = tuning_cost_scaled(tech, k)
+        rram_j = total(total_snapshot, scaled)
+        rows.append({
+            "k": float(k),
+            "rram_j": rram_j,
+            "gpu_over_rram": cmp["gpu_j"] / rram_j if rram_j > 0 else None,
+            "asic_over_rram": cmp["asic_j"] / rram_j if rram_j > 0 else None,
+        })
+    return {
+        "energy_preset": tech.name,
+        "energy_j": cmp["rram_j"],
+        "energy": price(total_snapshot, tech),
+        "writes": total_snapshot.writes,
+        "ledger": total_snapshot.as_dict(),
+        "prices_pj": tech.table(),
+        "baselines": cmp,
+        "tuning_sweep": rows,
+    }
+
+
+# ---- formatting ---------------------------------------------------------------------------
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (int, float)):
+        return format(value, spec)
+    return str(value)
+
+
+def format_table(records: Sequence[dict[str, Any]], max_rows: int = 0) -> str:
+    """Per-episode table: episode, step, return, writes, energy_j and the category joules."""
+    header = ["episode", "step", "return", "writes", "energy_j", *CATEGORIES]
+    specs = ["d", "d", ".2f", "d", ".4e", *[".3e"] * len(CATEGORIES)]
+    shown = list(records) if max_rows <= 0 else list(records)[-max_rows:]
+    rows = []
+    for r in shown:
+        energy = r.get("energy", {})
+        values = [r.get("episode"), r.get("step"), r.get("return"), r.get("writes"),
+                  r.get("energy_j"), *[energy.get(c) for c in CATEGORIES]]
+        rows.append([_fmt(v, s if not isinstance(v, float) or s != "d" else ".0f")
+                     for v, s in zip(values, specs)])
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
+              for i, h in enumerate(header)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
+    if len(shown) < len(records):
+        lines.insert(0, f"(last {len(shown)} of {len(records)} episodes)")
+    return "\n".join(lines)
+
+
+def _ratio(value: float | None) -> str:
+    return "undefined (no RRAM energy)" if value is None else f"{value:,.1f}x"
+
+
+def format_summary(summary: dict[str, Any], episodes: int) -> str:
+    cmp = summary["baselines"]
+    g, a = cmp["gpu_model"], cmp["asic_model"]
+    lines = [
+        f"Totals over {episodes} episodes (energy preset {summary['energy_preset']!r}):",
+        f"  writes (programming pulses): {summary['writes']:,}",
+        f"  RRAM energy: {summary['energy_j']:.4e} J",
+    ]
+    for c in CATEGORIES:
+        e = summary["energy"][c]
+        share = e / summary["energy_j"] * 100 if summary["energy_j"] > 0 else 0.0
+        lines.append(f"    {c:<14} {e:.4e} J  ({share:5.1f} %)")
+    lines += [
+        "",
+        "Baselines, same workload:",
+        f"  GPU {g['gpu']['name']}: {cmp['gpu_j']:.4e} J  ({g['flops']:.3e} FLOP, "
+        f"{g['bytes']:.3e} bytes, {g['seconds']:.3e} s at utilisation {g['utilisation']:g} of "
+        f"{g['gpu']['peak_fp32_flops']:.3g} FLOP/s, {g['gpu']['board_power_w']:g} W, "
+        f"minibatch {g['minibatch']})",
+        f"  ASIC {a['asic']['name']}: {cmp['asic_j']:.4e} J  ({a['ops']:.3e} ops at "
+        f"{a['asic']['op_j'] * 1e12:.3f} pJ, eDRAM {a['edram_j']:.3e} J, off-chip "
+        f"{a['dram_j']:.3e} J)",
+        f"  RRAM vs GPU : GPU uses {_ratio(cmp['gpu_over_rram'])} the RRAM energy",
+        f"  RRAM vs ASIC: ASIC uses {_ratio(cmp['asic_over_rram'])} the RRAM energy",
+        "",
+        "Tuning-cost sweep (write pulses and verify reads k times cheaper):",
+        f"  {'k':>8}  {'RRAM J':>11}  {'GPU/RRAM':>10}  {'ASIC/RRAM':>10}",
+    ]
+    for row in summary["tuning_sweep"]:
+        gr = "-" if row["gpu_over_rram"] is None else f"{row['gpu_over_rram']:.1f}"
+        ar = "-" if row["asic_over_rram"] is None else f"{row['asic_over_rram']:.1f}"
+        lines.append(f"  {row['k']:>8g}  {row['rram_j']:>11.4e}  {gr:>10}  {ar:>10}")
+    return "\n".join(lines)
+
+
+def plot_sweep(summary: dict[str, Any], path: str | Path) -> None:
+    """PNG of GPU/RRAM and ASIC/RRAM energy ratios against the tuning-cost divisor k."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = summary["tuning_sweep"]
+    ks = [r["k"] for r in rows]
+    cmp = summary["baselines"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("gpu_over_rram", f"GPU ({cmp['gpu_model']['gpu']['name']}, "
+                                         f"utilisation {cmp['utilisation']:g}) / RRAM"),
+                       ("asic_over_rram", f"ASIC ({cmp['asic_model']['asic']['name']}) / RRAM")):
+        ys = [np.nan if r[key] is None else r[key] for r in rows]
+        ax.plot(ks, ys, "o-", label=label)
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--", label="parity")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("tuning cost reduced k times")
+    ax.set_ylabel("baseline energy / RRAM energy")
+    ax.set_title(f"energy preset {summary['energy_preset']!r}")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---- command line ---------------------------------------------------------------------------
+
+
+def _fail(message: str) -> SystemExit:
+    return SystemExit(f"rlime.report: {message}")
+
+
+def load_episodes(path: Path) -> tuple[list[dict[str, Any]], list[LedgerSnapshot]]:
+    """Records and their ledger snapshots; SystemExit naming the file and line on bad input."""
+    if not path.is_file():
+        raise _fail(f"{path} does not exist. A run directory written by `python -m rlime.train` "
+                    f"holds {EPISODES_FILE} (one JSON object per finished episode); check the "
+                    f"path, or wait until the run has finished its first episode.")
+    records, snapshots = [], []
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError(f"it is a JSON {type(record).__name__}, not an object")
+                snapshot = record_snapshot(record)
+            except ValueError as err:  # json.JSONDecodeError is a ValueError
+                raise _fail(f"{path}, line {number}: cannot read this episode record: {err}. "
+                            f"Each line must be one JSON object with at least episode, step, "
+                            f"return, writes and ledger ({{phase: {{kind: value}}}}); fix or "
+                            f"delete the line (a run killed mid-write can leave a truncated "
+                            f"last line).") from None
+            records.append(record)
+            snapshots.append(snapshot)
+    if not records:
+        raise _fail(f"{path} holds no episode records, so there is nothing to re-price.")
+    return records, snapshots
+
+
+def load_config(run_dir: Path) -> dict[str, Any]:
+    """RUN_DIR/config.toml as a dict ({} if absent); SystemExit if it is not valid TOML."""
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise _fail(f"{path} is not valid TOML ({err}); fix it or pass --preset.") from None
+
+
+def configured_preset(run_dir: Path, config: dict[str, Any] | None = None) -> str | None:
+    """`[run] energy_preset` from RUN_DIR/config.toml; None if the file or key is absent."""
+    config = load_config(run_dir) if config is None else config
+    run = config.get("run", {})
+    value = run.get("energy_preset") if isinstance(run, dict) else None
+    if value is not None and not isinstance(value, str):
+        raise _fail(f"{run_dir / CONFIG_FILE}: [run] energy_preset = {value!r} must be a "
+                    f"preset name, one of {', '.join(ENERGY_PRESETS)}.")
+    return value
+
+
+def configured_minibatch(config: dict[str, Any]) -> int | None:
+    """`[agent] batch_size` from config.toml, if it is a positive integer."""
+    agent = config.get("agent", {})
+    value = agent.get("batch_size") if isinstance(agent, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+
+
+def _parse_sweep(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or any(not math.isfinite(v) or v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"--sweep {text!r}: give comma-separated factors > 0, "
+                                         f"e.g. 1,10,100,1000")
+    return values
+
+
+def _parse_utilisation(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"--utilisation {text!r}: give the fraction of peak "
+                                         f"FLOPS achieved, in (0, 1]")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m rlime.report", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR", type=Path)
+    p.add_argument("--preset", choices=sorted(ENERGY_PRESETS),
+                   help="energy preset to re-price with (default: config.toml [run] "
+                        "energy_preset, else 'default')")
+    p.add_argument("--gpu", choices=sorted(GPU_PRESETS), default="titanx-maxwell")
+    p.add_argument("--asic", choices=sorted(ASIC_PRESETS), default="dadiannao")
+    p.add_argument("--utilisation", type=_parse_utilisation, default=DEFAULT_UTILISATION,
+                   help=f"fraction of the GPU's peak FP32 FLOPS achieved (default "
+                        f"{DEFAULT_UTILISATION})")
+    p.add_argument("--minibatch", type=int,
+                   help=f"training minibatch for the GPU weight-traffic model (default: "
+                        f"config.toml [agent] batch_size, else {DEFAULT_MINIBATCH})")
+    p.add_argument("--sweep", type=_parse_sweep, default=DEFAULT_SWEEP,
+                   help="tuning-cost divisors k, comma-separated (default 1,10,100,1000)")
+    p.add_argument("--plot", type=Path, help="write the ratio-vs-k plot to this PNG")
+    p.add_argument("--max-rows", type=int, default=0,
+                   help="show only the last N episodes in the table (default: all)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
+    run_dir: Path = args.run_dir
+    if not run_dir.is_dir():
+        raise _fail(f"run directory {run_dir} does not exist or is not a directory. Pass the "
+                    f"directory `python -m rlime.train --run-dir` wrote (it holds "
+                    f"{EPISODES_FILE} and {CONFIG_FILE}).")
+    if args.minibatch is not None and args.minibatch < 1:
+        raise _fail(f"--minibatch {args.minibatch} must be >= 1.")
+    records, snapshots = load_episodes(run_dir / EPISODES_FILE)
+    config = load_config(run_dir)
+    minibatch = args.minibatch or configured_minibatch(config) or DEFAULT_MINIBATCH
+    name = args.preset or configured_preset(run_dir, config)
+    if name is None:
+        print(f"note: no [run] energy_preset in {run_dir / CONFIG_FILE}; using 'default'",
+              file=sys.stderr)
+        name = "default"
+    try:
+        tech = energy_preset(name)
+    except ConfigError as err:
+        raise _fail(f"{err} (from {run_dir / CONFIG_FILE}; or pass --preset)") from None
+
+    repriced = reprice_episodes(records, tech, snapshots)
+    total_snapshot = LedgerSnapshot(np.sum([s.table for s in snapshots], axis=0))
+    summary = summarise(total_snapshot, tech, gpu=args.gpu, utilisation=args.utilisation,
+                        asic=args.asic, sweep=args.sweep, minibatch=minibatch)
+    print(f"Run {run_dir}: {len(records)} episodes re-priced with energy preset {tech.name!r}")
+    print(format_table(repriced, args.max_rows))
+    print()
+    print(format_summary(summary, len(records)))
+    if args.plot is not None:
+        try:
+            plot_sweep(summary, args.plot)
+        except OSError as err:
+            raise _fail(f"cannot write the plot to {args.plot}: {err}") from None
+        print(f"\nplot written to {args.plot}")
+    return summary

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rlime.hw.chip import Chip
-from rlime.hw.config import ConfigError
+from rlime.common.errors import ConfigError
 from rlime.hw.layers import crossbar_layers, to_rram
 from rlime.drl.mappings import Replay, make_mapping
 from rlime.hw.optim import TunedOptimizer

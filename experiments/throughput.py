@@ -34,7 +34,8 @@ def _train(backend: str, args: argparse.Namespace, run_dir: Path, conn) -> None:
     (first step, steps, seconds), the summary's time split and the peak resident memory (MiB).
     """
     from rlime.harness.run_dir import RunDirectory
-    from rlime.harness.train import Trainer, build_parser, config_from_args
+    from rlime.harness.cli import build_parser, config_from_args
+    from rlime.harness.train import Trainer
 
     argv = ["--env", args.env, "--backend", backend, "--total-steps", str(args.steps),
             "--num-envs", str(args.num_envs), "--device", args.device, "--seed", "1",

@@ -1,8 +1,8 @@
-"""`python -m rlime.train`: entry point; the implementation is `rlime.harness.train`."""
+"""`python -m rlime.train`: entry point; the implementation is `rlime.harness.cli`."""
 
 import sys
 
-from rlime.harness.train import main
+from rlime.harness.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,11 +7,11 @@ import math
 
 import pytest
 
+from rlime.common.errors import ConfigError
 from rlime.hw.config import (
     PRESETS,
     RESPONSE_MODELS,
     TUNING_SCHEMES,
-    ConfigError,
     ConverterConfig,
     DeviceConfig,
     HardwareConfig,
@@ -43,7 +43,7 @@ def test_default_preset_matches_the_design_table():
     # NL 0.04 / -0.63, 128 x 128 arrays, 8-bit ADC, 1-bit DAC, endurance 1e9.
     cfg = preset("default")
     d = cfg.device
-    assert d.g_min_s == pytest.approx(1 / 1e6) and d.g_max_s == pytest.approx(1 / 1e5)
+    assert d.g_min_siemens == pytest.approx(1 / 1e6) and d.g_max_siemens == pytest.approx(1 / 1e5)
     assert d.levels == 128
     assert d.c2c_sigma == pytest.approx(0.037)
     assert (d.nonlinearity_up, d.nonlinearity_down) == (0.04, -0.63)
@@ -94,9 +94,9 @@ BAD_VALUES = [
     (DeviceConfig, {"levels": 1}, "levels", "1", ">= 2"),
     (DeviceConfig, {"levels": 0}, "levels", "0", ">= 2"),
     (DeviceConfig, {"levels": 2.5}, "levels", "2.5", "integer"),
-    (DeviceConfig, {"g_min_s": 1e-5, "g_max_s": 1e-5}, "g_max_s", "1e-05", "exceed g_min_s"),
-    (DeviceConfig, {"g_min_s": 2e-5, "g_max_s": 1e-5}, "g_max_s", "1e-05", "exceed g_min_s"),
-    (DeviceConfig, {"g_min_s": 0.0}, "g_min_s", "0.0", "> 0"),
+    (DeviceConfig, {"g_min_siemens": 1e-5, "g_max_siemens": 1e-5}, "g_max_siemens", "1e-05", "exceed g_min_siemens"),
+    (DeviceConfig, {"g_min_siemens": 2e-5, "g_max_siemens": 1e-5}, "g_max_siemens", "1e-05", "exceed g_min_siemens"),
+    (DeviceConfig, {"g_min_siemens": 0.0}, "g_min_siemens", "0.0", "> 0"),
     (DeviceConfig, {"c2c_sigma": -0.01}, "c2c_sigma", "-0.01", ">= 0"),
     (DeviceConfig, {"c2c_sigma": math.nan}, "c2c_sigma", "nan", "finite"),
     (DeviceConfig, {"read_noise_sigma": -1e-3}, "read_noise_sigma", "-0.001", ">= 0"),

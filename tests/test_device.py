@@ -313,7 +313,7 @@ def test_pulse_conductance_is_charged_at_the_mean_of_start_and_end():
     cells = cells_at(0.0, m=2)
     counts = model.apply(cells, torch.tensor([10.0, 0.0]), torch.tensor([True, False]), gen())
     # 10 SET pulses from u = 0 to u = 10 d: each charged at G = Gmin + range * (0 + 10 d) / 2
-    g_mid = cfg.g_min_s + cfg.range_s * 5 * D
+    g_mid = cfg.g_min_siemens + cfg.range_siemens * 5 * D
     assert float(counts.set_siemens) == pytest.approx(10 * g_mid, rel=1e-6)
     assert float(counts.reset_siemens) == 0
 

@@ -12,7 +12,7 @@ import torch
 
 from rlime.cost.baselines import (ASIC_PRESETS, GPU_PRESETS, asic_energy, compare, gpu_energy,
                              measure_gpu_energy)
-from rlime.hw.config import ConfigError
+from rlime.common.errors import ConfigError
 from rlime.cost.energy import (CATEGORIES, TechnologyPreset, energy_preset, price, price_by_kind,
                           price_matrix, price_tables, total, tuning_cost_scaled)
 from rlime.hw.ledger import ALL_KINDS, PHASES, LedgerSnapshot
@@ -133,8 +133,8 @@ def test_unknown_preset_lists_allowed_names():
 def test_preset_validation():
     with pytest.raises(ConfigError, match="adc_j"):
         TechnologyPreset(adc_j=-1.0)
-    with pytest.raises(ConfigError, match="g_max_s"):
-        TechnologyPreset(g_min_s=1e-5, g_max_s=1e-6)
+    with pytest.raises(ConfigError, match="g_max_siemens"):
+        TechnologyPreset(g_min_siemens=1e-5, g_max_siemens=1e-6)
 
 
 # Independent statement of the mapping: (phase, kind) -> category.

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlime.harness.train import main
+from rlime.harness.cli import main
 
 GOLDEN = Path(__file__).parent / "data" / "float_cartpole_golden.json"
 # every agent setting pinned, so that a change of CartPole's defaults does not move the check

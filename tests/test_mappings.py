@@ -16,7 +16,7 @@ from rlime.hw.chip import Chip
 from rlime.hw.config import DeviceConfig, HardwareConfig, TuningConfig, preset
 from rlime.hw.layers import crossbar_layers, program, to_rram
 from rlime.drl.mappings import make_mapping
-from rlime.harness.train import main
+from rlime.harness.cli import main
 
 LEVELS = 16  # 15 pulses span the range: counts stay small enough to reason about
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rlime.harness.train import main
+from rlime.harness.cli import main
 
 FAST = ["--env", "CartPole", "--no-progress", "--set", "agent.hidden=[32, 32]",
         "--set", "agent.learning_starts=200", "--set", "agent.train_freq=50",

@@ -15,7 +15,7 @@ else:  # pragma: no cover
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from rlime.harness.train import main
+from rlime.harness.cli import main
 
 # Small, fast settings: a 32-32 MLP, learning from step 200, a training round every 50 steps.
 FAST = ["--env", "CartPole", "--no-progress", "--set", "agent.hidden=[32, 32]",
@@ -138,7 +138,8 @@ def test_bad_hyperparameter_is_refused(tmp_path, capsys):
 def test_before_step_hook_sees_every_vector_step(tmp_path):
     # experiments/throughput.py interleaves two runs through this hook
     from rlime.harness.run_dir import RunDirectory
-    from rlime.harness.train import Trainer, build_parser, config_from_args
+    from rlime.harness.cli import build_parser, config_from_args
+    from rlime.harness.train import Trainer
 
     args = build_parser().parse_args(FAST + ["--backend", "float", "--num-envs", "2",
                                              "--total-steps", "40"])

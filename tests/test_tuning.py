@@ -176,7 +176,7 @@ def test_every_pulse_and_verify_read_is_charged(scheme, read_noise):
             assert not diff.table[PHASES.index(phase)].any()
     # each pulse is charged at a conductance inside the device's range
     siemens = diff.get("update", "set_pulse_siemens") + diff.get("update", "reset_pulse_siemens")
-    assert total * cfg.device.g_min_s * (1 - 1e-6) <= siemens <= total * cfg.device.g_max_s
+    assert total * cfg.device.g_min_siemens * (1 - 1e-6) <= siemens <= total * cfg.device.g_max_siemens
     n_nominal, up = model.nominal_pulses(before_u, target, BIG)
     reads = diff.get("update", "verify_reads")
     if scheme == "open-loop":

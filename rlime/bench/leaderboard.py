@@ -36,7 +36,6 @@ import io
 import json
 import math
 import re
-import sys
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -45,13 +44,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
+from rlime.common.files import tomllib
 from rlime.cost.energy import CATEGORIES
-from rlime.harness.run_dir import json_safe
+from rlime.common.files import JsonlError, atomic_write, json_safe, read_jsonl
 from rlime.bench.stats import human_normalized, iqm, mean_std, pareto_front, stratified_bootstrap_ci
 from rlime.bench.suite import NOT_APPLICABLE, run_labels
 
@@ -502,9 +498,7 @@ def write_leaderboard(out_dir: str | Path, *, plots: bool = True,
              out / "leaderboard.json": render_json(tables, aggregate, incomplete,
                                                    {"suite": manifest.get("name")})}
     for path, text in files.items():
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        atomic_write(path, text)
     written = list(files)
     if plots and tables:
         written += plot_tables(tables, out / "plots")
@@ -519,17 +513,13 @@ GRID_POINTS = 200
 
 
 def _episode_series(path: Path) -> dict[str, np.ndarray] | None:
-    file = path / "episodes.jsonl"
-    if not file.exists():
+    try:
+        records = read_jsonl(path / "episodes.jsonl")
+    except JsonlError as err:
+        warnings.warn(f"{err}; its curve is left out of the plots")
         return None
     steps, returns, writes, energy = [], [], [], []
-    for line in file.read_text().splitlines():
-        if not line.strip():
-            continue
-        try:
-            e = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    for e in records:
         steps.append(e["step"])
         returns.append(e["return"])
         writes.append(e.get("writes", 0))

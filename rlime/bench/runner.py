@@ -58,7 +58,8 @@ from typing import Any, Callable, Sequence
 from tqdm import tqdm
 
 from rlime.bench.leaderboard import MANIFEST, write_leaderboard
-from rlime.harness.run_dir import RunDirError, RunDirectory, atomic_write_bytes
+from rlime.common.files import atomic_write
+from rlime.harness.run_dir import RunDirError, RunDirectory
 from rlime.bench.suite import Entry, Suite, SuiteError, load_suite, resolved_config
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -458,7 +459,7 @@ class BenchResult:
 def write_manifest(suite: Suite, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     data = json.dumps(suite.manifest(), indent=2) + "\n"
-    atomic_write_bytes(out / MANIFEST, data.encode())
+    atomic_write(out / MANIFEST, data)
 
 
 def run_suite(suite: Suite, out: str | Path, *, workers: int | None = None,

@@ -46,18 +46,15 @@ import itertools
 import json
 import math
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 from envs import resolve_env
 
-from rlime.hw.config import PRESETS, TUNING_SCHEMES, ConfigError, preset as hardware_preset
+from rlime.common.files import tomllib
+from rlime.common.errors import ConfigError
+from rlime.hw.config import PRESETS, TUNING_SCHEMES, preset as hardware_preset
 from rlime.drl.mappings import MAPPINGS
 from rlime.harness.run_config import BACKENDS
 
@@ -387,7 +384,7 @@ class _Validator:
 
 
 def _config(argv: list[str]):
-    from rlime.harness.train import build_parser, config_from_args  # heavy (torch): only when validating
+    from rlime.harness.cli import build_parser, config_from_args  # heavy (torch): only when validating
 
     cfg, _ = config_from_args(build_parser().parse_args(argv))
     return cfg

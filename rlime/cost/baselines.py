@@ -62,6 +62,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from rlime.common.errors import lookup
 from rlime.cost.energy import PJ, TechnologyPreset, total
 from rlime.hw.ledger import ALL_KINDS, PHASES, LedgerSnapshot
 
@@ -118,19 +119,12 @@ ASIC_PRESETS: dict[str, AsicPreset] = {
 }
 
 
-def _lookup(table: dict, name: str, what: str):
-    try:
-        return table[name]
-    except KeyError:
-        raise ValueError(f"unknown {what} {name!r}; choose one of {', '.join(table)}") from None
-
-
 def gpu_preset(name: str) -> GpuPreset:
-    return _lookup(GPU_PRESETS, name, "GPU preset")
+    return lookup(GPU_PRESETS, name, "GPU preset")
 
 
 def asic_preset(name: str) -> AsicPreset:
-    return _lookup(ASIC_PRESETS, name, "ASIC preset")
+    return lookup(ASIC_PRESETS, name, "ASIC preset")
 
 
 def _col(table: np.ndarray, kind: str) -> np.ndarray:

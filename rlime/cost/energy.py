@@ -64,7 +64,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlime.hw.config import ConfigError, from_registry
+from rlime.common.errors import ConfigError, lookup
 from rlime.hw.ledger import ALL_KINDS, PHASES, LedgerSnapshot
 
 CATEGORIES: tuple[str, ...] = ("forward", "backward", "gradient", "tuning", "target_sync",
@@ -100,8 +100,8 @@ class TechnologyPreset:
     name: str = "default"
     # --- RRAM cell (Wu et al. VLSI 2018 TaOx/HfOx device as tabulated in the MLP+NeuroSim V3.0
     # manual, Table II: Ron 100 kOhm / Roff 1 MOhm; rlime.config.DeviceConfig defaults)
-    g_min_s: float = 1e-6
-    g_max_s: float = 1e-5
+    g_min_siemens: float = 1e-6
+    g_max_siemens: float = 1e-5
     # write pulse 1.6 V, 50 ns; energy V^2 * G * t per pulse (same table; NeuroSim's
     # write-energy formula)
     write_voltage_v: float = 1.6
@@ -148,9 +148,9 @@ class TechnologyPreset:
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f"energy preset {self.name!r}: {f.name} = {value!r} is not "
                                   f"allowed: it must be a finite number >= 0")
-        if self.g_max_s <= self.g_min_s:
-            raise ConfigError(f"energy preset {self.name!r}: g_max_s = {self.g_max_s} must "
-                              f"exceed g_min_s = {self.g_min_s}")
+        if self.g_max_siemens <= self.g_min_siemens:
+            raise ConfigError(f"energy preset {self.name!r}: g_max_siemens = {self.g_max_siemens} must "
+                              f"exceed g_min_siemens = {self.g_min_siemens}")
         if self.tuning_divisor <= 0:
             raise ConfigError(f"energy preset {self.name!r}: tuning_divisor = "
                               f"{self.tuning_divisor} must be > 0")
@@ -158,13 +158,13 @@ class TechnologyPreset:
     # ---- derived per-operation energies (joules) -------------------------------------------
 
     @property
-    def g_mid_s(self) -> float:
-        return 0.5 * (self.g_min_s + self.g_max_s)
+    def g_mid_siemens(self) -> float:
+        return 0.5 * (self.g_min_siemens + self.g_max_siemens)
 
     @property
     def cell_read_j(self) -> float:
         """V_r^2 * G_mid * t_r: one cell read inside an MVM."""
-        return self.read_voltage_v**2 * self.g_mid_s * self.read_pulse_s
+        return self.read_voltage_v**2 * self.g_mid_siemens * self.read_pulse_s
 
     @property
     def write_j_per_siemens(self) -> float:
@@ -183,7 +183,7 @@ class TechnologyPreset:
         """One write pulse at G_mid (memory-mode bits)."""
         if self.write_pulse_fixed_j is not None:
             return self.write_pulse_fixed_j
-        return self.write_voltage_v**2 * self.g_mid_s * self.write_pulse_s
+        return self.write_voltage_v**2 * self.g_mid_siemens * self.write_pulse_s
 
     @property
     def verify_read_j(self) -> float:
@@ -291,7 +291,7 @@ ENERGY_PRESETS = {"default": _default, "optimistic": _optimistic,
 
 def energy_preset(name: str) -> TechnologyPreset:
     """The named technology preset; ConfigError lists the allowed names."""
-    return from_registry(ENERGY_PRESETS, name, "energy preset")
+    return lookup(ENERGY_PRESETS, name, "energy preset")()
 
 
 def tuning_cost_scaled(tech: TechnologyPreset, k: float) -> TechnologyPreset:

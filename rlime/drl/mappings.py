@@ -137,7 +137,7 @@ class SeparateMapping(Mapping):
         cfg = chip.cfg.device
         for layer in target_layers:  # one full RESET pulse per target cell
             u = layer.cell_u
-            ledger.add_tensor("reset_pulse_siemens", (cfg.g_min_s + cfg.range_s * u).sum())
+            ledger.add_tensor("reset_pulse_siemens", (cfg.g_min_siemens + cfg.range_siemens * u).sum())
             layer.cell_u = torch.where(layer.cell_stuck, u, layer.cell_u_min)
             layer.cell_pulses += 1
             if math.isfinite(cfg.endurance_pulses):

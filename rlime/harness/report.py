@@ -21,7 +21,6 @@ The functions are the train command's too: `reprice_episodes(records, tech)` and
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -29,17 +28,14 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from rlime.common.files import JsonlError, numbered_jsonl, tomllib
 from rlime.cost.baselines import (ASIC_PRESETS, DEFAULT_MINIBATCH, DEFAULT_UTILISATION, GPU_PRESETS,
                         compare)
-from rlime.hw.config import ConfigError
+from rlime.common.errors import ConfigError
 from rlime.cost.energy import (CATEGORIES, ENERGY_PRESETS, TechnologyPreset, energy_preset, price,
                      price_tables, total, tuning_cost_scaled)
 from rlime.hw.ledger import LedgerSnapshot
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 DEFAULT_SWEEP: tuple[float, ...] = (1, 10, 100, 1000)
 EPISODES_FILE = "episodes.jsonl"
@@ -235,23 +231,19 @@ def load_episodes(path: Path) -> tuple[list[dict[str, Any]], list[LedgerSnapshot
                     f"holds {EPISODES_FILE} (one JSON object per finished episode); check the "
                     f"path, or wait until the run has finished its first episode.")
     records, snapshots = [], []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
+    try:
+        for number, record in numbered_jsonl(path):
             try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise ValueError(f"it is a JSON {type(record).__name__}, not an object")
                 snapshot = record_snapshot(record)
-            except ValueError as err:  # json.JSONDecodeError is a ValueError
+            except ValueError as err:
                 raise _fail(f"{path}, line {number}: cannot read this episode record: {err}. "
                             f"Each line must be one JSON object with at least episode, step, "
                             f"return, writes and ledger ({{phase: {{kind: value}}}}); fix or "
-                            f"delete the line (a run killed mid-write can leave a truncated "
-                            f"last line).") from None
+                            f"delete the line.") from None
             records.append(record)
             snapshots.append(snapshot)
+    except JsonlError as err:
+        raise _fail(str(err)) from None
     if not records:
         raise _fail(f"{path} holds no episode records, so there is nothing to re-price.")
     return records, snapshots

@@ -9,22 +9,19 @@ directory holds the resolved configuration, enough to re-run: `[run]`, `[agent]`
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 import tomli_w
 
 from agents.dqn import DQNConfig
 from experiments import HYPERPARAMS, bundled
 from envs import EnvSpec
 
-from rlime.hw.config import ConfigError, HardwareConfig, PRESETS, preset
+from rlime.common.files import tomllib
+from rlime.common.errors import ConfigError
+from rlime.hw.config import HardwareConfig, PRESETS, preset
 from rlime.drl.mappings import MAPPINGS
 
 BACKENDS = ("rram", "float")

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import fcntl
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Iterable
 
 import torch
+
+from rlime.common.files import JsonlError, atomic_write, atomic_writer, json_safe, read_jsonl
 
 
 class RunDirError(RuntimeError):
@@ -71,18 +72,10 @@ class RunDirectory:
                 f.write(json.dumps(record) + "\n")
 
     def read_jsonl(self, name: str) -> list[dict[str, Any]]:
-        file = self.path / name
-        if not file.exists():
-            return []
-        records = []
-        for number, line in enumerate(file.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise RunDirError(f"{file}, line {number}, is not valid JSON ({err.msg}); "
-                                      f"the file is damaged") from None
-        return records
+        try:
+            return read_jsonl(self.path / name)
+        except JsonlError as err:
+            raise RunDirError(str(err)) from None
 
     def truncate_jsonl(self, name: str, keep: int) -> None:
         """Keep the first `keep` records of a JSONL file (drop what a checkpoint did not see)."""
@@ -91,21 +84,16 @@ class RunDirectory:
             return
         lines = file.read_text().splitlines(keepends=True)
         if len(lines) > keep:
-            atomic_write_bytes(file, "".join(lines[:keep]).encode())
+            atomic_write(file, "".join(lines[:keep]))
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
         """Strict JSON: infinities and NaN become null (e.g. 'never reaches endurance')."""
         text = json.dumps(json_safe(data), indent=2, allow_nan=False)
-        atomic_write_bytes(self.path / name, (text + "\n").encode())
+        atomic_write(self.path / name, text + "\n")
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
-        tmp = self.checkpoint_file.with_suffix(".pt.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_writer(self.checkpoint_file) as f:
             torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.checkpoint_file)
-        _fsync_dir(self.path)
 
     def load_checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
         if not self.checkpoint_file.exists():
@@ -118,29 +106,3 @@ class RunDirectory:
                               f"{err}); it is corrupted or not an rlime checkpoint") from None
 
 
-def json_safe(value: Any) -> Any:
-    """`value` with infinities and NaN replaced by None, for strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

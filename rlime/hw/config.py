@@ -10,15 +10,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
+
+from rlime.common.errors import ConfigError, lookup
 
 RESPONSE_MODELS = ("linear", "soft-bounds", "nonlinear")
 TUNING_SCHEMES = ("open-loop", "write-verify", "gradual")
 ADC_RANGES = ("calibrated", "fixed")
-
-
-class ConfigError(ValueError):
-    """A configuration value is out of range; the message says which and what is allowed."""
 
 
 def _require(ok: bool, where: str, name: str, value: Any, allowed: str) -> None:
@@ -40,15 +38,15 @@ def _probability(where: str, name: str, value: float) -> None:
 class DeviceConfig:
     """One RRAM cell type.
 
-    Conductances in siemens; noise sigmas are fractions of the nominal range (g_max_s - g_min_s);
+    Conductances in siemens; noise sigmas are fractions of the nominal range (g_max_siemens - g_min_siemens);
     `levels` programmable levels span that range, so one nominal pulse moves a cell by
     1 / (levels - 1) of it.
     """
 
     # Ron = 100 kOhm, Roff = 1 MOhm, 128 levels, C2C 3.7 %, NL 0.04 / -0.63: Wu et al. VLSI 2018
     # TaOx/HfOx device as tabulated in the MLP+NeuroSim V3.0 manual, Table II.
-    g_min_s: float = 1e-6
-    g_max_s: float = 1e-5
+    g_min_siemens: float = 1e-6
+    g_max_siemens: float = 1e-5
     levels: int = 128
     response: str = "nonlinear"
     nonlinearity_up: float = 0.04
@@ -64,10 +62,10 @@ class DeviceConfig:
 
     def __post_init__(self) -> None:
         w = "device"
-        _require(isinstance(self.g_min_s, (int, float)) and self.g_min_s > 0, w, "g_min_s",
-                 self.g_min_s, "it must be a conductance > 0 siemens")
-        _require(self.g_max_s > self.g_min_s, w, "g_max_s", self.g_max_s,
-                 f"it must exceed g_min_s = {self.g_min_s} siemens")
+        _require(isinstance(self.g_min_siemens, (int, float)) and self.g_min_siemens > 0, w, "g_min_siemens",
+                 self.g_min_siemens, "it must be a conductance > 0 siemens")
+        _require(self.g_max_siemens > self.g_min_siemens, w, "g_max_siemens", self.g_max_siemens,
+                 f"it must exceed g_min_siemens = {self.g_min_siemens} siemens")
         _require(isinstance(self.levels, int) and self.levels >= 2, w, "levels", self.levels,
                  "it must be an integer >= 2")
         _require(self.response in RESPONSE_MODELS, w, "response", self.response,
@@ -91,8 +89,8 @@ class DeviceConfig:
                  "endurance_pulses", self.endurance_pulses, "it must be >= 1 pulse (or inf)")
 
     @property
-    def range_s(self) -> float:
-        return self.g_max_s - self.g_min_s
+    def range_siemens(self) -> float:
+        return self.g_max_siemens - self.g_min_siemens
 
 
 @dataclass(frozen=True)
@@ -289,15 +287,6 @@ PRESETS = {
 }
 
 
-def from_registry(registry: Mapping[str, Callable[[], Any]], name: str, what: str) -> Any:
-    """registry[name]() for a table of named presets; ConfigError lists the allowed names."""
-    try:
-        return registry[name]()
-    except KeyError:
-        raise ConfigError(f"unknown {what} {name!r}; choose one of "
-                          f"{', '.join(registry)}") from None
-
-
 def preset(name: str) -> HardwareConfig:
     """The named hardware preset; ConfigError lists the allowed names."""
-    return from_registry(PRESETS, name, "hardware preset")
+    return lookup(PRESETS, name, "hardware preset")()

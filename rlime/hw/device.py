@@ -1,6 +1,6 @@
 """RRAM cell physics: conductance state of a weight array and the response to programming pulses.
 
-State is kept as a normalised conductance u = (G - g_min_s) / (g_max_s - g_min_s): u = 0 is the
+State is kept as a normalised conductance u = (G - g_min_siemens) / (g_max_siemens - g_min_siemens): u = 0 is the
 nominal Gmin, u = 1 the nominal Gmax, and one nominal pulse moves a cell by 1 / (levels - 1).
 Each cell also has its own bounds [u_min, u_max] and step scale (device-to-device spread), a
 stuck flag and a pulse counter (wear).
@@ -202,7 +202,7 @@ class PulseModel:
             noise = torch.randn(u_new.shape, generator=generator, device=u_new.device)
             u_new = u_new + cfg.c2c_sigma * torch.sqrt(moving) * noise
         u_new = torch.where(cells.stuck, cells.u, u_new.clamp_(min=cells.u_min, max=cells.u_max))
-        g_mid = cfg.g_min_s + (0.5 * cfg.range_s) * (cells.u + u_new)
+        g_mid = cfg.g_min_siemens + (0.5 * cfg.range_siemens) * (cells.u + u_new)
         n_up = torch.where(up, n, 0.0)
         set_pulses, set_siemens = n_up.sum(), (n_up * g_mid).sum()
         cells.u = u_new

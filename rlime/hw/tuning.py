@@ -114,7 +114,7 @@ class Tuner:
             cells.put(at, work)
             last_read.index_copy_(0, pending, seen)
             reads.append(pulses)  # one verify read after every pulse
-            g_min, half_range = self.model.cfg.g_min_s, 0.5 * self.model.cfg.range_s
+            g_min, half_range = self.model.cfg.g_min_siemens, 0.5 * self.model.cfg.range_siemens
             self._charge(PulseCounts(set_n, pulses - set_n, set_n * g_min + half_range * set_sum,
                                      (pulses - set_n) * g_min + half_range * (all_sum - set_sum)))
         self._add("verify_reads", sum(reads))

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import tomli_w
 
-from agents.dqn import DQNConfig
+from agents.config import DQNConfig
 from experiments import HYPERPARAMS, bundled
 from envs import EnvSpec
 

@@ -13,9 +13,13 @@ import torch
 from rlime.cost.baselines import (ASIC_PRESETS, GPU_PRESETS, asic_energy, compare, gpu_energy,
                              measure_gpu_energy)
 from rlime.common.errors import ConfigError
-from rlime.cost.energy import (CATEGORIES, TechnologyPreset, energy_preset, price, price_by_kind,
-                          price_matrix, price_tables, total, tuning_cost_scaled)
-from rlime.hw.ledger import ALL_KINDS, PHASES, LedgerSnapshot
+from rlime.cost.energy import (TechnologyPreset, categories, energy_preset, price, price_by_kind,
+                               price_row, price_tables, total, tuning_cost_scaled)
+from rlime.drl.phases import DQN_PHASES
+from rlime.hw.counts import ALL_KINDS, LedgerSnapshot
+
+PHASES = DQN_PHASES.names
+CATEGORIES = categories(DQN_PHASES)
 from rlime.cost.wear import wear_report
 
 # --- the default preset's table, written out (pJ values from DESIGN.md "Energy model") --------
@@ -66,7 +70,7 @@ EXPECTED = {
 
 @pytest.fixture
 def snap() -> LedgerSnapshot:
-    return LedgerSnapshot.from_dict(LEDGER)
+    return LedgerSnapshot.from_dict(LEDGER, DQN_PHASES)
 
 
 def test_hand_priced_ledger_matches_every_category(snap):
@@ -78,7 +82,7 @@ def test_hand_priced_ledger_matches_every_category(snap):
 
 def test_set_pulses_energy_is_v2_g_t():
     # 1000 SET pulses whose conductances sum to 5e-3 S: 1.6^2 * 5e-3 * 50e-9 J = 6.4e-10 J
-    s = LedgerSnapshot.from_dict({"update": {"set_pulses": 1000, "set_pulse_siemens": 5e-3}})
+    s = LedgerSnapshot.from_dict({"update": {"set_pulses": 1000, "set_pulse_siemens": 5e-3}}, DQN_PHASES)
     assert total(s, energy_preset("default")) == pytest.approx(1.6**2 * 5e-3 * 50e-9)
     assert total(s, energy_preset("default")) == pytest.approx(6.4e-10)
 
@@ -91,7 +95,7 @@ def test_categories_sum_to_total(snap):
 
 
 def test_mvm_macs_are_not_priced():
-    s = LedgerSnapshot.from_dict({"forward": {"mvm_macs": 10**9}})
+    s = LedgerSnapshot.from_dict({"forward": {"mvm_macs": 10**9}}, DQN_PHASES)
     assert total(s, energy_preset("default")) == 0.0
 
 
@@ -107,14 +111,14 @@ def test_optimistic_cheaper_with_pulses_and_counts_unchanged(snap):
     tuning = price(snap, energy_preset("optimistic"))["tuning"]
     assert tuning == pytest.approx((100 + 1000 + 500) * 0.1e-12 + 3200 * (READ + 0.99e-12))
     # and HBM-class memory for the replay DRAM traffic
-    replay = price(LedgerSnapshot.from_dict({"replay": {"dram_bits": 1000}}),
+    replay = price(LedgerSnapshot.from_dict({"replay": {"dram_bits": 1000}}, DQN_PHASES),
                    energy_preset("optimistic"))["replay"]
     assert replay == pytest.approx(1000 * 3.9e-12)
 
 
 def test_pessimistic_prices():
     s = LedgerSnapshot.from_dict({"update": {"set_pulses": 7, "set_pulse_siemens": 1e-4},
-                                  "forward": {"adc_conversions": 3}})
+                                  "forward": {"adc_conversions": 3}}, DQN_PHASES)
     e = price(s, energy_preset("pessimistic"))
     assert e["tuning"] == pytest.approx(7 * 10e-12)  # 10 pJ per pulse, siemens ignored
     assert e["forward"] == pytest.approx(3 * 20e-12)  # MNSIM convention: 2 mW * 10 ns
@@ -164,14 +168,14 @@ def test_each_entry_lands_in_its_category(phase):
         # default prices pulses by their summed siemens; pessimistic prices the pulse count
         tech = energy_preset("pessimistic" if kind in ("set_pulses", "reset_pulses")
                              else "default")
-        e = price(LedgerSnapshot.from_dict({phase: {kind: 1.0}}), tech)
+        e = price(LedgerSnapshot.from_dict({phase: {kind: 1.0}}, DQN_PHASES), tech)
         nonzero = [c for c, v in e.items() if v != 0]
         assert nonzero == [_expected_category(phase, kind)], (phase, kind, e)
 
 
 def test_every_ledger_kind_has_a_price():
-    m = price_matrix(energy_preset("default"))
-    assert m.shape == (len(PHASES), len(ALL_KINDS))
+    m = price_row(energy_preset("default"))
+    assert m.shape == (len(ALL_KINDS),)
     assert np.all(np.isfinite(m)) and np.all(m >= 0)
 
 
@@ -191,7 +195,7 @@ def test_tuning_cost_scaled_divides_tuning_only(snap):
 
 def test_price_tables_is_vectorised(snap):
     tech = energy_preset("default")
-    stacked = price_tables(np.stack([snap.table, 2 * snap.table]), tech)
+    stacked = price_tables(np.stack([snap.table, 2 * snap.table]), tech, DQN_PHASES)
     assert stacked.shape == (2, len(CATEGORIES))
     np.testing.assert_allclose(stacked[1], 2 * stacked[0])
     np.testing.assert_allclose(stacked[0], [EXPECTED[c] for c in CATEGORIES], rtol=1e-12)
@@ -207,7 +211,7 @@ def test_price_by_kind_sums_to_total(snap):
 
 def test_subtracted_snapshots_price_the_difference(snap):
     tech = energy_preset("default")
-    later = LedgerSnapshot(snap.table * 3)
+    later = LedgerSnapshot(snap.table * 3, DQN_PHASES)
     assert total(later - snap, tech) == pytest.approx(2 * total(snap, tech))
 
 
@@ -222,7 +226,9 @@ def test_price_is_fast(snap):
 
 def test_wrong_table_shape_is_rejected():
     with pytest.raises(ValueError, match="expected"):
-        price(LedgerSnapshot(np.zeros((2, 3))), energy_preset("default"))
+        LedgerSnapshot(np.zeros((2, 3)), DQN_PHASES)
+    with pytest.raises(ValueError, match="expected"):
+        price_tables(np.zeros((2, 3)), energy_preset("default"), DQN_PHASES)
 
 
 # --------------------------------------------------------------------------- wear
@@ -280,8 +286,8 @@ def _gpu_by_hand(u: float) -> float:
 
 
 def test_gpu_energy_matches_formula_by_hand():
-    s = LedgerSnapshot.from_dict(TRAIN)
-    g = gpu_energy(s, "titanx-maxwell", utilisation=0.3, minibatch=32)
+    s = LedgerSnapshot.from_dict(TRAIN, DQN_PHASES)
+    g = gpu_energy(s, 32, "titanx-maxwell", utilisation=0.3)
     assert g["energy_j"] == pytest.approx(_gpu_by_hand(0.3), rel=1e-12)
     assert g["flops"] == 2 * 1_000 + 10 + 2 * 3_200_000 + 5_000 + 2 * 3_200_000 \
         + 2 * 3_000_000 + 2 * 3_200_000 + 200_000
@@ -292,20 +298,20 @@ def test_gpu_energy_matches_formula_by_hand():
 
 def test_gpu_utilisation_doubling_halves_compute_bound_energy():
     s = LedgerSnapshot.from_dict({"forward": {"mvm_macs": 10**8}, "backward": {
-        "mvm_macs": 10**8, "gradient_macs": 10**8}})
-    low = gpu_energy(s, "v100", utilisation=0.2)["energy_j"]
-    high = gpu_energy(s, "v100", utilisation=0.4)["energy_j"]
+        "mvm_macs": 10**8, "gradient_macs": 10**8}}, DQN_PHASES)
+    low = gpu_energy(s, 32, "v100", utilisation=0.2)["energy_j"]
+    high = gpu_energy(s, 32, "v100", utilisation=0.4)["energy_j"]
     assert high == pytest.approx(low / 2, rel=1e-12)
     # by hand: 6e8 FLOP at 0.2 * 15.7 TFLOPS on a 300 W board
     assert low == pytest.approx(300.0 * 6e8 / (0.2 * 15.7e12), rel=1e-12)
     with pytest.raises(ValueError):
-        gpu_energy(s, "v100", utilisation=0.0)
+        gpu_energy(s, 32, "v100", utilisation=0.0)
     with pytest.raises(ValueError, match="titanx-maxwell"):
-        gpu_energy(s, "a100")
+        gpu_energy(s, 32, "a100")
 
 
 def test_asic_energy_matches_formula_by_hand():
-    s = LedgerSnapshot.from_dict(TRAIN)
+    s = LedgerSnapshot.from_dict(TRAIN, DQN_PHASES)
     tech = energy_preset("default")
     ops = (2 * 1_000 + 10 + 2 * 3_200_000 + 5_000 + 2 * 3_200_000 + 2 * 3_000_000
            + 2 * 3_200_000 + 200_000)
@@ -318,19 +324,19 @@ def test_asic_energy_matches_formula_by_hand():
 
 
 def test_compare_ratios_well_defined():
-    s = LedgerSnapshot.from_dict(TRAIN)
+    s = LedgerSnapshot.from_dict(TRAIN, DQN_PHASES)
     tech = energy_preset("default")
-    c = compare(s, tech, gpu="h100-sxm", utilisation=0.5)
+    c = compare(s, tech, 32, gpu="h100-sxm", utilisation=0.5)
     assert c["rram_j"] == pytest.approx(total(s, tech))
     assert c["gpu_over_rram"] == pytest.approx(c["gpu_j"] / c["rram_j"])
     assert c["asic_over_rram"] == pytest.approx(c["asic_j"] / c["rram_j"])
     assert 0 < c["gpu_over_rram"] < math.inf and 0 < c["asic_over_rram"] < math.inf
     assert c["gpu_model"]["gpu"]["name"] == "h100-sxm" and c["utilisation"] == 0.5
-    per = compare(s, tech, episodes=4, steps=400)
+    per = compare(s, tech, 32, episodes=4, steps=400)
     assert per["per_episode"]["gpu_j"] == pytest.approx(per["gpu_j"] / 4)
     assert per["per_step"]["rram_j"] == pytest.approx(per["rram_j"] / 400)
     assert "per_episode" not in c
-    empty = compare(LedgerSnapshot.zeros(), tech)
+    empty = compare(LedgerSnapshot.zeros(DQN_PHASES), tech, 32)
     assert empty["gpu_over_rram"] is None and empty["asic_over_rram"] is None
 
 
@@ -358,4 +364,4 @@ def test_measure_gpu_energy_degrades_gracefully():
 
 def test_tech_is_hashable_for_the_price_cache():
     tech = energy_preset("default")
-    assert price_matrix(tech) is price_matrix(dataclasses.replace(tech))
+    assert price_row(tech) is price_row(dataclasses.replace(tech))

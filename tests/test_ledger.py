@@ -13,13 +13,17 @@ import torch.nn as nn
 from rlime.hw.chip import Chip
 from rlime.hw.config import preset
 from rlime.hw.layers import RRAMConv2d, RRAMLinear, to_rram
-from rlime.hw.ledger import ALL_KINDS, CONDUCTANCE_KINDS, KINDS, PHASES, Ledger, LedgerSnapshot
+from rlime.drl.phases import DQN_PHASES
+from rlime.hw.counts import ALL_KINDS, CONDUCTANCE_KINDS, KINDS, TRAINING_PHASES, LedgerSnapshot, Phases
+from rlime.hw.ledger import Ledger
+
+PHASES = DQN_PHASES.names
 
 # --------------------------------------------------------------------------- Ledger API
 
 
 def test_add_and_add_tensor_both_land_in_the_current_phase():
-    ledger = Ledger()
+    ledger = Ledger(DQN_PHASES)
     assert ledger.phase == "forward"
     ledger.add("cell_reads", 7)
     ledger.add_tensor("set_pulses", torch.tensor(3.0))
@@ -40,7 +44,7 @@ def test_add_and_add_tensor_both_land_in_the_current_phase():
 
 
 def test_in_phase_charges_that_phase_and_restores_even_on_error():
-    ledger = Ledger()
+    ledger = Ledger(DQN_PHASES)
     with ledger.in_phase("target"):
         ledger.add("adc_conversions", 2)
         with ledger.in_phase("backward"):
@@ -56,27 +60,42 @@ def test_in_phase_charges_that_phase_and_restores_even_on_error():
     assert snap.get("backward", "adc_conversions") == 3
 
 
-@pytest.mark.parametrize("call", [
-    lambda l: l.add("cell_reads", 1, phase="warmup"),
-    lambda l: l.add("cell_writes", 1),
-    lambda l: l.add_tensor("pulses", torch.tensor(1.0)),
-    lambda l: l.in_phase("training").__enter__(),
-    lambda l: l.snapshot().get("forward", "nope"),
-    lambda l: LedgerSnapshot.from_dict({"nowhere": {"cell_reads": 1}}),
-    lambda l: l.snapshot().count("pulses"),
-    lambda l: l.snapshot().count("set_pulses", phases=("training",)),
+@pytest.mark.parametrize("call, allowed", [
+    (lambda l: l.add("cell_reads", 1, phase="warmup"), PHASES),
+    (lambda l: l.add("cell_writes", 1), ALL_KINDS),
+    (lambda l: l.add_tensor("pulses", torch.tensor(1.0)), ALL_KINDS),
+    (lambda l: l.in_phase("training").__enter__(), PHASES),
+    (lambda l: l.snapshot().get("forward", "nope"), ALL_KINDS),
+    (lambda l: LedgerSnapshot.from_dict({"nowhere": {"cell_reads": 1}}, DQN_PHASES), PHASES),
+    (lambda l: l.snapshot().count("pulses"), ALL_KINDS),
+    (lambda l: l.snapshot().count("set_pulses", phases=("training",)), PHASES),
 ])
-def test_unknown_phase_or_kind_raises_value_error_listing_allowed_names(call):
-    ledger = Ledger()
+def test_unknown_phase_or_kind_raises_value_error_listing_allowed_names(call, allowed):
+    ledger = Ledger(DQN_PHASES)
     with pytest.raises(ValueError) as err:
         call(ledger)
     msg = str(err.value)
-    for name in PHASES + ALL_KINDS:
+    for name in allowed:
         assert name in msg
 
 
-def test_snapshot_is_frozen_and_differences_give_what_happened_since():
+def test_phase_axis_is_the_workloads_vocabulary():
+    """A network trained by backpropagation has no DQN phases; snapshots of different phase
+    axes do not mix, and a bad role is refused naming the roles."""
     ledger = Ledger()
+    assert ledger.phases == TRAINING_PHASES
+    assert ledger.snapshot().table.shape == (4, len(ALL_KINDS))
+    with pytest.raises(ValueError, match="act"):
+        ledger.add("cell_reads", 1, phase="act")
+    with pytest.raises(ValueError, match="different phases"):
+        ledger.snapshot() - Ledger(DQN_PHASES).snapshot()
+    assert DQN_PHASES.with_role("copy", "storage") == ("target_sync", "replay")
+    with pytest.raises(ValueError, match="inference"):
+        Phases((("act", "acting"),))
+
+
+def test_snapshot_is_frozen_and_differences_give_what_happened_since():
+    ledger = Ledger(DQN_PHASES)
     ledger.add("dac_conversions", 10)
     before = ledger.snapshot()
     ledger.add("dac_conversions", 5)
@@ -87,11 +106,11 @@ def test_snapshot_is_frozen_and_differences_give_what_happened_since():
     assert diff.get("forward", "dac_conversions") == 5
     assert diff.get("update", "verify_reads") == 8
     assert np.array_equal((diff + before).table, after.table)
-    assert np.array_equal(LedgerSnapshot.zeros().table, np.zeros_like(after.table))
+    assert np.array_equal(LedgerSnapshot.zeros(DQN_PHASES).table, np.zeros_like(after.table))
 
 
 def test_as_dict_from_dict_round_trip():
-    ledger = Ledger()
+    ledger = Ledger(DQN_PHASES)
     ledger.add("cell_reads", 123456789012, phase="forward")
     ledger.add("gradient_macs", 42, phase="backward")
     ledger.add_tensor("set_pulses", torch.tensor(17.0), phase="update")
@@ -104,14 +123,14 @@ def test_as_dict_from_dict_round_trip():
                     "update": {"set_pulses": 17, "set_pulse_siemens": pytest.approx(3.25e-5)}}
     assert isinstance(data["update"]["set_pulses"], int)
     assert isinstance(data["update"]["set_pulse_siemens"], float)
-    assert np.array_equal(LedgerSnapshot.from_dict(data).table, snap.table)
+    assert np.array_equal(LedgerSnapshot.from_dict(data, DQN_PHASES).table, snap.table)
 
 
 def test_state_dict_round_trip_and_shape_check():
-    ledger = Ledger()
+    ledger = Ledger(DQN_PHASES)
     ledger.add("buffer_bits", 99, phase="replay")
     ledger.add_tensor("reset_pulses", torch.tensor(4.0), phase="target_sync")
-    fresh = Ledger()
+    fresh = Ledger(DQN_PHASES)
     fresh.add("buffer_bits", 1)  # overwritten by the load
     fresh.load_state_dict(ledger.state_dict())
     assert np.array_equal(fresh.snapshot().table, ledger.snapshot().table)
@@ -136,7 +155,7 @@ def _chip(**overrides) -> Chip:
     # fastest (the default periphery is kept)
     cfg = preset("default").with_overrides({"tuning.scheme": "open-loop", **overrides})
     assert cfg.forward.cycles() == CYCLES and cfg.backward.cycles() == CYCLES
-    return Chip(cfg, seed=0)
+    return Chip(cfg, seed=0, phases=DQN_PHASES)
 
 
 def _diff(chip: Chip, fn) -> LedgerSnapshot:

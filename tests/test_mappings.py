@@ -15,6 +15,7 @@ from agents.replay import ReplayBuffer
 from rlime.hw.chip import Chip
 from rlime.hw.config import DeviceConfig, HardwareConfig, TuningConfig, preset
 from rlime.hw.layers import crossbar_layers, program, to_rram
+from rlime.drl.phases import DQN_PHASES
 from rlime.drl.mappings import make_mapping
 from rlime.harness.cli import main
 
@@ -28,7 +29,7 @@ def exact_chip() -> Chip:
                             nonlinearity_down=0, c2c_sigma=0.0),
         forward=preset("ideal").forward, backward=preset("ideal").backward,
         tuning=TuningConfig(scheme="open-loop", residual=False))
-    return Chip(cfg, seed=0)
+    return Chip(cfg, seed=0, phases=DQN_PHASES)
 
 
 def q_network(chip: Chip) -> nn.Module:

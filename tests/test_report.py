@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from rlime.cost.energy import CATEGORIES, energy_preset, total
+from rlime.cost.energy import energy_preset, total
+from rlime.harness.report import CATEGORIES
 from rlime.hw.ledger import LedgerSnapshot
-from rlime.harness.report import main, reprice_episodes, summarise
+from rlime.drl.phases import DQN_PHASES
+from rlime.harness.report import main, reprice_episodes, reprice_summary
 
 EPISODE_LEDGERS = [
     {"act": {"mvm_macs": 2000, "dac_conversions": 400, "adc_conversions": 200,
@@ -35,7 +37,7 @@ def make_run(tmp_path: Path, preset: str = "default", ledgers=EPISODE_LEDGERS) -
         f'[agent]\nbatch_size = 64\n\n[hardware]\npreset = "default"\n', encoding="utf-8")
     records = []
     for i, ledger in enumerate(ledgers):
-        snap = LedgerSnapshot.from_dict(ledger)
+        snap = LedgerSnapshot.from_dict(ledger, DQN_PHASES)
         records.append({"episode": i, "step": 100 * (i + 1), "return": 10.0 + i,
                         "length": 100, "writes": snap.writes, "energy_j": 0.0,
                         "energy": {}, "ledger": snap.as_dict()})
@@ -83,7 +85,7 @@ def test_optimistic_reprice_lowers_energy_and_keeps_writes(tmp_path, capsys):
         if old["ledger"].get("update"):
             assert new["energy_j"] < old["energy_j"]
     assert records[1]["energy_j"] == pytest.approx(
-        total(LedgerSnapshot.from_dict(EPISODE_LEDGERS[1]), energy_preset("default")))
+        total(LedgerSnapshot.from_dict(EPISODE_LEDGERS[1], DQN_PHASES), energy_preset("default")))
 
 
 def test_config_preset_is_used_when_no_flag(tmp_path, capsys):
@@ -103,13 +105,13 @@ def test_gpu_and_utilisation_flags_are_reported(tmp_path, capsys):
     assert high["baselines"]["gpu_j"] < low["baselines"]["gpu_j"]
 
 
-def test_summarise_matches_report(tmp_path, capsys):
+def test_reprice_summary_matches_report(tmp_path, capsys):
     run = make_run(tmp_path)
     from_cli = main([str(run)])
     capsys.readouterr()
-    total_snap = sum((LedgerSnapshot.from_dict(l) for l in EPISODE_LEDGERS),
-                     LedgerSnapshot.zeros())
-    direct = summarise(total_snap, energy_preset("default"))
+    total_snap = sum((LedgerSnapshot.from_dict(l, DQN_PHASES) for l in EPISODE_LEDGERS),
+                     LedgerSnapshot.zeros(DQN_PHASES))
+    direct = reprice_summary(total_snap, energy_preset("default"), 64)
     assert direct["energy_j"] == pytest.approx(from_cli["energy_j"])
     assert direct["baselines"]["gpu_j"] == pytest.approx(from_cli["baselines"]["gpu_j"])
 

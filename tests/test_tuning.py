@@ -16,7 +16,10 @@ import torch
 
 from rlime.hw.config import HardwareConfig, preset
 from rlime.hw.device import PulseModel, fresh_cells
-from rlime.hw.ledger import PHASES, Ledger
+from rlime.hw.counts import TRAINING_PHASES
+from rlime.hw.ledger import Ledger
+
+PHASES = TRAINING_PHASES.names
 from rlime.hw.tuning import Tuner
 
 M = 20_000

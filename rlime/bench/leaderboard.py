@@ -46,7 +46,8 @@ import numpy as np
 
 
 from rlime.common.files import tomllib
-from rlime.cost.energy import CATEGORIES
+from rlime.cost.energy import categories
+from rlime.drl.phases import DQN_PHASES
 from rlime.common.files import JsonlError, atomic_write, json_safe, read_jsonl
 from rlime.bench.stats import human_normalized, iqm, mean_std, pareto_front, stratified_bootstrap_ci
 from rlime.bench.suite import NOT_APPLICABLE, run_labels
@@ -57,6 +58,8 @@ __all__ = ["RunResult", "Table", "load_runs", "build_tables", "aggregate_row", "
 MANIFEST = "suite.json"
 
 #: CSV / JSON row columns, in order.
+CATEGORIES = categories(DQN_PHASES)  # energy categories of a DQN run
+
 COLUMNS = (
     "table", "env_id", "env", "protocol_id", "frameskip", "sticky_actions", "action_set",
     "terminal_on_life_loss", "reward_clipping", "max_episode_steps", "budget_steps",

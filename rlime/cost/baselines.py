@@ -1,11 +1,13 @@
 """Baselines: the same DQN training workload on a GPU and on a DaDianNao-class ASIC.
 
 Both price the workload the RRAM ledger recorded, so the three numbers describe identical
-training (same steps, same minibatches, same network). Only ledger phases and kinds are used;
-nothing here imports RL code.
+training (same steps, same minibatches, same network). Only ledger phases (by their role,
+`rlime.hw.counts.ROLES`) and kinds are used; nothing here imports RL code.
 
-Workload (per ledger phase p; "training phases" are act, forward, target, backward, update --
-program, target_sync and replay are copies, not arithmetic, on a GPU or ASIC):
+Workload (per ledger phase p; "arithmetic phases" are those of role inference, forward,
+backward and update -- DQN's act, forward, target, backward, update; phases of role program,
+copy and storage -- DQN's program, target_sync, replay -- are copies, not arithmetic, on a GPU
+or ASIC):
 
     ops_p   = 2 * mvm_macs_p + 2 * gradient_macs_p + optimizer_ops_p + digital_ops_p
               (training phases only; an MVM MAC and a gradient MAC are a multiply and an add;
@@ -13,17 +15,18 @@ program, target_sync and replay are copies, not arithmetic, on a GPU or ASIC):
 
 GPU model (fp32, a per-phase roofline):
 
-    bytes_p = 4 * mvm_macs_p / act_batch                        (p = act: every weight read per
-                                                                 action, batch `act_batch`)
-            + 4 * (mvm_macs_p + gradient_macs_p) / minibatch    (p = forward, target, backward,
-                                                                 update: fp32 weights read, and
-                                                                 weight gradients written, once
-                                                                 per minibatch)
+    bytes_p = 4 * mvm_macs_p / act_batch                        (role inference: every weight
+                                                                 read per input, batch
+                                                                 `act_batch`)
+            + 4 * (mvm_macs_p + gradient_macs_p) / minibatch    (other arithmetic phases: fp32
+                                                                 weights read, and weight
+                                                                 gradients written, once per
+                                                                 minibatch)
             + (buffer_bits_p + dram_bits_p + rram_memory_*_bits_p) / 8
                                                 (activations, optimizer state, target copy and
                                                  replay accesses as the ledger counts them;
-                                                 buffer_bits of phase replay are staging of the
-                                                 same data and are left out; noc_bit_hops are
+                                                 buffer_bits of storage phases are staging of
+                                                 the same data and are left out; noc_bit_hops are
                                                  the RRAM chip's own network and are left out)
     t_p     = max(ops_p / (peak_fp32_flops * utilisation), bytes_p / memory_bandwidth)
     E_gpu   = board_power * sum_p t_p
@@ -44,7 +47,7 @@ ASIC model (DaDianNao, Chen et al. MICRO 2014; 16-bit fixed point):
            + edram_bit_j * buffer_bits             (activation / optimizer / target-copy traffic
                                                     through on-chip eDRAM, all phases)
            + noc_bit_hop_j * noc_bit_hops
-           + dram_bit_j * (dram_bits + rram_memory_*_bits of phase replay)
+           + dram_bit_j * (dram_bits + rram_memory_*_bits of storage phases)
                                                    (DaDianNao's 36 MB of eDRAM cannot hold a DQN
                                                     replay memory (1e5-1e6 transitions), so the
                                                     replay lives off chip; dram_bit_j is the
@@ -64,11 +67,10 @@ import numpy as np
 
 from rlime.common.errors import lookup
 from rlime.cost.energy import PJ, TechnologyPreset, total
-from rlime.hw.ledger import ALL_KINDS, PHASES, LedgerSnapshot
+from rlime.hw.counts import ALL_KINDS, LedgerSnapshot
 
-TRAINING_PHASES: tuple[str, ...] = ("act", "forward", "target", "backward", "update")
+ARITHMETIC_ROLES: tuple[str, ...] = ("inference", "forward", "backward", "update")
 DEFAULT_UTILISATION = 0.3
-DEFAULT_MINIBATCH = 32  # DQN minibatch (Mnih et al., Nature 2015)
 
 
 @dataclass(frozen=True)
@@ -132,32 +134,39 @@ def _col(table: np.ndarray, kind: str) -> np.ndarray:
 
 
 def workload_ops(snapshot: LedgerSnapshot) -> np.ndarray:
-    """Arithmetic ops (FLOPs on a GPU, 16-bit ops on the ASIC) per phase, (len(PHASES),)."""
+    """Arithmetic ops (FLOPs on a GPU, 16-bit ops on the ASIC) per phase, (len(phases),)."""
     t = snapshot.table
     ops = (2 * _col(t, "mvm_macs") + 2 * _col(t, "gradient_macs") + _col(t, "optimizer_ops")
            + _col(t, "digital_ops"))
-    mask = np.array([p in TRAINING_PHASES for p in PHASES], dtype=np.float64)
+    phases = snapshot.phases
+    mask = np.array([phases.role(p) in ARITHMETIC_ROLES for p in phases.names], dtype=np.float64)
     return ops * mask
 
 
-def gpu_bytes(snapshot: LedgerSnapshot, minibatch: int = DEFAULT_MINIBATCH,
-              act_batch: int = 1) -> np.ndarray:
-    """Bytes moved through GPU device memory per phase (module docstring), (len(PHASES),)."""
+def gpu_bytes(snapshot: LedgerSnapshot, minibatch: int, act_batch: int = 1) -> np.ndarray:
+    """Bytes moved through GPU device memory per phase (module docstring), (len(phases),);
+    `minibatch`: the training minibatch, `act_batch`: inputs per inference pass."""
     if minibatch < 1 or act_batch < 1:
         raise ValueError(f"minibatch = {minibatch} and act_batch = {act_batch} must be >= 1")
     t = snapshot.table
     macs, grads = _col(t, "mvm_macs"), _col(t, "gradient_macs")
-    weights = np.zeros(len(PHASES))
-    for p, phase in enumerate(PHASES):
-        if phase == "act":
+    phases = snapshot.phases
+    weights = np.zeros(len(phases))
+    for p, phase in enumerate(phases.names):
+        role = phases.role(phase)
+        if role == "inference":
             weights[p] = 4 * macs[p] / act_batch
-        elif phase in TRAINING_PHASES:
+        elif role in ARITHMETIC_ROLES:
             weights[p] = 4 * (macs[p] + grads[p]) / minibatch
     buffer = _col(t, "buffer_bits").copy()
-    buffer[PHASES.index("replay")] = 0.0
+    buffer[_storage_rows(snapshot)] = 0.0
     memory = _memory_bits(t)
     traffic = (buffer + memory) / 8
     return weights + traffic
+
+
+def _storage_rows(snapshot: LedgerSnapshot) -> list[int]:
+    return [snapshot.phases.index(p) for p in snapshot.phases.with_role("storage")]
 
 
 def _memory_bits(t: np.ndarray) -> np.ndarray:
@@ -166,9 +175,8 @@ def _memory_bits(t: np.ndarray) -> np.ndarray:
             + _col(t, "rram_memory_read_bits"))
 
 
-def gpu_energy(snapshot: LedgerSnapshot, gpu: str | GpuPreset = "titanx-maxwell",
-               utilisation: float = DEFAULT_UTILISATION, minibatch: int = DEFAULT_MINIBATCH,
-               act_batch: int = 1) -> dict[str, Any]:
+def gpu_energy(snapshot: LedgerSnapshot, minibatch: int, gpu: str | GpuPreset = "titanx-maxwell",
+               utilisation: float = DEFAULT_UTILISATION, act_batch: int = 1) -> dict[str, Any]:
     """Modelled GPU energy (joules) of the ledger's workload; see the module docstring."""
     g = gpu if isinstance(gpu, GpuPreset) else gpu_preset(gpu)
     if not (isinstance(utilisation, (int, float)) and 0 < utilisation <= 1):
@@ -176,6 +184,7 @@ def gpu_energy(snapshot: LedgerSnapshot, gpu: str | GpuPreset = "titanx-maxwell"
                          f"in (0, 1]")
     ops = workload_ops(snapshot)
     nbytes = gpu_bytes(snapshot, minibatch, act_batch)
+    names = snapshot.phases.names
     t_compute = ops / (g.peak_fp32_flops * utilisation)
     t_memory = nbytes / g.memory_bandwidth_bytes_s
     t = np.maximum(t_compute, t_memory)
@@ -185,9 +194,9 @@ def gpu_energy(snapshot: LedgerSnapshot, gpu: str | GpuPreset = "titanx-maxwell"
         "seconds": seconds,
         "flops": float(ops.sum()),
         "bytes": float(nbytes.sum()),
-        "compute_bound_phases": [p for i, p in enumerate(PHASES)
+        "compute_bound_phases": [p for i, p in enumerate(names)
                                  if t[i] > 0 and t_compute[i] >= t_memory[i]],
-        "memory_bound_phases": [p for i, p in enumerate(PHASES)
+        "memory_bound_phases": [p for i, p in enumerate(names)
                                 if t[i] > 0 and t_compute[i] < t_memory[i]],
         "utilisation": float(utilisation),
         "minibatch": int(minibatch),
@@ -201,10 +210,9 @@ def asic_energy(snapshot: LedgerSnapshot, tech: TechnologyPreset,
     """Modelled DaDianNao-class ASIC energy (joules); see the module docstring."""
     a = asic if isinstance(asic, AsicPreset) else asic_preset(asic)
     t = snapshot.table
-    replay = PHASES.index("replay")
     memory = _memory_bits(t)
-    off_chip_bits = float(memory[replay])
-    on_chip_memory_bits = float(memory.sum() - memory[replay])
+    off_chip_bits = float(memory[_storage_rows(snapshot)].sum())
+    on_chip_memory_bits = float(memory.sum()) - off_chip_bits
     ops = float(workload_ops(snapshot).sum())
     parts = {
         "ops_j": a.op_j * ops,
@@ -220,9 +228,9 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator > 0 else None
 
 
-def compare(snapshot: LedgerSnapshot, tech: TechnologyPreset, gpu: str = "titanx-maxwell",
-            utilisation: float = DEFAULT_UTILISATION, asic: str = "dadiannao",
-            minibatch: int = DEFAULT_MINIBATCH, act_batch: int = 1,
+def compare(snapshot: LedgerSnapshot, tech: TechnologyPreset, minibatch: int,
+            gpu: str = "titanx-maxwell", utilisation: float = DEFAULT_UTILISATION,
+            asic: str = "dadiannao", act_batch: int = 1,
             episodes: int | None = None, steps: int | None = None) -> dict[str, Any]:
     """RRAM vs GPU vs ASIC energy of one workload, with every parameter used.
 
@@ -231,7 +239,7 @@ def compare(snapshot: LedgerSnapshot, tech: TechnologyPreset, gpu: str = "titanx
     the snapshot covers) the three energies are also given per episode / per step.
     """
     rram_j = total(snapshot, tech)
-    g = gpu_energy(snapshot, gpu, utilisation, minibatch, act_batch)
+    g = gpu_energy(snapshot, minibatch, gpu, utilisation, act_batch)
     s = asic_energy(snapshot, tech, asic)
     out = {
         "rram_j": rram_j,
@@ -304,4 +312,4 @@ def measure_gpu_energy(fn: Callable[[], Any], device_index: int = 0) -> GpuMeasu
 __all__ = ["GPU_PRESETS", "ASIC_PRESETS", "GpuPreset", "AsicPreset", "GpuMeasurement",
            "gpu_preset", "asic_preset", "workload_ops", "gpu_bytes", "gpu_energy",
            "asic_energy", "compare", "measure_gpu_energy", "DEFAULT_UTILISATION",
-           "DEFAULT_MINIBATCH", "TRAINING_PHASES"]
+           "ARITHMETIC_ROLES"]

@@ -1,26 +1,25 @@
 """Energy model: a technology preset prices the operation ledger (joules by category).
 
-The ledger (`rlime.ledger`) counts operations by (phase, kind); a `TechnologyPreset` gives the
+The ledger (`rlime.hw.ledger`) counts operations by (phase, kind); a `TechnologyPreset` gives the
 energy of one operation of each kind; `price(snapshot, tech)` turns a snapshot (or the
 difference of two) into joules per category. Pricing is a product with a precomputed
-(phase x kind) price matrix and a (phase x kind) -> category assignment, cached per preset, so
+per-kind price row and a (phase x kind) -> category assignment, cached per preset, so
 it is cheap enough to call at every episode end, and energy can be re-priced from a saved
 ledger without re-running (`python -m rlime.report`).
 
-Category mapping (first matching rule wins):
+Category mapping by the phase's role (`rlime.hw.counts.ROLES`; first matching rule wins):
 
 ====================  ==========================================================================
 category              ledger entries
 ====================  ==========================================================================
-``target_sync``       EVERY kind in phase ``target_sync`` (weight read-out, buffer traffic, the
-                      target cells' pulses and verify reads, any digital compare)
-``replay``            EVERY kind in phase ``replay`` (``dram_bits`` under the ``separate``
-                      mapping, ``rram_memory_*_bits`` under ``time``, ``buffer_bits``, ...)
+<phase name>          EVERY kind in a phase of role ``copy`` or ``storage`` (DQN's
+                      ``target_sync``: weight read-out, buffer traffic, the target cells'
+                      pulses and verify reads; DQN's ``replay``: ``dram_bits`` under the
+                      ``separate`` mapping, ``rram_memory_*_bits`` under ``time``, ...)
 ``forward``           MVM periphery/array kinds ``dac_conversions``, ``adc_conversions``,
-                      ``cell_reads``, ``shift_adds`` in every other phase except ``backward``
-                      (i.e. ``act``, ``forward``, ``target``; also ``program``/``update`` should
-                      an MVM ever be charged there)
-``backward``          the same MVM kinds in phase ``backward`` (TIME's transposed MVMs)
+                      ``cell_reads``, ``shift_adds`` in every other phase except those of role
+                      ``backward`` (DQN: ``act``, ``forward``, ``target``)
+``backward``          the same MVM kinds in a phase of role ``backward`` (TIME's transposed MVMs)
 ``gradient``          ``gradient_macs`` (digital outer products) and ``optimizer_ops``
 ``tuning``            ``set_pulses``, ``reset_pulses``, ``set_pulse_siemens``,
                       ``reset_pulse_siemens``, ``verify_reads`` (phases ``program``, ``update``)
@@ -29,7 +28,7 @@ category              ledger entries
 ====================  ==========================================================================
 
 ``mvm_macs`` is never priced here (price 0): it is the logical float workload the MVMs stand
-for, used by the GPU/ASIC baselines (`rlime.baselines`).
+for, used by the GPU/ASIC baselines (`rlime.cost.baselines`).
 
 Per-operation prices (all in joules; the pJ value and its source sit next to each default):
 
@@ -65,10 +64,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlime.common.errors import ConfigError, lookup
-from rlime.hw.ledger import ALL_KINDS, PHASES, LedgerSnapshot
-
-CATEGORIES: tuple[str, ...] = ("forward", "backward", "gradient", "tuning", "target_sync",
-                               "replay", "data_movement", "digital")
+from rlime.hw.counts import ALL_KINDS, LedgerSnapshot, Phases
 
 PJ = 1e-12  # joules per picojoule
 
@@ -76,7 +72,7 @@ _MVM_KINDS = ("dac_conversions", "adc_conversions", "cell_reads", "shift_adds", 
 _TUNING_KINDS = ("set_pulses", "reset_pulses", "set_pulse_siemens", "reset_pulse_siemens",
                  "verify_reads")
 _KIND_CATEGORY = {
-    **{k: "forward" for k in _MVM_KINDS},  # "backward" in phase backward (see _category)
+    **{k: "forward" for k in _MVM_KINDS},  # "backward" in a phase of role backward (_category)
     **{k: "tuning" for k in _TUNING_KINDS},
     "partial_sum_adds": "digital",
     "digital_ops": "digital",
@@ -305,73 +301,78 @@ def tuning_cost_scaled(tech: TechnologyPreset, k: float) -> TechnologyPreset:
 # ---- pricing ---------------------------------------------------------------------------------
 
 
-def _category(phase: str, kind: str) -> str:
-    if phase in ("target_sync", "replay"):
+def categories(phases: Phases) -> tuple[str, ...]:
+    """The energy categories of a phase vocabulary: the hardware's own, with one category per
+    phase of role `copy` or `storage` (DQN: `target_sync`, `replay`) after `tuning`."""
+    apart = phases.with_role("copy", "storage")
+    return ("forward", "backward", "gradient", "tuning", *apart, "data_movement", "digital")
+
+
+def _category(phases: Phases, phase: str, kind: str) -> str:
+    if phases.role(phase) in ("copy", "storage"):
         return phase
     try:
         category = _KIND_CATEGORY[kind]
     except KeyError:
         raise ValueError(f"ledger kind {kind!r} has no energy category; add it to "
-                         f"rlime.energy._KIND_CATEGORY and TechnologyPreset.kind_prices") from None
-    if category == "forward" and phase == "backward":
+                         f"rlime.cost.energy._KIND_CATEGORY and TechnologyPreset.kind_prices") from None
+    if category == "forward" and phases.role(phase) == "backward":
         return "backward"
     return category
 
 
 @functools.lru_cache(maxsize=None)
-def _assignment() -> np.ndarray:
-    """(len(PHASES) * len(ALL_KINDS), len(CATEGORIES)) one-hot category assignment."""
-    a = np.zeros((len(PHASES) * len(ALL_KINDS), len(CATEGORIES)))
-    for p, phase in enumerate(PHASES):
+def _assignment(phases: Phases) -> np.ndarray:
+    """(len(phases) * len(ALL_KINDS), len(categories(phases))) one-hot category assignment."""
+    names = categories(phases)
+    a = np.zeros((len(phases) * len(ALL_KINDS), len(names)))
+    for p, phase in enumerate(phases.names):
         for k, kind in enumerate(ALL_KINDS):
-            a[p * len(ALL_KINDS) + k, CATEGORIES.index(_category(phase, kind))] = 1.0
+            a[p * len(ALL_KINDS) + k, names.index(_category(phases, phase, kind))] = 1.0
     return a
 
 
 @functools.lru_cache(maxsize=64)
-def price_matrix(tech: TechnologyPreset) -> np.ndarray:
-    """(len(PHASES), len(ALL_KINDS)) joules per unit; read-only."""
+def price_row(tech: TechnologyPreset) -> np.ndarray:
+    """(len(ALL_KINDS),) joules per unit of each kind, the same in every phase; read-only."""
     prices = tech.kind_prices()
     missing = [k for k in ALL_KINDS if k not in prices]
     if missing:
         raise ValueError(f"ledger kind(s) {missing} have no price in TechnologyPreset."
                          f"kind_prices(); every ledger kind must be priced (0 if deliberate)")
     row = np.array([prices[k] for k in ALL_KINDS])
-    m = np.tile(row, (len(PHASES), 1))
-    m.setflags(write=False)
-    return m
+    row.setflags(write=False)
+    return row
 
 
-def _energy_table(table: np.ndarray, tech: TechnologyPreset) -> np.ndarray:
-    shape = (len(PHASES), len(ALL_KINDS))
-    if table.shape[-2:] != shape:
-        raise ValueError(f"ledger table has shape {table.shape[-2:]}, expected {shape} "
-                         f"({len(PHASES)} phases x {len(ALL_KINDS)} kinds)")
-    return table * price_matrix(tech)
-
-
-def price_tables(tables: np.ndarray, tech: TechnologyPreset) -> np.ndarray:
-    """Joules by category for a stack of ledger tables: (..., P, K) -> (..., len(CATEGORIES))."""
-    e = _energy_table(np.asarray(tables, dtype=np.float64), tech)
-    return e.reshape(*e.shape[:-2], -1) @ _assignment()
+def price_tables(tables: np.ndarray, tech: TechnologyPreset, phases: Phases) -> np.ndarray:
+    """Joules by category for a stack of ledger tables of one phase axis:
+    (..., len(phases), len(ALL_KINDS)) -> (..., len(categories(phases)))."""
+    tables = np.asarray(tables, dtype=np.float64)
+    shape = (len(phases), len(ALL_KINDS))
+    if tables.shape[-2:] != shape:
+        raise ValueError(f"ledger table has shape {tables.shape[-2:]}, expected {shape} "
+                         f"({len(phases)} phases x {len(ALL_KINDS)} kinds)")
+    e = tables * price_row(tech)
+    return e.reshape(*e.shape[:-2], -1) @ _assignment(phases)
 
 
 def price(snapshot: LedgerSnapshot, tech: TechnologyPreset) -> dict[str, float]:
-    """Joules per category (all of CATEGORIES present); their sum is `total(...)`."""
-    values = price_tables(snapshot.table, tech)
-    return {c: float(v) for c, v in zip(CATEGORIES, values)}
+    """Joules per category (all of `categories(snapshot.phases)`); their sum is `total(...)`."""
+    values = price_tables(snapshot.table, tech, snapshot.phases)
+    return {c: float(v) for c, v in zip(categories(snapshot.phases), values)}
 
 
 def total(snapshot: LedgerSnapshot, tech: TechnologyPreset) -> float:
     """Total joules of a snapshot (the sum of `price`'s categories)."""
-    return float(price_tables(snapshot.table, tech).sum())
+    return float(price_tables(snapshot.table, tech, snapshot.phases).sum())
 
 
 def price_by_kind(snapshot: LedgerSnapshot, tech: TechnologyPreset) -> dict[str, dict[str, float]]:
     """{phase: {kind: joules}} with zero entries left out (where did the energy go?)."""
-    e = _energy_table(snapshot.table, tech)
+    e = snapshot.table * price_row(tech)
     out: dict[str, dict[str, float]] = {}
-    for p, phase in enumerate(PHASES):
+    for p, phase in enumerate(snapshot.phases.names):
         row = {kind: float(e[p, k]) for k, kind in enumerate(ALL_KINDS) if e[p, k]}
         if row:
             out[phase] = row

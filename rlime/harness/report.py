@@ -15,7 +15,7 @@ tuning-cost sweep: for each k, the total energy and both ratios if write pulses 
 cost k times less. ``--plot`` writes the ratios against k on log axes (PNG).
 
 The functions are the train command's too: `reprice_episodes(records, tech)` and
-`summarise(total_snapshot, tech, ...)` (the dict written to summary.json).
+`reprice_summary(total_snapshot, tech, minibatch, ...)` (the dict written to summary.json).
 """
 
 from __future__ import annotations
@@ -29,15 +29,17 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from rlime.common.files import JsonlError, numbered_jsonl, tomllib
-from rlime.cost.baselines import (ASIC_PRESETS, DEFAULT_MINIBATCH, DEFAULT_UTILISATION, GPU_PRESETS,
-                        compare)
+from agents.config import DQNConfig
+from rlime.cost.baselines import ASIC_PRESETS, DEFAULT_UTILISATION, GPU_PRESETS, compare
 from rlime.common.errors import ConfigError
-from rlime.cost.energy import (CATEGORIES, ENERGY_PRESETS, TechnologyPreset, energy_preset, price,
-                     price_tables, total, tuning_cost_scaled)
+from rlime.cost.energy import (ENERGY_PRESETS, TechnologyPreset, categories, energy_preset, price,
+                               price_tables, total, tuning_cost_scaled)
+from rlime.drl.phases import DQN_PHASES
 from rlime.hw.ledger import LedgerSnapshot
 
 
 DEFAULT_SWEEP: tuple[float, ...] = (1, 10, 100, 1000)
+CATEGORIES = categories(DQN_PHASES)  # energy categories of a DQN run
 EPISODES_FILE = "episodes.jsonl"
 CONFIG_FILE = "config.toml"
 
@@ -57,7 +59,7 @@ def record_snapshot(record: dict[str, Any]) -> LedgerSnapshot:
                     or not math.isfinite(value):
                 raise ValueError(f"ledger entry ({phase!r}, {kind!r}) = {value!r} is not a "
                                  f"finite number")
-    return LedgerSnapshot.from_dict(ledger)
+    return LedgerSnapshot.from_dict(ledger, DQN_PHASES)
 
 
 def reprice_episodes(records: Sequence[dict[str, Any]], tech: TechnologyPreset,
@@ -77,7 +79,7 @@ def reprice_episodes(records: Sequence[dict[str, Any]], tech: TechnologyPreset,
                                  f"{record.get('episode', '?')}): {err}") from None
     if not records:
         return []
-    energies = price_tables(np.stack([s.table for s in snapshots]), tech)
+    energies = price_tables(np.stack([s.table for s in snapshots]), tech, DQN_PHASES)
     out = []
     for record, row in zip(records, energies):
         new = dict(record)
@@ -87,10 +89,10 @@ def reprice_episodes(records: Sequence[dict[str, Any]], tech: TechnologyPreset,
     return out
 
 
-def summarise(total_snapshot: LedgerSnapshot, tech: TechnologyPreset,
-              gpu: str = "titanx-maxwell", utilisation: float = DEFAULT_UTILISATION,
-              asic: str = "dadiannao", sweep: Iterable[float] = DEFAULT_SWEEP,
-              minibatch: int = DEFAULT_MINIBATCH) -> dict[str, Any]:
+def reprice_summary(total_snapshot: LedgerSnapshot, tech: TechnologyPreset, minibatch: int,
+                    gpu: str = "titanx-maxwell", utilisation: float = DEFAULT_UTILISATION,
+                    asic: str = "dadiannao", sweep: Iterable[float] = DEFAULT_SWEEP
+                    ) -> dict[str, Any]:
     """Totals, baselines, ratios and the tuning-cost sweep of a run (JSON-safe dict)."""
     cmp = compare(total_snapshot, tech, gpu=gpu, utilisation=utilisation, asic=asic,
                   minibatch=minibatch)
@@ -149,11 +151,11 @@ def format_table(records: Sequence[dict[str, Any]], max_rows: int = 0) -> str:
     return "\n".join(lines)
 
 
-def _ratio(value: float | None) -> str:
+def _times(value: float | None) -> str:
     return "undefined (no RRAM energy)" if value is None else f"{value:,.1f}x"
 
 
-def format_summary(summary: dict[str, Any], episodes: int) -> str:
+def format_reprice(summary: dict[str, Any], episodes: int) -> str:
     cmp = summary["baselines"]
     g, a = cmp["gpu_model"], cmp["asic_model"]
     lines = [
@@ -175,8 +177,8 @@ def format_summary(summary: dict[str, Any], episodes: int) -> str:
         f"  ASIC {a['asic']['name']}: {cmp['asic_j']:.4e} J  ({a['ops']:.3e} ops at "
         f"{a['asic']['op_j'] * 1e12:.3f} pJ, eDRAM {a['edram_j']:.3e} J, off-chip "
         f"{a['dram_j']:.3e} J)",
-        f"  RRAM vs GPU : GPU uses {_ratio(cmp['gpu_over_rram'])} the RRAM energy",
-        f"  RRAM vs ASIC: ASIC uses {_ratio(cmp['asic_over_rram'])} the RRAM energy",
+        f"  RRAM vs GPU : GPU uses {_times(cmp['gpu_over_rram'])} the RRAM energy",
+        f"  RRAM vs ASIC: ASIC uses {_times(cmp['asic_over_rram'])} the RRAM energy",
         "",
         "Tuning-cost sweep (write pulses and verify reads k times cheaper):",
         f"  {'k':>8}  {'RRAM J':>11}  {'GPU/RRAM':>10}  {'ASIC/RRAM':>10}",
@@ -315,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{DEFAULT_UTILISATION})")
     p.add_argument("--minibatch", type=int,
                    help=f"training minibatch for the GPU weight-traffic model (default: "
-                        f"config.toml [agent] batch_size, else {DEFAULT_MINIBATCH})")
+                        f"config.toml [agent] batch_size, else DQN's default {DQNConfig().batch_size})")
     p.add_argument("--sweep", type=_parse_sweep, default=DEFAULT_SWEEP,
                    help="tuning-cost divisors k, comma-separated (default 1,10,100,1000)")
     p.add_argument("--plot", type=Path, help="write the ratio-vs-k plot to this PNG")
@@ -335,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         raise _fail(f"--minibatch {args.minibatch} must be >= 1.")
     records, snapshots = load_episodes(run_dir / EPISODES_FILE)
     config = load_config(run_dir)
-    minibatch = args.minibatch or configured_minibatch(config) or DEFAULT_MINIBATCH
+    minibatch = args.minibatch or configured_minibatch(config) or DQNConfig().batch_size
     name = args.preset or configured_preset(run_dir, config)
     if name is None:
         print(f"note: no [run] energy_preset in {run_dir / CONFIG_FILE}; using 'default'",
@@ -347,13 +349,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         raise _fail(f"{err} (from {run_dir / CONFIG_FILE}; or pass --preset)") from None
 
     repriced = reprice_episodes(records, tech, snapshots)
-    total_snapshot = LedgerSnapshot(np.sum([s.table for s in snapshots], axis=0))
-    summary = summarise(total_snapshot, tech, gpu=args.gpu, utilisation=args.utilisation,
-                        asic=args.asic, sweep=args.sweep, minibatch=minibatch)
+    total_snapshot = LedgerSnapshot(np.sum([s.table for s in snapshots], axis=0), DQN_PHASES)
+    summary = reprice_summary(total_snapshot, tech, minibatch, gpu=args.gpu, utilisation=args.utilisation,
+                        asic=args.asic, sweep=args.sweep)
     print(f"Run {run_dir}: {len(records)} episodes re-priced with energy preset {tech.name!r}")
     print(format_table(repriced, args.max_rows))
     print()
-    print(format_summary(summary, len(records)))
+    print(format_reprice(summary, len(records)))
     if args.plot is not None:
         try:
             plot_sweep(summary, args.plot)

@@ -14,6 +14,7 @@ import numpy as np
 
 from rlime.cost.baselines import compare
 from rlime.cost.energy import price
+from rlime.drl.phases import DQN_PHASES
 from rlime.hw.ledger import LedgerSnapshot
 from rlime.bench.stats import final_score
 from rlime.cost.wear import wear_report
@@ -25,10 +26,10 @@ if TYPE_CHECKING:
 def summarise(trainer: "Trainer") -> dict[str, Any]:
     cfg, episodes = trainer.cfg, trainer.episodes
     total = trainer._snapshot()
-    in_progress = LedgerSnapshot(trainer.env_tables.sum(0) + (total.table - trainer.last))
+    in_progress = LedgerSnapshot(trainer.env_tables.sum(0) + (total.table - trainer.last), DQN_PHASES)
     energy = price(total, trainer.tech)
     returns = [e["return"] for e in episodes]
-    training = total - trainer.setup - LedgerSnapshot(trainer.eval_table)
+    training = total - trainer.setup - LedgerSnapshot(trainer.eval_table, DQN_PHASES)
     summary: dict[str, Any] = {
         "env": cfg.env, "env_id": trainer.spec.env_id, "backend": cfg.backend,
         "mapping": cfg.mapping, "mapping_info": trainer.agent.mapping.describe(),
@@ -48,8 +49,8 @@ def summarise(trainer: "Trainer") -> dict[str, Any]:
             if episodes else None),
         "energy_j_per_step": sum(price(training, trainer.tech).values()) / max(trainer.step, 1),
         "ledger": {"total": total.as_dict(), "setup": trainer.setup.as_dict(),
-                   "eval": LedgerSnapshot(trainer.eval_table).as_dict(),
-                   "abandoned": LedgerSnapshot(trainer.abandoned).as_dict(),
+                   "eval": LedgerSnapshot(trainer.eval_table, DQN_PHASES).as_dict(),
+                   "abandoned": LedgerSnapshot(trainer.abandoned, DQN_PHASES).as_dict(),
                    "in_progress": in_progress.as_dict()},
         "replay": {"bytes": trainer.replay.nbytes,
                    "bytes_per_transition": trainer.replay.bytes_per_transition},

@@ -33,6 +33,7 @@ from envs import make_vector_env, resolve_env
 from rlime.hw.chip import Chip
 from rlime.common.errors import ConfigError
 from rlime.cost.energy import energy_preset, price
+from rlime.drl.phases import DQN_PHASES
 from rlime.hw.ledger import LedgerSnapshot
 from rlime.harness.run_config import RunConfig
 from rlime.harness.run_dir import RunDirectory, RunDirError
@@ -65,7 +66,7 @@ class Trainer:
             raise ConfigError(f"{self.spec.env_id} has a {type(space).__name__} action space; DQN "
                               f"needs a discrete one (e.g. CartPole, Acrobot, MountainCar, ALE games)")
         obs_space = self.envs.single_observation_space
-        self.chip = Chip(cfg.hardware, self.device, seed=cfg.seed) if cfg.backend == "rram" else None
+        self.chip = Chip(cfg.hardware, self.device, seed=cfg.seed, phases=DQN_PHASES) if cfg.backend == "rram" else None
         self.timer = PhaseTimer(self.device, synchronize=profile)
         self.agent = DQNAgent(cfg.agent, obs_space.shape, int(space.n), chip=self.chip,
                               mapping=cfg.mapping, device=self.device, seed=cfg.seed,
@@ -75,7 +76,7 @@ class Trainer:
                                    cfg.num_envs, frame_stack=frame_stack, seed=cfg.seed)
         self.tech = energy_preset(cfg.energy_preset)
         self.reward_clip = self.spec.reward_clip
-        n, shape = cfg.num_envs, LedgerSnapshot.zeros().table.shape
+        n, shape = cfg.num_envs, LedgerSnapshot.zeros(DQN_PHASES).table.shape
         # progress and attribution state (all of it checkpointed)
         self.step = 0
         self.episodes: list[dict[str, Any]] = []      # kept in memory for the summary
@@ -94,7 +95,7 @@ class Trainer:
     # -- ledger attribution -------------------------------------------------------------------
 
     def _snapshot(self) -> LedgerSnapshot:
-        return self.chip.ledger.snapshot() if self.chip is not None else LedgerSnapshot.zeros()
+        return self.chip.ledger.snapshot() if self.chip is not None else LedgerSnapshot.zeros(DQN_PHASES)
 
     def _attribute(self) -> None:
         """Share the ledger difference since the last call equally among the running envs."""
@@ -204,7 +205,7 @@ class Trainer:
         writer.add_scalar("device/dead_cell_fraction", dead, self.step)
         records = []
         for i in np.flatnonzero(info["game_over"]):
-            ledger = LedgerSnapshot(self.env_tables[i].copy())
+            ledger = LedgerSnapshot(self.env_tables[i].copy(), DQN_PHASES)
             self.env_tables[i] = 0.0
             energy = price(ledger, self.tech)
             record = {"episode": len(self.episodes), "step": self.step, "env": int(i),
@@ -237,7 +238,7 @@ class Trainer:
             obs, _, _, _, info = env.step(self.agent.act(obs, self.cfg.eval_epsilon))
             returns += [float(r) for r in info["game_return"][info["game_over"]]]
         now = self._snapshot().table
-        cost = LedgerSnapshot(now - self.last)
+        cost = LedgerSnapshot(now - self.last, DQN_PHASES)
         self.eval_table += cost.table
         self.last = now
         record = {"step": self.step, "mean_return": float(np.mean(returns)), "returns": returns,
@@ -279,7 +280,7 @@ class Trainer:
         if self.chip is not None:
             self.chip.load_state_dict(state["chip"])
         self.step, self.wall_before = state["step"], state["wall"]
-        self.setup = LedgerSnapshot(state["setup"])
+        self.setup = LedgerSnapshot(state["setup"], DQN_PHASES)
         self.last, self.env_tables = state["last"], state["env_tables"]
         self.abandoned, self.eval_table = state["abandoned"], state["eval_table"]
         self.run_dir.truncate_jsonl("episodes.jsonl", state["episodes"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from rlime.hw.config import HardwareConfig
+from rlime.hw.counts import TRAINING_PHASES, Phases
 from rlime.hw.crossbar import Periphery
 from rlime.hw.device import PulseModel
 from rlime.hw.ledger import Ledger
@@ -17,10 +18,14 @@ from rlime.hw.tuning import Tuner
 
 
 class Chip:
-    def __init__(self, cfg: HardwareConfig, device: torch.device | str = "cpu", seed: int = 0):
+    """`phases`: the ledger's phase axis, the workload's vocabulary (`TRAINING_PHASES` for a
+    network trained by backpropagation; `rlime.drl.phases.DQN_PHASES` for DQN)."""
+
+    def __init__(self, cfg: HardwareConfig, device: torch.device | str = "cpu", seed: int = 0,
+                 phases: Phases = TRAINING_PHASES):
         self.cfg = cfg
         self.device = torch.device(device)
-        self.ledger = Ledger(self.device)
+        self.ledger = Ledger(phases, self.device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         self.pulse_model = PulseModel(cfg.device)

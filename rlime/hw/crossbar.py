@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from rlime.hw.config import ConverterConfig
-from rlime.hw.ledger import kinds_row
+from rlime.hw.counts import kinds_row
 
 
 class Periphery:

@@ -1,4 +1,4 @@
-"""Statistics the rlime leaderboard reports (DESIGN.md, "Benchmark protocol").
+"""Statistics the rlime leaderboard reports (docs/design.md, "Benchmark protocol").
 
 Per seed, a run is summarised by :func:`final_score` (mean of the last 100 training-episode
 returns). Across seeds the leaderboard reports :func:`mean_std`, the interquartile mean
@@ -83,7 +83,7 @@ def final_score(returns: Sequence[float], last: int = 100) -> float:
 
     Args:
         returns: 1-D sequence of episode returns in the order the episodes finished
-            (raw game scores, per DESIGN.md).
+            (raw game scores, per docs/design.md).
         last: how many of the most recent episodes to average (>= 1). If the run has fewer
             episodes, all of them are averaged.
 

@@ -1,8 +1,6 @@
 """`python -m rlime.perf`: entry point; the implementation is `rlime.harness.perf`."""
 
-import sys
-
 from rlime.harness.perf import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

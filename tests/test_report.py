@@ -175,3 +175,66 @@ def test_bad_input_exit_is_a_message_not_a_traceback(tmp_path):
     with pytest.raises(SystemExit) as err:
         main([str(tmp_path / "missing")])
     assert isinstance(err.value.code, str) and err.value.code.startswith("rlime.report: ")
+
+
+# --------------------------------------------------------------------------- a real run
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Two tiny CartPole runs (rram with an evaluation round, and float), 600 steps each."""
+    from rlime.harness.cli import main as train
+    root = tmp_path_factory.mktemp("runs")
+    common = ["--env", "CartPole", "--total-steps", "600", "--seed", "3", "--no-progress",
+              "--eval-every", "300", "--eval-episodes", "2", "--set", "agent.learning_starts=200"]
+    for backend in ("rram", "float"):
+        assert train(common + ["--backend", backend, "--run-dir", str(root / backend)]) == 0
+    return root
+
+
+def test_report_totals_reconcile_with_summary_json(trained, capsys):
+    run = trained / "rram"
+    stored = json.loads((run / "summary.json").read_text())
+    result = main([str(run)])
+    out = capsys.readouterr().out
+    whole = result["run"]["total"]
+    assert whole["writes"] == stored["writes_total"]
+    assert whole["energy_j"] == pytest.approx(stored["energy_j_total"], rel=1e-12)
+    # setup and evaluation are shown apart, and the parts add up to the whole run
+    assert result["run"]["setup"]["writes"] > 0 and result["run"]["eval"]["energy_j"] > 0
+    parts = [v for k, v in result["run"].items() if k != "total"]
+    assert sum(p["writes"] for p in parts) == whole["writes"]
+    assert sum(p["energy_j"] for p in parts) == pytest.approx(whole["energy_j"], rel=1e-12)
+    # the baselines compare the same training workload summary.json compares
+    assert result["baselines"]["rram_j"] == pytest.approx(stored["baselines"]["rram_j"], rel=1e-12)
+    assert f"{stored['writes_total']:,}" in out and "note:" not in out
+
+
+def test_report_shows_a_short_table_by_default(trained, capsys):
+    episodes = len((trained / "rram" / "episodes.jsonl").read_text().splitlines())
+    assert episodes > 12
+    main([str(trained / "rram")])
+    assert f"(last 10 of {episodes} episodes)" in capsys.readouterr().out
+    main([str(trained / "rram"), "--max-rows", "0"])
+    out = capsys.readouterr().out
+    assert "episodes)" not in out and "energy_j" not in out  # no per-episode table
+    main([str(trained / "rram"), "--all-episodes"])
+    out = capsys.readouterr().out
+    assert "(last" not in out and out.count("\n") > episodes
+
+
+def test_report_on_a_float_run_says_there_is_nothing_to_price(trained, capsys):
+    main([str(trained / "float")])
+    out = capsys.readouterr().out
+    assert "float-backend run counts no hardware operations" in out and "undefined" not in out
+
+
+def test_report_without_summary_json_counts_episodes_and_says_so(trained, tmp_path, capsys):
+    import shutil
+    run = tmp_path / "copy"
+    shutil.copytree(trained / "rram", run)
+    (run / "summary.json").unlink()
+    result = main([str(run)])
+    out = capsys.readouterr().out
+    assert "note:" in out and "only the finished episodes are counted" in out
+    assert set(result["run"]) == {"episodes", "total"}

@@ -2,17 +2,21 @@
 
     python -m rlime.report RUN_DIR [--preset optimistic] [--gpu v100] [--asic dadiannao]
                            [--utilisation 0.3] [--minibatch N] [--sweep 1,10,100,1000]
-                           [--plot out.png] [--max-rows N]
+                           [--plot out.png] [--max-rows N | --all-episodes]
 
 Reads ``RUN_DIR/episodes.jsonl`` (one JSON object per finished episode with ``episode``,
 ``step``, ``return``, ``length``, ``writes``, ``energy_j``, ``energy`` and ``ledger``: the
-episode's ledger difference in `LedgerSnapshot.as_dict` form) and ``RUN_DIR/config.toml``
-(``[run] energy_preset``, the preset used when ``--preset`` is not given; ``[agent]
-batch_size``, the minibatch of the GPU model when ``--minibatch`` is not given). Prints the
-per-episode table re-priced under the chosen preset (writes are counts and do not change),
-totals by category, the RRAM vs GPU and RRAM vs ASIC energy ratios (`rlime.baselines`), and the
-tuning-cost sweep: for each k, the total energy and both ratios if write pulses and verify reads
-cost k times less. ``--plot`` writes the ratios against k on log axes (PNG).
+episode's ledger difference in `LedgerSnapshot.as_dict` form), ``RUN_DIR/summary.json`` (the
+run's whole ledger: setup, episodes, evaluation, abandoned and unfinished episodes) and
+``RUN_DIR/config.toml`` (``[run] energy_preset``, the preset used when ``--preset`` is not given;
+``[agent] batch_size``, the minibatch of the GPU model when ``--minibatch`` is not given).
+
+Prints the totals of the whole run re-priced under the chosen preset (with the same preset
+they equal summary.json's; writes are counts and do not change), where they came from, energy
+by category, the RRAM vs GPU and RRAM vs ASIC energy ratios of the training workload
+(`rlime.cost.baselines`), the tuning-cost sweep (for each k, the energy and both ratios if
+write pulses and verify reads cost k times less), and the last `--max-rows` episodes (default
+10; ``--all-episodes`` for every one). ``--plot`` writes the ratios against k (PNG).
 
 The functions are the train command's too: `reprice_episodes(records, tech)` and
 `reprice_summary(total_snapshot, tech, minibatch, ...)` (the dict written to summary.json).
@@ -21,6 +25,7 @@ The functions are the train command's too: `reprice_episodes(records, tech)` and
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -39,6 +44,10 @@ from rlime.hw.ledger import LedgerSnapshot
 
 
 DEFAULT_SWEEP: tuple[float, ...] = (1, 10, 100, 1000)
+SUMMARY_FILE = "summary.json"
+# summary.json's ledger parts besides the episodes, in the order they are shown
+RUN_PARTS = (("setup", "setup (initial programming)"), ("eval", "evaluation rounds"),
+             ("abandoned", "abandoned episodes"), ("in_progress", "unfinished episodes"))
 CATEGORIES = categories(DQN_PHASES)  # energy categories of a DQN run
 EPISODES_FILE = "episodes.jsonl"
 CONFIG_FILE = "config.toml"
@@ -118,6 +127,45 @@ def reprice_summary(total_snapshot: LedgerSnapshot, tech: TechnologyPreset, mini
     }
 
 
+def run_ledger(run_dir: Path, episodes: Sequence[LedgerSnapshot]
+               ) -> tuple[dict[str, LedgerSnapshot], str | None]:
+    """The run's ledger in parts: "episodes" (the sum of the episode records) plus summary.json's
+    setup / eval / abandoned / in_progress when it matches episodes.jsonl, and their "total".
+
+    Returns (parts, note); the note says what could not be included and why (None if all)."""
+    parts = {"episodes": LedgerSnapshot(np.sum([s.table for s in episodes], axis=0), DQN_PHASES)}
+    path = run_dir / SUMMARY_FILE
+    note = None
+    try:
+        summary = json.loads(path.read_text())
+        ledger = summary["ledger"]
+        stored = {name: LedgerSnapshot.from_dict(ledger[name], DQN_PHASES)
+                  for name, _ in RUN_PARTS + (("total", ""),)}
+    except FileNotFoundError:
+        summary, note = None, f"{path} does not exist yet"
+    except (ValueError, KeyError, TypeError) as err:
+        summary, note = None, f"{path} cannot be read ({type(err).__name__}: {err})"
+    if summary is not None and summary.get("episodes") != len(episodes):
+        note = (f"{path} was written at a checkpoint with {summary.get('episodes')} episodes; "
+                f"episodes.jsonl has {len(episodes)}")
+        summary = None
+    if summary is not None:
+        parts.update({name: stored[name] for name, _ in RUN_PARTS})
+    parts["total"] = LedgerSnapshot(np.sum([p.table for p in parts.values()], axis=0), DQN_PHASES)
+    if summary is not None and not np.allclose(parts["total"].table, stored["total"].table,
+                                               rtol=1e-9, atol=1e-12):
+        note = f"the parts do not add up to {path}'s total ledger; the file may be damaged"
+    if note is not None:
+        note += ": only the finished episodes are counted (no setup, evaluation or unfinished work)"
+    return parts, note
+
+
+def training_workload(parts: dict[str, LedgerSnapshot]) -> LedgerSnapshot:
+    """What the baselines compare: the run without its setup and evaluation (as summary.json)."""
+    training = parts["total"] - parts.get("setup", LedgerSnapshot.zeros(DQN_PHASES))
+    return training - parts.get("eval", LedgerSnapshot.zeros(DQN_PHASES))
+
+
 # ---- formatting ---------------------------------------------------------------------------
 
 
@@ -129,11 +177,12 @@ def _fmt(value: Any, spec: str) -> str:
     return str(value)
 
 
-def format_table(records: Sequence[dict[str, Any]], max_rows: int = 0) -> str:
-    """Per-episode table: episode, step, return, writes, energy_j and the category joules."""
+def format_table(records: Sequence[dict[str, Any]], max_rows: int) -> str:
+    """Per-episode table of the last `max_rows` records: episode, step, return, writes,
+    energy_j and the category joules."""
     header = ["episode", "step", "return", "writes", "energy_j", *CATEGORIES]
     specs = ["d", "d", ".2f", "d", ".4e", *[".3e"] * len(CATEGORIES)]
-    shown = list(records) if max_rows <= 0 else list(records)[-max_rows:]
+    shown = list(records)[-max_rows:]
     rows = []
     for r in shown:
         energy = r.get("energy", {})
@@ -155,12 +204,26 @@ def _times(value: float | None) -> str:
     return "undefined (no RRAM energy)" if value is None else f"{value:,.1f}x"
 
 
-def format_reprice(summary: dict[str, Any], episodes: int) -> str:
+def format_run(parts: dict[str, LedgerSnapshot], tech: TechnologyPreset, episodes: int) -> str:
+    """The whole run's writes and energy, part by part (they add up to the total)."""
+    labels = dict((("episodes", f"training episodes ({episodes:,})"),) + RUN_PARTS
+                  + (("total", "whole run"),))
+    width = max(len(labels[name]) for name in parts)
+    lines = [f"Whole run (energy preset {tech.name!r}):",
+             f"  {'':<{width}}  {'writes':>15}  {'energy':>12}"]
+    for name, snapshot in parts.items():
+        lines.append(f"  {labels[name]:<{width}}  {snapshot.writes:>15,}  "
+                     f"{total(snapshot, tech):>10.4e} J")
+    return "\n".join(lines)
+
+
+def format_reprice(summary: dict[str, Any]) -> str:
     cmp = summary["baselines"]
     g, a = cmp["gpu_model"], cmp["asic_model"]
     lines = [
-        f"Totals over {episodes} episodes (energy preset {summary['energy_preset']!r}):",
-        f"  writes (programming pulses): {summary['writes']:,}",
+        f"Training workload (the run without setup and evaluation; preset "
+        f"{summary['energy_preset']!r}):",
+        f"  writes (programming pulses and memory-mode bits): {summary['writes']:,}",
         f"  RRAM energy: {summary['energy_j']:.4e} J",
     ]
     for c in CATEGORIES:
@@ -321,8 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", type=_parse_sweep, default=DEFAULT_SWEEP,
                    help="tuning-cost divisors k, comma-separated (default 1,10,100,1000)")
     p.add_argument("--plot", type=Path, help="write the ratio-vs-k plot to this PNG")
-    p.add_argument("--max-rows", type=int, default=0,
-                   help="show only the last N episodes in the table (default: all)")
+    rows = p.add_mutually_exclusive_group()
+    rows.add_argument("--max-rows", type=int, default=10, metavar="N",
+                      help="episodes shown in the per-episode table: the last N (default 10; "
+                           "0 = no table)")
+    rows.add_argument("--all-episodes", action="store_true", help="show every episode")
     return p
 
 
@@ -349,13 +415,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         raise _fail(f"{err} (from {run_dir / CONFIG_FILE}; or pass --preset)") from None
 
     repriced = reprice_episodes(records, tech, snapshots)
-    total_snapshot = LedgerSnapshot(np.sum([s.table for s in snapshots], axis=0), DQN_PHASES)
-    summary = reprice_summary(total_snapshot, tech, minibatch, gpu=args.gpu, utilisation=args.utilisation,
-                        asic=args.asic, sweep=args.sweep)
-    print(f"Run {run_dir}: {len(records)} episodes re-priced with energy preset {tech.name!r}")
-    print(format_table(repriced, args.max_rows))
+    parts, note = run_ledger(run_dir, snapshots)
+    summary = reprice_summary(training_workload(parts), tech, minibatch, gpu=args.gpu,
+                              utilisation=args.utilisation, asic=args.asic, sweep=args.sweep)
+    summary["run"] = {name: {"writes": s.writes, "energy_j": total(s, tech)}
+                      for name, s in parts.items()}
+    print(f"Run {run_dir}: {len(records)} episodes, re-priced with energy preset {tech.name!r}")
+    if note is not None:
+        print(f"note: {note}")
+    print(format_run(parts, tech, len(records)))
     print()
-    print(format_reprice(summary, len(records)))
+    if parts["total"].table.any():
+        print(format_reprice(summary))
+    else:
+        print("Nothing was counted on the chip (a float-backend run counts no hardware "
+              "operations), so there is no RRAM energy to re-price or compare.")
+    max_rows = len(repriced) if args.all_episodes else args.max_rows
+    if max_rows > 0:
+        print()
+        print(format_table(repriced, max_rows))
     if args.plot is not None:
         try:
             plot_sweep(summary, args.plot)

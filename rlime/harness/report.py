@@ -32,7 +32,7 @@ from rlime.common.files import JsonlError, numbered_jsonl, tomllib
 from rlime.cost.baselines import (ASIC_PRESETS, DEFAULT_MINIBATCH, DEFAULT_UTILISATION, GPU_PRESETS,
                         compare)
 from rlime.common.errors import ConfigError
-from rlime.cost.energy import (CATEGORIES, ENERGY_PRESETS, TechnologyPreset, energy_preset, price,
+from rlime.cost.energy import (CATEGORIES, PRESETS as ENERGY_PRESETS, TechnologyPreset, energy_preset, price,
                      price_tables, total, tuning_cost_scaled)
 from rlime.hw.ledger import LedgerSnapshot
 

@@ -37,8 +37,8 @@ Per-operation prices (all in joules; the pJ value and its source sit next to eac
   ``*_pulse_siemens`` is sum(G) over pulses, so the pulse count itself costs 0); presets with a
   fixed per-pulse energy (``write_pulse_fixed_j``) price the pulse count and ignore siemens.
 * cell read (inside an MVM, per cell per array cycle): ``V_r^2 * G_mid * t_r`` with
-  G_mid = (g_min + g_max) / 2, the mean conductance of a cell whose level is uniform over the
-  range. Every driven row is assumed at the read voltage (an upper bound for bit-serial inputs
+  G_mid = (g_min + g_max) / 2 of the run's device (`HardwareConfig.device`), the mean
+  conductance of a cell whose level is uniform over the range. Every driven row is assumed at the read voltage (an upper bound for bit-serial inputs
   whose bit is 0).
 * verify read: one cell read + one ADC (sense) conversion.
 * gradient MAC: int8 mul + int32 add (its operands are the periphery's 8-bit DAC codes of input

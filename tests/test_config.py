@@ -1,9 +1,12 @@
-"""Tests for rlime.config: presets, validation messages, dotted overrides, dict round trip."""
+"""Tests for the configuration: hardware presets, validation messages, dotted overrides, dict
+round trip, and the one pipeline from flags, --set and suites to a RunConfig."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -19,6 +22,7 @@ from rlime.hw.config import (
     TuningConfig,
     preset,
 )
+from rlime.harness.run_config import RunConfig, parse_override, resolve
 
 PRESET_NAMES = ("default", "optimistic", "pessimistic", "ideal")
 
@@ -208,3 +212,111 @@ def test_from_dict_unknown_section_and_key_error():
     with pytest.raises(ConfigError) as err:
         HardwareConfig.from_dict({"device": {"levelz": 3}})
     assert "levelz" in str(err.value) and "levels" in str(err.value)
+
+
+# --------------------------------------------------------------------------- the run pipeline
+CLEAN_ERRORS = [  # (--set, key, value as shown, words of what is allowed)
+    ("agent.learning_rate=abc", "agent.learning_rate", "'abc'", "a number"),
+    ("agent.hidden=64", "agent.hidden", "64", "a list of integers"),
+    ("device.levels=1", "device.levels", "1", ">= 2"),
+    ("nosuch.key=1", "'nosuch.key'", "", "allowed sections are run, agent, device"),
+    ("run.seed=-1", "run.seed", "-1", "[0, 2**31)"),
+    ("forward.adc_bits=2.5", "forward.adc_bits", "2.5", "an integer or none"),
+    ("agent.gama=0.9", "agent.gama", "", "allowed in [agent]"),
+]
+
+
+@pytest.mark.parametrize("text,key,value,allowed", CLEAN_ERRORS, ids=[c[0] for c in CLEAN_ERRORS])
+def test_bad_set_is_one_config_error_naming_key_value_and_what_is_allowed(text, key, value,
+                                                                          allowed):
+    with pytest.raises(ConfigError) as err:
+        resolve([("run.env", "CartPole"), parse_override(text)])
+    msg = str(err.value)
+    assert key in msg and value in msg and allowed in msg, msg
+
+
+@pytest.mark.parametrize("text,key,value,allowed", CLEAN_ERRORS[:4],
+                         ids=[c[0] for c in CLEAN_ERRORS[:4]])
+def test_train_cli_prints_a_bad_setting_as_one_paragraph_and_exits_2(tmp_path, capsys, text, key,
+                                                                     value, allowed):
+    from rlime.harness.cli import main
+
+    assert main(["--env", "CartPole", "--set", text, "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.strip().count("\n") == 0
+    assert key in err and allowed in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_layers_are_env_defaults_then_flags_then_set():
+    from rlime.harness.cli import build_parser, config_from_args
+
+    cfg, _ = config_from_args(build_parser().parse_args(["--env", "CartPole"]))
+    assert cfg.agent.learning_rate == 2.3e-3          # experiments/hyperparams.toml
+    args = ["--env", "CartPole", "--lr", "1e-4", "--seed", "3", "--scheme", "gradual",
+            "--double-dqn", "--set", "run.seed=4", "--set", "device.c2c_sigma=0.01"]
+    cfg, _ = config_from_args(build_parser().parse_args(args))
+    assert (cfg.agent.learning_rate, cfg.seed, cfg.agent.double_dqn) == (1e-4, 4, True)
+    assert cfg.hardware.tuning.scheme == "gradual" and cfg.hardware.device.c2c_sigma == 0.01
+    assert cfg.checkpoint_every == cfg.eval_every and cfg.energy_preset == cfg.preset
+    cfg, _ = config_from_args(build_parser().parse_args(["--env", "CartPole", "--preset", "ideal",
+                                                         "--set", "forward.adc_bits=8"]))
+    assert cfg.hardware.preset == "ideal" and cfg.hardware.forward.adc_bits == 8
+    assert cfg.hardware.backward.adc_bits is None and cfg.energy_preset == "ideal"
+
+
+def test_help_settings_lists_every_field_with_its_value_and_help(capsys):
+    from rlime.harness.cli import main
+
+    assert main(["--env", "CartPole", "--preset", "pessimistic", "--help-settings"]) == 0
+    out = capsys.readouterr().out
+    for kind, section in ((RunConfig, "run"), (DeviceConfig, "device"), (TuningConfig, "tuning"),
+                          (ConverterConfig, "forward"), (TileConfig, "tile")):
+        for f in dataclasses.fields(kind):
+            if f.name not in ("env", "agent", "hardware"):
+                assert f"{section}.{f.name} = " in out, f.name
+    assert "agent.learning_rate = 0.0023" in out and "step size of the update rule" in out
+    assert "device.levels = 40" in out and "[an integer]" in out
+    assert "tuning.scheme = \"write-verify\"" in out and "open-loop, write-verify or gradual" in out
+
+
+def test_train_help_shows_each_flag_s_setting_and_default(capsys):
+    from rlime.harness.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(run.seed; default: 1)" in out and "--lr" in out
+    assert "(tuning.scheme; default: the preset's)" in out
+    assert "(run.checkpoint_every; default: --eval-every)" in out
+
+
+def test_suite_argv_resolves_to_the_entry_s_config():
+    from rlime.bench.suite import parse_suite
+    from rlime.harness.cli import build_parser, config_from_args
+
+    suite = parse_suite("""
+        [matrix]
+        envs = ["CartPole"]
+        backends = ["rram", "float"]
+        presets = ["default", "ideal"]
+        mappings = ["time", "shared"]
+        [settings]
+        "agent.hidden" = [8]
+        "agent.double_dqn" = true
+        "device.endurance_pulses" = inf
+        "forward.adc_bits" = "none"
+    """)
+    for entry in suite.entries:
+        cfg, _ = config_from_args(build_parser().parse_args(list(entry.argv)))
+        assert dataclasses.replace(cfg, device=entry.config.device) == entry.config, entry.name
+        assert cfg.hardware.forward.adc_bits is None
+        assert math.isinf(cfg.hardware.device.endurance_pulses)
+
+
+def test_leaderboard_loads_without_suite_run_config_or_agents():
+    code = ("import sys, rlime.bench.leaderboard; "
+            "print([m for m in sys.modules if m.startswith(('rlime.bench.suite', "
+            "'rlime.harness', 'agents'))])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -13,9 +13,11 @@ import torch
 from rlime.cost.baselines import (ASIC_PRESETS, GPU_PRESETS, asic_energy, compare, gpu_energy,
                              measure_gpu_energy)
 from rlime.common.errors import ConfigError
-from rlime.cost.energy import (TechnologyPreset, categories, energy_preset, price, price_by_kind,
-                               price_row, price_tables, total, tuning_cost_scaled)
+from rlime.cost.energy import (TechnologyPreset, categories, energy_preset, preset, price,
+                               price_by_kind, price_row, price_tables, total, tuning_cost_scaled)
 from rlime.drl.phases import DQN_PHASES
+from rlime.harness.run_config import resolve
+from rlime.hw.config import DeviceConfig, preset as hardware_preset
 from rlime.hw.counts import ALL_KINDS, LedgerSnapshot
 
 PHASES = DQN_PHASES.names
@@ -138,7 +140,29 @@ def test_preset_validation():
     with pytest.raises(ConfigError, match="adc_j"):
         TechnologyPreset(adc_j=-1.0)
     with pytest.raises(ConfigError, match="g_max_siemens"):
-        TechnologyPreset(g_min_siemens=1e-5, g_max_siemens=1e-6)
+        TechnologyPreset(device=DeviceConfig(g_min_siemens=1e-5, g_max_siemens=1e-6))
+
+
+def test_each_preset_bundles_its_hardware_and_prices_that_hardware_s_cells():
+    for name in ("default", "optimistic", "pessimistic", "ideal"):
+        bundle = preset(name)
+        assert bundle.hardware == hardware_preset(name) and bundle.energy.name == name
+        assert bundle.energy.device is bundle.hardware.device
+        assert energy_preset(name) == bundle.energy
+
+
+def test_cell_energies_follow_the_run_s_device_conductances():
+    # --set device.g_max_siemens moves cell-read (and memory-mode) energy, not only pulse energy
+    cfg = resolve([("run.env", "CartPole"), ("device.g_max_siemens", 2e-5)])
+    tech = energy_preset(cfg.energy_preset, cfg.hardware.device)
+    g_mid = (1e-6 + 2e-5) / 2
+    assert tech.cell_read_j == pytest.approx(V_R**2 * g_mid * T_R)
+    assert tech.verify_read_j == pytest.approx(V_R**2 * g_mid * T_R + ADC)
+    assert tech.write_pulse_mid_j == pytest.approx(V_W**2 * g_mid * T_W)
+    s = LedgerSnapshot.from_dict({"forward": {"cell_reads": 1000}}, DQN_PHASES)
+    assert total(s, tech) == pytest.approx(1000 * V_R**2 * g_mid * T_R)
+    default = resolve([("run.env", "CartPole")])
+    assert energy_preset(default.energy_preset, default.hardware.device) == energy_preset("default")
 
 
 # Independent statement of the mapping: (phase, kind) -> category.

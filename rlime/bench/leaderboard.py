@@ -50,7 +50,7 @@ from rlime.cost.energy import categories
 from rlime.drl.phases import DQN_PHASES
 from rlime.common.files import JsonlError, atomic_write, json_safe, read_jsonl
 from rlime.bench.stats import human_normalized, iqm, mean_std, pareto_front, stratified_bootstrap_ci
-from rlime.bench.suite import NOT_APPLICABLE, run_labels
+from rlime.bench.labels import NOT_APPLICABLE, run_labels
 
 __all__ = ["RunResult", "Table", "load_runs", "build_tables", "aggregate_row", "atari_aggregate",
            "write_leaderboard", "render_markdown", "COLUMNS", "MANIFEST"]
@@ -88,7 +88,7 @@ class RunResult:
     env_id: str
     env: str
     backend: str
-    preset: str          # labels (rlime.suite.run_labels): "-" where they do not apply
+    preset: str          # labels (rlime.bench.labels.run_labels): "-" where they do not apply
     mapping: str
     scheme: str
     seed: int

@@ -59,8 +59,9 @@ from tqdm import tqdm
 
 from rlime.bench.leaderboard import MANIFEST, write_leaderboard
 from rlime.common.files import atomic_write
+from rlime.harness.run_config import RunConfig
 from rlime.harness.run_dir import RunDirError, RunDirectory
-from rlime.bench.suite import Entry, Suite, SuiteError, load_suite, resolved_config
+from rlime.bench.suite import Entry, Suite, SuiteError, load_suite
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 LOG_FILE = "train.log"
@@ -121,13 +122,11 @@ def plan(entry: Entry, out: Path) -> Job:
 
 def _config_mismatch(entry: Entry, run_dir: Path) -> str:
     """'' if run_dir/config.toml is the entry's configuration (budget and device aside)."""
-    from rlime.harness.run_config import RunConfig
-
     try:
         have = RunConfig.from_toml((run_dir / "config.toml").read_text())
     except Exception as err:  # unreadable or foreign config.toml
         return f"its config.toml cannot be read: {err}"
-    want = resolved_config(entry)
+    want = entry.config
     have = dataclasses.replace(have, total_steps=want.total_steps, device=want.device)
     if have == want:
         return ""

@@ -7,8 +7,8 @@ A suite is the product envs x backends x presets x mappings x schemes x seeds, w
     [matrix]
     envs = ["CartPole"]               # required: short names or Gymnasium ids
     backends = ["rram", "float"]      # default ["rram"]
-    presets = ["default"]             # default ["default"]   (rlime.config.PRESETS)
-    mappings = ["time"]               # default ["time"]      (rlime.mappings.MAPPINGS)
+    presets = ["default"]             # default ["default"]   (rlime.cost.energy.PRESETS)
+    mappings = ["time"]               # default ["time"]      (rlime.drl.mappings.MAPPINGS)
     schemes = ["write-verify"]        # default: each preset's own tuning scheme
     seeds = [1, 2]                    # default [1]
     [budget]                          # optional; anything left out comes from
@@ -35,16 +35,15 @@ Settings that the matrix or the budget own (``run.backend``, ``run.seed``, ``run
 ``tuning.scheme``, ...) are refused in ``[settings]`` with a pointer to the right place.
 
 Every error is a :class:`SuiteError` whose message names the file, the key and what is allowed.
-Validation also resolves every run's configuration exactly as ``python -m rlime.train`` will
-(same parser, same defaults), so a bad setting value is caught before anything starts.
+Each run's `RunConfig` is resolved by `rlime.harness.run_config.resolve`, the function
+``python -m rlime.train`` resolves its flags with, from the same (key, value) settings its
+`argv` spells; so a bad setting value is caught before anything starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,15 +51,15 @@ from typing import Any
 
 from envs import resolve_env
 
-from rlime.common.files import tomllib
+from rlime.bench.labels import run_labels, run_name
 from rlime.common.errors import ConfigError
-from rlime.hw.config import PRESETS, TUNING_SCHEMES, preset as hardware_preset
+from rlime.common.files import tomllib
+from rlime.cost.energy import PRESETS, preset as named_preset
 from rlime.drl.mappings import MAPPINGS
-from rlime.harness.run_config import BACKENDS
+from rlime.harness.run_config import BACKENDS, RunConfig, resolve, to_argv
+from rlime.hw.config import TUNING_SCHEMES
 
-__all__ = ["Suite", "SuiteError", "Entry", "load_suite", "parse_suite", "run_labels", "run_name"]
-
-NOT_APPLICABLE = "-"
+__all__ = ["Suite", "SuiteError", "Entry", "load_suite", "parse_suite"]
 
 TOP_LEVEL_KEYS = ("name", "description", "matrix", "budget", "settings", "env")
 BUDGET_KEYS = ("total_steps", "eval_every", "eval_episodes", "checkpoint_every")
@@ -78,7 +77,7 @@ OWNED_SETTINGS = {
 }
 
 
-class SuiteError(ValueError):
+class SuiteError(ConfigError):
     """The suite file cannot be used; the message names the file, the key and what is allowed."""
 
 
@@ -87,8 +86,9 @@ class Entry:
     """One training run of a suite.
 
     `preset`, `mapping` and `scheme` are the *labels* (``"-"`` where the float backend makes
-    them meaningless); `argv` are the exact `python -m rlime.train` flags (without
-    ``--run-dir``/``--resume``/``--no-progress``), and `total_steps` the resolved budget.
+    them meaningless); `config` the resolved configuration, `argv` the `python -m rlime.train`
+    flags that resolve to it (without ``--run-dir``/``--resume``/``--no-progress``), and
+    `total_steps` the budget.
     """
 
     name: str
@@ -102,9 +102,11 @@ class Entry:
     seed: int
     total_steps: int
     argv: tuple[str, ...] = field(repr=False)
+    config: RunConfig = field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        """The manifest's record of the entry (its config is in the run's config.toml)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "config"}
         data["argv"] = list(self.argv)
         return data
 
@@ -120,23 +122,6 @@ class Suite:
         """What the runner records in ``<out>/suite.json`` (read back by the leaderboard)."""
         return {"name": self.name, "description": self.description, "file": str(self.path),
                 "entries": [e.to_dict() for e in self.entries]}
-
-
-def run_labels(backend: str, preset: str, mapping: str, scheme: str) -> tuple[str, str, str]:
-    """(preset, mapping, scheme) labels of a run: the float backend has no hardware fields."""
-    if backend == "float":
-        return NOT_APPLICABLE, ("shared" if mapping == "shared" else NOT_APPLICABLE), NOT_APPLICABLE
-    return preset, mapping, scheme
-
-
-def run_name(env_name: str, backend: str, preset: str, mapping: str, scheme: str, seed: int) -> str:
-    """Deterministic run-directory name of a configuration and seed (labels as run_labels)."""
-    env = re.sub(r"[^A-Za-z0-9._-]+", "_", env_name)
-    if backend == "float":
-        parts = [env, "float"] + ([mapping] if mapping != NOT_APPLICABLE else [])
-    else:
-        parts = [env, backend, preset, mapping, scheme]
-    return "-".join(parts + [f"s{seed}"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,9 +298,6 @@ class _Validator:
             if key in OWNED_SETTINGS:
                 raise self.fail(full, f"set by {OWNED_SETTINGS[key]}, not by settings",
                                 f"put it in {OWNED_SETTINGS[key]}")
-            if not _scalar_or_list(value):
-                raise self.fail(full, f"{value!r} is a {_type(value)}",
-                                "a string, number, boolean, or a list of them")
         return dict(table)
 
     # -- expansion ----------------------------------------------------------------------------
@@ -326,7 +308,7 @@ class _Validator:
         entries: list[Entry] = []
         seen: set[tuple] = set()
         for backend, preset_name, mapping in itertools.product(backends, presets, mappings):
-            scheme_list = schemes or [hardware_preset(preset_name).tuning.scheme]
+            scheme_list = schemes or [named_preset(preset_name).hardware.tuning.scheme]
             for scheme in scheme_list:
                 labels = run_labels(backend, preset_name, mapping, scheme)
                 if (backend,) + labels in seen:   # float: presets/schemes/time~separate collapse
@@ -334,91 +316,38 @@ class _Validator:
                 seen.add((backend,) + labels)
                 run_mapping = "shared" if labels[1] == "shared" else (
                     "time" if backend == "float" else mapping)
-                total = None
                 for seed in seeds:
-                    argv = _train_argv(env, backend, preset_name, run_mapping, scheme, seed,
-                                       budget, settings)
-                    if total is None:  # resolve once per configuration (seed changes nothing else)
-                        total = self._resolve(argv, env, backend, preset_name, run_mapping,
-                                              scheme, seed, budget, suite_settings,
-                                              env_settings).total_steps
+                    matrix = [("run.env", env), ("run.backend", backend),
+                              ("run.mapping", run_mapping), ("run.seed", seed)]
+                    if backend == "rram":
+                        matrix += [("run.preset", preset_name), ("tuning.scheme", scheme)]
+                    matrix += [(f"run.{key}", budget[key]) for key in BUDGET_KEYS if key in budget]
+                    cfg = self._resolve(env, matrix, budget, settings, suite_settings,
+                                        env_settings)
                     entries.append(Entry(
                         name=run_name(spec.name, backend, *labels, seed), env=env,
                         env_name=spec.name, env_id=spec.env_id, backend=backend,
                         preset=labels[0], mapping=labels[1], scheme=labels[2], seed=seed,
-                        total_steps=total, argv=tuple(argv)))
+                        total_steps=cfg.total_steps,
+                        argv=tuple(to_argv([*matrix, *settings.items()])), config=cfg))
         return entries
 
-    def _resolve(self, argv: list[str], env: str, backend: str, preset_name: str, mapping: str,
-                 scheme: str, seed: int, budget: dict[str, int], suite_settings: dict[str, Any],
-                 env_settings: dict[str, Any]):
-        """The RunConfig `python -m rlime.train` will build from these flags.
-
-        If train would refuse them, find the setting that is refused on its own to name it.
-        """
+    def _resolve(self, env: str, matrix: list[tuple[str, Any]], budget: dict[str, int],
+                 settings: dict[str, Any], suite_settings: dict[str, Any],
+                 env_settings: dict[str, Any]) -> RunConfig:
+        """The run's RunConfig; if it is refused, name the setting refused on its own."""
         try:
-            return _config(argv)
-        except (ConfigError, ValueError) as err:
+            return resolve([*matrix, *settings.items()])
+        except ConfigError as err:
             problem = f"a run of {env!r} would be refused: {err}"
-        where = "budget" if budget else "settings"
-        owners = [(f"env.{_key(env)}.settings", env_settings), ("settings", suite_settings)]
-        for table, values in owners:
+        for table, values in ((f"env.{_key(env)}.settings", env_settings),
+                              ("settings", suite_settings)):
             for key, value in values.items():
-                single = _train_argv(env, backend, preset_name, mapping, scheme, seed, {},
-                                     {key: value})
                 try:
-                    _config(single)
-                except (ConfigError, ValueError):
-                    where = f"{table}.{_key(key)}"
-                    break
-            else:
-                continue
-            break
-        return self._raise(where, problem)
-
-    def _raise(self, where: str, problem: str):
-        if "allowed" in problem or "must" in problem or "choose" in problem:
-            raise SuiteError(f"{self.path}: {where}: {problem}")  # train's message says what is
-        raise self.fail(where, problem, "values `python -m rlime.train --set section.key=value` "
-                        "accepts (sections run, agent, device, tile, forward, backward, tuning)")
-
-
-def _config(argv: list[str]):
-    from rlime.harness.cli import build_parser, config_from_args  # heavy (torch): only when validating
-
-    cfg, _ = config_from_args(build_parser().parse_args(argv))
-    return cfg
-
-
-def resolved_config(entry: Entry):
-    """The RunConfig `python -m rlime.train` builds for `entry` (for comparing with a run dir)."""
-    return _config(list(entry.argv))
-
-
-def _train_argv(env: str, backend: str, preset_name: str, mapping: str, scheme: str, seed: int,
-                budget: dict[str, int], settings: dict[str, Any]) -> list[str]:
-    argv = ["--env", env, "--backend", backend, "--mapping", mapping, "--seed", str(seed)]
-    if backend == "rram":
-        argv += ["--preset", preset_name, "--scheme", scheme]
-    for key in BUDGET_KEYS:
-        if key in budget:
-            argv += [f"--{key.replace('_', '-')}", str(budget[key])]
-    for key, value in settings.items():
-        argv += ["--set", f"{key}={_toml_value(value)}"]
-    return argv
-
-
-def _toml_value(value: Any) -> str:
-    """One-line TOML for a scalar or a flat list (JSON's spelling of these is valid TOML)."""
-    return json.dumps(value)
-
-
-def _scalar_or_list(value: Any) -> bool:
-    if isinstance(value, list):
-        return all(_scalar_or_list(v) and not isinstance(v, list) for v in value)
-    if isinstance(value, float):
-        return math.isfinite(value)
-    return isinstance(value, (str, int, bool))
+                    resolve([*matrix, (key, value)])
+                except ConfigError:
+                    raise SuiteError(f"{self.path}: {table}.{_key(key)}: {problem}") from None
+        raise SuiteError(f"{self.path}: {'budget' if budget else 'settings'}: {problem}")
 
 
 def _key(key: str) -> str:

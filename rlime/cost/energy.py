@@ -36,8 +36,8 @@ Per-operation prices (all in joules; the pJ value and its source sit next to eac
   ``*_pulse_siemens`` is sum(G) over pulses, so the pulse count itself costs 0); presets with a
   fixed per-pulse energy (``write_pulse_fixed_j``) price the pulse count and ignore siemens.
 * cell read (inside an MVM, per cell per array cycle): ``V_r^2 * G_mid * t_r`` with
-  G_mid = (g_min + g_max) / 2, the mean conductance of a cell whose level is uniform over the
-  range. Every driven row is assumed at the read voltage (an upper bound for bit-serial inputs
+  G_mid = (g_min + g_max) / 2 of the run's device (`HardwareConfig.device`), the mean
+  conductance of a cell whose level is uniform over the range. Every driven row is assumed at the read voltage (an upper bound for bit-serial inputs
   whose bit is 0).
 * verify read: one cell read + one ADC (sense) conversion.
 * gradient MAC: int8 mul + int32 add (its operands are the periphery's 8-bit DAC codes of input
@@ -59,11 +59,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from rlime.common.errors import ConfigError, lookup
+from rlime.common.errors import lookup, require
+from rlime.hw.config import DeviceConfig, HardwareConfig, preset as hardware_preset
 from rlime.hw.counts import ALL_KINDS, LedgerSnapshot, Phases
 
 PJ = 1e-12  # joules per picojoule
@@ -88,16 +89,14 @@ _KIND_CATEGORY = {
 
 @dataclass(frozen=True)
 class TechnologyPreset:
-    """Per-operation energies (joules) and the cell's electrical parameters.
+    """Per-operation energies (joules) of a technology pricing cells of `device`.
 
-    Defaults are the `default` preset; every number carries its source.
+    The conductances come from `device` (the run's `HardwareConfig.device`), nothing else repeats
+    them. Defaults are the `default` preset; every number carries its source.
     """
 
     name: str = "default"
-    # --- RRAM cell (Wu et al. VLSI 2018 TaOx/HfOx device as tabulated in the MLP+NeuroSim V3.0
-    # manual, Table II: Ron 100 kOhm / Roff 1 MOhm; rlime.config.DeviceConfig defaults)
-    g_min_siemens: float = 1e-6
-    g_max_siemens: float = 1e-5
+    device: DeviceConfig = field(default_factory=DeviceConfig)
     # write pulse 1.6 V, 50 ns; energy V^2 * G * t per pulse (same table; NeuroSim's
     # write-energy formula)
     write_voltage_v: float = 1.6
@@ -139,23 +138,19 @@ class TechnologyPreset:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name == "name" or (f.name == "write_pulse_fixed_j" and value is None):
+            if f.name in ("name", "device") or (f.name == "write_pulse_fixed_j" and value is None):
                 continue
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ConfigError(f"energy preset {self.name!r}: {f.name} = {value!r} is not "
-                                  f"allowed: it must be a finite number >= 0")
-        if self.g_max_siemens <= self.g_min_siemens:
-            raise ConfigError(f"energy preset {self.name!r}: g_max_siemens = {self.g_max_siemens} must "
-                              f"exceed g_min_siemens = {self.g_min_siemens}")
-        if self.tuning_divisor <= 0:
-            raise ConfigError(f"energy preset {self.name!r}: tuning_divisor = "
-                              f"{self.tuning_divisor} must be > 0")
+            require(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
+                    f"energy preset {self.name!r}: {f.name}", value,
+                    "it must be a finite number >= 0")
+        require(self.tuning_divisor > 0, f"energy preset {self.name!r}: tuning_divisor",
+                self.tuning_divisor, "it must be > 0")
 
     # ---- derived per-operation energies (joules) -------------------------------------------
 
     @property
     def g_mid_siemens(self) -> float:
-        return 0.5 * (self.g_min_siemens + self.g_max_siemens)
+        return 0.5 * (self.device.g_min_siemens + self.device.g_max_siemens)
 
     @property
     def cell_read_j(self) -> float:
@@ -243,13 +238,25 @@ class TechnologyPreset:
         return out
 
 
-def _default() -> TechnologyPreset:
-    return TechnologyPreset(name="default")
+@dataclass(frozen=True)
+class Preset:
+    """A named technology: the hardware simulated and the energies that price its operations."""
+
+    hardware: HardwareConfig
+    energy: TechnologyPreset
 
 
-def _optimistic() -> TechnologyPreset:
-    return TechnologyPreset(
-        name="optimistic",
+def _preset(name: str, **energy: float) -> Preset:
+    """Hardware preset `name` and its prices (defaults unless given) for that hardware's cells."""
+    hardware = hardware_preset(name)
+    return Preset(hardware, TechnologyPreset(name=name, device=hardware.device, **energy))
+
+
+# The energy half of each preset; the hardware half and its sources are in rlime.hw.config.
+PRESETS = {
+    "default": _preset("default"),
+    "optimistic": _preset(
+        "optimistic",
         # 0.1 pJ per write transition: the sub-pJ switching energy reported for scaled HfOx
         # RRAM (Govoreanu et al., IEDM 2011, 10x10 nm^2 Hf/HfOx cells; ~0.1 pJ/bit in the RRAM
         # column of Yu & Chen, IEEE Solid-State Circuits Magazine 2016)
@@ -258,36 +265,30 @@ def _optimistic() -> TechnologyPreset:
         dram_bit_j=3.9 * PJ,
         # 5-bit ADC: ISAAC's 8-bit SAR ADC scaled to 5 bits with Saberi et al.'s capacitive-DAC
         # SAR model (TCAS-I 2011), 0.99 pJ/conversion (Accelergy/hwcomponents ISAAC ADC table)
-        adc_j=0.99 * PJ,
-    )
-
-
-def _pessimistic() -> TechnologyPreset:
-    return TechnologyPreset(
-        name="pessimistic",
+        adc_j=0.99 * PJ),
+    "pessimistic": _preset(
+        "pessimistic",
         # 10 pJ per write pulse, whatever the conductance (DESIGN.md pessimistic preset; ~8x the
         # V^2 G t of this cell at Gmax, 1.28 pJ, to cover write drivers and line charging)
         write_pulse_fixed_j=10.0 * PJ,
         # ADC by MNSIM's convention (MNSIM-2.0 Hardware_Model/ADC.py): energy = power x latency,
         # latency = (bits + 2) / sample rate; its ISAAC ADC (2 mW, 1 GS/s, 8 bits) ->
         # 2e-3 x 10e-9 = 20 pJ/conversion
-        adc_j=20.0 * PJ,
-    )
+        adc_j=20.0 * PJ),
+    # The ideal hardware only removes non-idealities; energy is still counted at default prices.
+    "ideal": _preset("ideal"),
+}
 
 
-def _ideal() -> TechnologyPreset:
-    # The ideal hardware preset only removes non-idealities; energy is still counted at the
-    # default prices.
-    return TechnologyPreset(name="ideal")
+def preset(name: str) -> Preset:
+    """The named preset; ConfigError lists the allowed names."""
+    return lookup(PRESETS, name, "preset")
 
 
-ENERGY_PRESETS = {"default": _default, "optimistic": _optimistic,
-                  "pessimistic": _pessimistic, "ideal": _ideal}
-
-
-def energy_preset(name: str) -> TechnologyPreset:
-    """The named technology preset; ConfigError lists the allowed names."""
-    return lookup(ENERGY_PRESETS, name, "energy preset")()
+def energy_preset(name: str, device: DeviceConfig | None = None) -> TechnologyPreset:
+    """The named preset's prices, for cells of `device` (default: the preset's own device)."""
+    tech = preset(name).energy
+    return tech if device is None else dataclasses.replace(tech, device=device)
 
 
 def tuning_cost_scaled(tech: TechnologyPreset, k: float) -> TechnologyPreset:

@@ -19,42 +19,57 @@ from envs import resolve_env
 
 from rlime.common.errors import ConfigError
 from rlime.common.files import atomic_write
-from rlime.drl.mappings import MAPPINGS
-from rlime.harness.run_config import BACKENDS, RunConfig, parse_override, resolve
+from rlime.common.settings import field_help, field_types, toml_value
+from rlime.harness.run_config import (FLAGS, FOLLOWS, SECTIONS, RunConfig, describe,
+                                      env_default_keys, flag, parse_override, parse_value, resolve)
 from rlime.harness.run_dir import RunDirectory, RunDirError
 from rlime.harness.train import Interrupted, Trainer
-from rlime.hw.config import PRESETS, TUNING_SCHEMES
 from agents.dqn import NumericalFailure
+
+ALIASES = {"agent.learning_rate": ("--lr",)}
+
+
+def _default(key: str, env_keys: set[str]) -> str:
+    if key in FOLLOWS:
+        return flag(FOLLOWS[key])
+    if key == "run.device":
+        return "cuda if available, else cpu"
+    section, _, name = key.partition(".")
+    if section not in ("run", "agent"):
+        return "the preset's"
+    if key in env_keys:
+        return "per env, experiments/hyperparams.toml"
+    return toml_value(getattr(SECTIONS[section], name))
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m rlime.train",
         description="Train a DQN agent in memory on a simulated RRAM crossbar and report the "
-                    "reward curve next to the programming pulses and energy of every episode.")
-    p.add_argument("--env", help="short name (CartPole, Pong, Breakout, ...) or Gymnasium id")
-    p.add_argument("--backend", choices=BACKENDS, help="rram (default) or float")
-    p.add_argument("--mapping", choices=MAPPINGS, help="DRL mapping (default time)")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="hardware preset (default default)")
-    p.add_argument("--energy-preset", help="technology preset for pricing (default: --preset)")
-    p.add_argument("--scheme", choices=TUNING_SCHEMES, help="tuning scheme override")
-    p.add_argument("--total-steps", type=int, help="environment steps (summed over envs)")
-    p.add_argument("--seed", type=int, help="random seed (default 1)")
-    p.add_argument("--num-envs", type=int, help="parallel environments")
-    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+                    "reward curve next to the programming pulses and energy of every episode. "
+                    "Every flag below is a shorthand for one --set setting.")
+    env_keys = env_default_keys()
+    for key in FLAGS:
+        section, _, name = key.partition(".")
+        text = field_help(SECTIONS[section]).get(name, name)
+        if key == "run.env":
+            p.add_argument(flag(key), dest=key, metavar="NAME",
+                           help=f"{text} (required, or --resume DIR)")
+        elif field_types(SECTIONS[section])[name] is bool:
+            p.add_argument(flag(key), dest=key, action="store_true", default=None,
+                           help=f"{text} ({key}=true)")
+        else:
+            p.add_argument(flag(key), *ALIASES.get(key, ()), dest=key, metavar=name.upper(),
+                           help=f"{text} ({key}; default: {_default(key, env_keys)})")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="any setting, e.g. device.c2c_sigma=0.01, agent.gamma=0.98, "
+                        "tuning.max_pulses=30 (repeatable; after the flags, so it wins); "
+                        "--help-settings lists them all")
+    p.add_argument("--help-settings", action="store_true",
+                   help="list every --set key with its value (for --env and the other flags, "
+                        "if given) and what it means, then exit")
     p.add_argument("--run-dir", help="output directory (default runs/<env>-<backend>-<mapping>-s<seed>)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
-    p.add_argument("--eval-every", type=int, help="steps between evaluation rounds")
-    p.add_argument("--eval-episodes", type=int, help="episodes per evaluation round (0 = none)")
-    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
-    p.add_argument("--double-dqn", action="store_true", default=None, help="use Double DQN")
-    p.add_argument("--update-rule", choices=("sgd", "momentum", "adam"), help="update rule")
-    p.add_argument("--learning-rate", "--lr", type=float, help="learning rate")
-    p.add_argument("--terminal-on-life-loss", action="store_true", default=None,
-                   help="Atari: a lost life ends the training episode (not the logged game)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="any other setting, e.g. device.c2c_sigma=0.01, agent.gamma=0.98, "
-                        "tuning.max_pulses=30, run.eval_epsilon=0.01 (repeatable)")
     p.add_argument("--session-steps", type=int, metavar="N",
                    help="pause after N more steps with a checkpoint (continue with --resume)")
     p.add_argument("--profile", action="store_true",
@@ -63,28 +78,41 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def settings_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """The (key, value) settings of the command line: device default, flags, then --set."""
+    given = vars(args)
+    settings: list[tuple[str, Any]] = [("run.device", "cuda" if torch.cuda.is_available() else "cpu")]
+    for key in FLAGS:
+        value = given[key]
+        if value is not None:
+            settings.append((key, value if isinstance(value, bool) else parse_value(key, value)))
+    return settings + [parse_override(text) for text in args.set]
+
+
 def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, Path]:
-    spec = resolve_env(args.env)
-    flags = {"backend": args.backend, "mapping": args.mapping, "preset": args.preset,
-             "energy_preset": args.energy_preset, "total_steps": args.total_steps,
-             "seed": args.seed, "num_envs": args.num_envs,
-             "device": args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
-             "eval_every": args.eval_every, "eval_episodes": args.eval_episodes,
-             "checkpoint_every": args.checkpoint_every, "double_dqn": args.double_dqn,
-             "update_rule": args.update_rule, "learning_rate": args.learning_rate,
-             "terminal_on_life_loss": args.terminal_on_life_loss}
-    overrides = [parse_override(text) for text in args.set]
-    if args.scheme:
-        overrides.append(("tuning.scheme", args.scheme))
-    cfg = resolve(spec, args.env, flags, overrides)
-    default_dir = Path("runs") / f"{spec.name}-{cfg.backend}-{cfg.mapping}-s{cfg.seed}"
+    cfg = resolve(settings_from_args(args))
+    default_dir = Path("runs") / f"{resolve_env(cfg.env).name}-{cfg.backend}-{cfg.mapping}-s{cfg.seed}"
     return cfg, Path(args.run_dir) if args.run_dir else default_dir
+
+
+def settings_help(cfg: RunConfig, env_given: bool) -> str:
+    where = (f"values for --env {cfg.env} and the flags given" if env_given else
+             "built-in defaults; give --env (and flags) to see a run's values")
+    rows = [(key, toml_value(value), text) for key, value, text in describe(cfg)]
+    width = min(max(len(k) + len(v) for k, v, _ in rows) + 3, 44)
+    lines = [f"--set SECTION.KEY=VALUE settings ({where}):"]
+    lines += [f"  {f'{k} = {v}':<{width}}  {text}" for k, v, text in rows]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.help_settings:
+            given = getattr(args, "run.env") is not None
+            print(settings_help(config_from_args(args)[0] if given else RunConfig(env="-"), given))
+            return 0
         trainer = _prepare(parser, args)
     except (ConfigError, RunDirError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -114,13 +142,14 @@ def _prepare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Train
         if not run_dir.config_file.exists():
             raise RunDirError(f"{run_dir.path} holds no config.toml; there is no run to resume")
         cfg = RunConfig.from_toml(run_dir.config_file.read_text())
-        if args.total_steps is not None:  # the one thing a resume may change: the budget
-            cfg = dataclasses.replace(cfg, total_steps=args.total_steps)
+        total_steps = getattr(args, "run.total_steps")
+        if total_steps is not None:  # the one thing a resume may change: the budget
+            cfg = dataclasses.replace(cfg, total_steps=parse_value("run.total_steps", total_steps))
         run_dir.claim()
         trainer = Trainer(cfg, run_dir, progress=not args.no_progress, profile=args.profile)
         trainer.restore()
         return trainer
-    if not args.env:
+    if not getattr(args, "run.env"):
         parser.error("--env is required (or --resume DIR)")
     cfg, path = config_from_args(args)
     run_dir = RunDirectory(path)

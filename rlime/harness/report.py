@@ -37,8 +37,8 @@ from rlime.common.files import JsonlError, numbered_jsonl, tomllib
 from agents.config import DQNConfig
 from rlime.cost.baselines import ASIC_PRESETS, DEFAULT_UTILISATION, GPU_PRESETS, compare
 from rlime.common.errors import ConfigError
-from rlime.cost.energy import (ENERGY_PRESETS, TechnologyPreset, categories, energy_preset, price,
-                               price_tables, total, tuning_cost_scaled)
+from rlime.cost.energy import (PRESETS as ENERGY_PRESETS, TechnologyPreset, categories, energy_preset,
+                               price, price_tables, total, tuning_cost_scaled)
 from rlime.drl.phases import DQN_PHASES
 from rlime.hw.ledger import LedgerSnapshot
 

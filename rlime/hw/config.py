@@ -1,8 +1,9 @@
-"""Typed hardware configuration (device, tile, periphery, tuning) and its presets.
+"""Typed hardware configuration (device, tile, periphery, tuning).
 
 Every dataclass validates itself on construction and raises `ConfigError` naming the field, the
-value given and what is allowed. Presets: `default`, `optimistic`, `pessimistic`, `ideal`
-(sources next to the numbers; see also shared DESIGN.md "Energy model").
+value given and what is allowed. Hardware presets: `default`, `optimistic`, `pessimistic`,
+`ideal` (sources next to the numbers); `rlime.cost.energy.PRESETS` pairs each with its energy
+prices, and runs use that bundle.
 """
 
 from __future__ import annotations
@@ -12,26 +13,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from rlime.common.errors import ConfigError, lookup
+from rlime.common.errors import ConfigError, lookup, require
+from rlime.common.settings import build, check_types
 
 RESPONSE_MODELS = ("linear", "soft-bounds", "nonlinear")
 TUNING_SCHEMES = ("open-loop", "write-verify", "gradual")
 ADC_RANGES = ("calibrated", "fixed")
-
-
-def _require(ok: bool, where: str, name: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{where}.{name} = {value!r} is not allowed: {allowed}")
-
-
-def _finite_nonneg(where: str, name: str, value: float) -> None:
-    _require(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
-             where, name, value, "it must be a finite number >= 0")
-
-
-def _probability(where: str, name: str, value: float) -> None:
-    _require(isinstance(value, (int, float)) and 0.0 <= value <= 1.0, where, name, value,
-             "it must be a fraction in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -45,12 +32,12 @@ class DeviceConfig:
 
     # Ron = 100 kOhm, Roff = 1 MOhm, 128 levels, C2C 3.7 %, NL 0.04 / -0.63: Wu et al. VLSI 2018
     # TaOx/HfOx device as tabulated in the MLP+NeuroSim V3.0 manual, Table II.
-    g_min_siemens: float = 1e-6
-    g_max_siemens: float = 1e-5
-    levels: int = 128
-    response: str = "nonlinear"
-    nonlinearity_up: float = 0.04
-    nonlinearity_down: float = -0.63
+    g_min_siemens: float = 1e-6         # Gmin = 1 / Roff
+    g_max_siemens: float = 1e-5         # Gmax = 1 / Ron
+    levels: int = 128                   # programmable levels over [Gmin, Gmax]
+    response: str = "nonlinear"         # linear, soft-bounds or nonlinear
+    nonlinearity_up: float = 0.04       # SET (potentiation) nonlinearity, 0 = linear
+    nonlinearity_down: float = -0.63    # RESET (depression) nonlinearity
     down_up_ratio: float = 1.0          # mean RESET step / mean SET step (up/down asymmetry)
     d2d_step_sigma: float = 0.0         # relative spread of the step size across cells
     d2d_bound_sigma: float = 0.0        # spread of each cell's Gmin/Gmax, fraction of range
@@ -61,32 +48,32 @@ class DeviceConfig:
     endurance_pulses: float = 1e9       # Lanza et al. 2019 (requirement); math.inf = no wear-out
 
     def __post_init__(self) -> None:
-        w = "device"
-        _require(isinstance(self.g_min_siemens, (int, float)) and self.g_min_siemens > 0, w, "g_min_siemens",
-                 self.g_min_siemens, "it must be a conductance > 0 siemens")
-        _require(self.g_max_siemens > self.g_min_siemens, w, "g_max_siemens", self.g_max_siemens,
-                 f"it must exceed g_min_siemens = {self.g_min_siemens} siemens")
-        _require(isinstance(self.levels, int) and self.levels >= 2, w, "levels", self.levels,
-                 "it must be an integer >= 2")
-        _require(self.response in RESPONSE_MODELS, w, "response", self.response,
-                 f"choose one of {', '.join(RESPONSE_MODELS)}")
+        check_types(self, "device")
+        require(self.g_min_siemens > 0, "device.g_min_siemens", self.g_min_siemens,
+                "it must be a conductance > 0 siemens")
+        require(self.g_max_siemens > self.g_min_siemens, "device.g_max_siemens", self.g_max_siemens,
+                f"it must exceed g_min_siemens = {self.g_min_siemens} siemens")
+        require(self.levels >= 2, "device.levels", self.levels, "it must be an integer >= 2")
+        require(self.response in RESPONSE_MODELS, "device.response", self.response,
+                f"choose one of {', '.join(RESPONSE_MODELS)}")
         for name in ("nonlinearity_up", "nonlinearity_down"):
-            value = getattr(self, name)
-            _require(isinstance(value, (int, float)) and abs(value) <= 20, w, name, value,
-                     "it must be a number in [-20, 20] (0 = linear)")
-        _require(isinstance(self.down_up_ratio, (int, float)) and self.down_up_ratio > 0, w,
-                 "down_up_ratio", self.down_up_ratio, "it must be > 0")
+            require(abs(getattr(self, name)) <= 20, f"device.{name}", getattr(self, name),
+                    "it must be a number in [-20, 20] (0 = linear)")
+        require(self.down_up_ratio > 0, "device.down_up_ratio", self.down_up_ratio, "it must be > 0")
         for name in ("d2d_step_sigma", "d2d_bound_sigma", "c2c_sigma", "read_noise_sigma"):
-            _finite_nonneg(w, name, getattr(self, name))
-        _require(self.d2d_step_sigma < 1, w, "d2d_step_sigma", self.d2d_step_sigma,
-                 "it must be < 1 (a relative spread)")
-        _probability(w, "stuck_at_min_fraction", self.stuck_at_min_fraction)
-        _probability(w, "stuck_at_max_fraction", self.stuck_at_max_fraction)
-        _require(self.stuck_at_min_fraction + self.stuck_at_max_fraction <= 1, w,
-                 "stuck_at_max_fraction", self.stuck_at_max_fraction,
-                 "stuck_at_min_fraction + stuck_at_max_fraction must be <= 1")
-        _require(isinstance(self.endurance_pulses, (int, float)) and self.endurance_pulses >= 1, w,
-                 "endurance_pulses", self.endurance_pulses, "it must be >= 1 pulse (or inf)")
+            value = getattr(self, name)
+            require(math.isfinite(value) and value >= 0, f"device.{name}", value,
+                    "it must be a finite number >= 0")
+        require(self.d2d_step_sigma < 1, "device.d2d_step_sigma", self.d2d_step_sigma,
+                "it must be < 1 (a relative spread)")
+        for name in ("stuck_at_min_fraction", "stuck_at_max_fraction"):
+            require(0 <= getattr(self, name) <= 1, f"device.{name}", getattr(self, name),
+                    "it must be a fraction in [0, 1]")
+        require(self.stuck_at_min_fraction + self.stuck_at_max_fraction <= 1,
+                "device.stuck_at_max_fraction", self.stuck_at_max_fraction,
+                "stuck_at_min_fraction + stuck_at_max_fraction must be <= 1")
+        require(self.endurance_pulses >= 1, "device.endurance_pulses", self.endurance_pulses,
+                "it must be >= 1 pulse (or inf)")
 
     @property
     def range_siemens(self) -> float:
@@ -105,15 +92,15 @@ class TileConfig:
 
     rows: int = 128   # ISAAC; NeuroSim
     cols: int = 128
-    weight_headroom: float = 2.0
+    weight_headroom: float = 2.0  # the range represents +-headroom * max|W0|
 
     def __post_init__(self) -> None:
+        check_types(self, "tile")
         for name in ("rows", "cols"):
-            value = getattr(self, name)
-            _require(isinstance(value, int) and value >= 1, "tile", name, value,
-                     "it must be an integer >= 1 (cells)")
-        _require(isinstance(self.weight_headroom, (int, float)) and self.weight_headroom >= 1,
-                 "tile", "weight_headroom", self.weight_headroom, "it must be >= 1")
+            require(getattr(self, name) >= 1, f"tile.{name}", getattr(self, name),
+                    "it must be an integer >= 1 (cells)")
+        require(self.weight_headroom >= 1, "tile.weight_headroom", self.weight_headroom,
+                "it must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -130,34 +117,33 @@ class ConverterConfig:
     `adc_noise`: output noise sigma as a fraction of the ADC range.
     """
 
-    input_bits: int | None = 8
+    input_bits: int | None = 8  # signed input precision, none = unquantised
     dac_bits: int = 1          # ISAAC: 1-bit DAC
     adc_bits: int | None = 8   # ISAAC: 8-bit ADC
-    adc_range: str = "calibrated"
-    adc_headroom: float = 1.25
-    adc_decay: float = 0.999
+    adc_range: str = "calibrated"  # calibrated (running peak) or fixed
+    adc_headroom: float = 1.25  # calibrated range = running peak x this
+    adc_decay: float = 0.999    # per-conversion decay of the running peak
     adc_bound: float = 12.0    # IBM aihwkit's default out_bound
-    adc_noise: float = 0.0
+    adc_noise: float = 0.0     # output noise sigma, fraction of the ADC range
 
     def __post_init__(self) -> None:
-        w = "periphery"
-        _require(self.input_bits is None or (isinstance(self.input_bits, int)
-                                             and 2 <= self.input_bits <= 32),
-                 w, "input_bits", self.input_bits, "it must be an integer in [2, 32] or None")
-        _require(isinstance(self.dac_bits, int) and self.dac_bits >= 1, w, "dac_bits",
-                 self.dac_bits, "it must be an integer >= 1")
-        _require(self.adc_bits is None or (isinstance(self.adc_bits, int)
-                                           and 1 <= self.adc_bits <= 32),
-                 w, "adc_bits", self.adc_bits, "it must be an integer in [1, 32] or None")
-        _require(self.adc_range in ADC_RANGES, w, "adc_range", self.adc_range,
-                 f"choose one of {', '.join(ADC_RANGES)}")
-        _require(isinstance(self.adc_headroom, (int, float)) and self.adc_headroom >= 1, w,
-                 "adc_headroom", self.adc_headroom, "it must be >= 1")
-        _require(isinstance(self.adc_decay, (int, float)) and 0 < self.adc_decay <= 1, w,
-                 "adc_decay", self.adc_decay, "it must be in (0, 1]")
-        _require(isinstance(self.adc_bound, (int, float)) and self.adc_bound > 0, w,
-                 "adc_bound", self.adc_bound, "it must be > 0 (or inf)")
-        _finite_nonneg(w, "adc_noise", self.adc_noise)
+        check_types(self, "periphery")
+        require(self.input_bits is None or 2 <= self.input_bits <= 32, "periphery.input_bits",
+                self.input_bits, "it must be an integer in [2, 32] or None")
+        require(self.dac_bits >= 1, "periphery.dac_bits", self.dac_bits,
+                "it must be an integer >= 1")
+        require(self.adc_bits is None or 1 <= self.adc_bits <= 32, "periphery.adc_bits",
+                self.adc_bits, "it must be an integer in [1, 32] or None")
+        require(self.adc_range in ADC_RANGES, "periphery.adc_range", self.adc_range,
+                f"choose one of {', '.join(ADC_RANGES)}")
+        require(self.adc_headroom >= 1, "periphery.adc_headroom", self.adc_headroom,
+                "it must be >= 1")
+        require(0 < self.adc_decay <= 1, "periphery.adc_decay", self.adc_decay,
+                "it must be in (0, 1]")
+        require(self.adc_bound > 0, "periphery.adc_bound", self.adc_bound,
+                "it must be > 0 (or inf)")
+        require(math.isfinite(self.adc_noise) and self.adc_noise >= 0, "periphery.adc_noise",
+                self.adc_noise, "it must be a finite number >= 0")
 
     def cycles(self) -> int:
         """Array cycles per input vector (bit-serial DAC)."""
@@ -181,25 +167,22 @@ class TuningConfig:
     # +-1-level window is hit with p ~ 0.17 per pulse, so under a 20-pulse cap 10 % of cells end
     # > 6 levels off (rms 6.6 levels, 8.4 pulses per event); +-2 levels with a 100-pulse cap
     # gives rms 1.5 levels, 99.9 % within 2 levels, at 3.9 pulses per event.
-    scheme: str = "write-verify"
-    tolerance_levels: float = 2.0
-    max_pulses: int = 100
-    coarse_fraction: float = 0.75
-    residual: bool = True
+    scheme: str = "write-verify"  # open-loop, write-verify or gradual
+    tolerance_levels: float = 2.0  # write-verify stops within this many levels
+    max_pulses: int = 100          # cap per cell per update (verify schemes)
+    coarse_fraction: float = 0.75  # gradual: unverified share of the nominal pulses
+    residual: bool = True          # keep sub-level remainders digitally
 
     def __post_init__(self) -> None:
-        w = "tuning"
-        _require(self.scheme in TUNING_SCHEMES, w, "scheme", self.scheme,
-                 f"choose one of {', '.join(TUNING_SCHEMES)}")
-        _require(isinstance(self.tolerance_levels, (int, float)) and self.tolerance_levels > 0,
-                 w, "tolerance_levels", self.tolerance_levels, "it must be > 0 levels")
-        _require(isinstance(self.max_pulses, int) and self.max_pulses >= 1, w, "max_pulses",
-                 self.max_pulses, "it must be an integer >= 1")
-        _require(isinstance(self.coarse_fraction, (int, float))
-                 and 0 <= self.coarse_fraction <= 1, w, "coarse_fraction",
-                 self.coarse_fraction, "it must be in [0, 1]")
-        _require(isinstance(self.residual, bool), w, "residual", self.residual,
-                 "it must be true or false")
+        check_types(self, "tuning")
+        require(self.scheme in TUNING_SCHEMES, "tuning.scheme", self.scheme,
+                f"choose one of {', '.join(TUNING_SCHEMES)}")
+        require(self.tolerance_levels > 0, "tuning.tolerance_levels", self.tolerance_levels,
+                "it must be > 0 levels")
+        require(self.max_pulses >= 1, "tuning.max_pulses", self.max_pulses,
+                "it must be an integer >= 1")
+        require(0 <= self.coarse_fraction <= 1, "tuning.coarse_fraction", self.coarse_fraction,
+                "it must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -219,26 +202,21 @@ class HardwareConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "HardwareConfig":
         """Build from a nested dict (e.g. a config.toml table); unknown keys are errors."""
-        sections = {"device": DeviceConfig, "tile": TileConfig, "forward": ConverterConfig,
-                    "backward": ConverterConfig, "tuning": TuningConfig}
-        unknown = set(data) - set(sections) - {"preset"}
+        unknown = set(data) - set(SECTIONS) - {"preset"}
         if unknown:
             raise ConfigError(f"unknown hardware section(s) {sorted(unknown)}; allowed: preset, "
-                              f"{', '.join(sections)}")
-        kwargs: dict[str, Any] = {"preset": data.get("preset", "custom")}
-        for name, kind in sections.items():
-            kwargs[name] = _build(kind, name, data.get(name, {}))
-        return cls(**kwargs)
+                              f"{', '.join(SECTIONS)}")
+        return cls(preset=data.get("preset", "custom"),
+                   **{name: build(kind, name, data.get(name, {})) for name, kind in SECTIONS.items()})
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "HardwareConfig":
         """Apply dotted overrides such as {"device.c2c_sigma": 0.01, "tuning.scheme": "gradual"}."""
         data = self.to_dict()
         for dotted, value in overrides.items():
             section, _, key = dotted.partition(".")
-            if section not in data or not isinstance(data[section], dict):
+            if section not in SECTIONS:
                 raise ConfigError(f"unknown setting {dotted!r}; allowed sections are run, agent, "
-                                  f"device, tile, forward, backward, tuning "
-                                  f"(e.g. device.c2c_sigma=0.01)")
+                                  f"{', '.join(SECTIONS)} (e.g. device.c2c_sigma=0.01)")
             if key not in data[section]:
                 raise ConfigError(f"unknown setting {dotted!r}; allowed in [{section}]: "
                                   f"{', '.join(sorted(data[section]))}")
@@ -246,15 +224,9 @@ class HardwareConfig:
         return HardwareConfig.from_dict(data)
 
 
-def _build(kind: type, section: str, values: Mapping[str, Any]) -> Any:
-    names = {f.name for f in dataclasses.fields(kind)}
-    unknown = set(values) - names
-    if unknown:
-        raise ConfigError(f"unknown setting(s) {sorted(unknown)} in [{section}]; allowed: "
-                          f"{', '.join(sorted(names))}")
-    special = {"inf": math.inf, "none": None}  # TOML has no null and writes inf as a float
-    value = {k: special.get(v, v) if isinstance(v, str) else v for k, v in values.items()}
-    return kind(**value)
+# the [hardware] sections of a run's configuration, as `--set SECTION.KEY=VALUE` names them
+SECTIONS = {"device": DeviceConfig, "tile": TileConfig, "forward": ConverterConfig,
+            "backward": ConverterConfig, "tuning": TuningConfig}
 
 
 def _ideal() -> HardwareConfig:

@@ -12,8 +12,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from rlime.hw.array import CrossbarArray, program_arrays
 from rlime.hw.chip import Chip
 from rlime.hw.config import HardwareConfig, preset
+from rlime.hw.crossbar import ConvTiling, LinearTiling
 from rlime.hw.layers import (CodeInput, CrossbarLayer, RRAMConv2d, RRAMLinear, crossbar_layers,
                              to_rram)
 from rlime.hw.optim import TunedOptimizer
@@ -103,6 +105,98 @@ def test_ideal_preset_reproduces_float_pytorch(net, tiled_path):
     # and the weights really moved (the comparison above is not of two unchanged nets)
     for name, p0 in initial.items():
         assert float((params_r[name].detach() - p0).abs().max()) > 1e-4, name
+
+
+# --------------------------------------------------------------------------- one array interface
+
+# Linear(20 -> 18) and Conv2d(3 -> 18, 3x3, stride 2, padding 1) on 7 x 7 inputs, 16 x 16 tiles:
+# (in lines, out lines, row tiles, column tiles, input vectors per sample). The conv's rows are
+# C k k = 27, one 3x3 channel per row tile (floor(16 / 9) = 1); its output is 4 x 4 positions.
+ARRAYS = {"linear": (20, 18, 2, 2, 1), "conv": (27, 18, 3, 2, 16)}
+
+
+def _array_case(kind: str, chip: Chip):
+    """(array, float weight, input, float forward, float transposed, float weight gradient)."""
+    rows, cols = SMALL_TILES["tile.rows"], SMALL_TILES["tile.cols"]
+    gen = torch.Generator().manual_seed(8)
+    if kind == "linear":
+        w, x = torch.randn(18, 20, generator=gen), torch.randn(4, 20, generator=gen)
+        tiling = LinearTiling(20, 18, rows, cols, chip.device)
+        ref = (F.linear, lambda g, w: g @ w, lambda x, g: g.t() @ x)
+    else:
+        w, x = torch.randn(18, 3, 3, 3, generator=gen), torch.randn(4, 3, 7, 7, generator=gen)
+        tiling = ConvTiling(3, 18, (3, 3), (2, 2), (1, 1), rows, cols, chip.device)
+        ref = (lambda x, w: F.conv2d(x, w, None, 2, 1),
+               lambda g, w: torch.nn.grad.conv2d_input(x.shape, w, g, 2, 1),
+               lambda x, g: torch.nn.grad.conv2d_weight(x, w.shape, g, 2, 1))
+    return (CrossbarArray(w, tiling, chip), w, x) + ref
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_linear_and_conv_arrays_share_one_interface(kind):
+    # The same calls on both arrays, on the ideal chip's tiled path (32-bit converters) with
+    # 65 levels: the weights are programmed to their nearest levels, the forward MVM, transposed
+    # MVM and weight gradient match float torch on them, and every step charges the
+    # hand-counted operations (float32 sums of up to 27 products of O(1): atol 1e-5).
+    chip = Chip(ideal(tiled_path=True).with_overrides({"device.levels": 65}), seed=0)
+    array, w, x, forward, transposed, weight_grad = _array_case(kind, chip)
+    in_lines, out_lines, row_tiles, col_tiles, vectors = ARRAYS[kind]
+    assert (array.tiling.row_tiles, array.tiling.col_tiles) == (row_tiles, col_tiles)
+    ledger, batch, cycles = chip.ledger, x.shape[0], chip.cfg.forward.cycles()
+
+    def charged(fn) -> tuple:
+        before = ledger.snapshot()
+        out = fn()
+        return out, ledger.snapshot() - before
+
+    # programming: fresh cells sit at level 0, so open-loop fires |k| SET pulses per weight
+    current = array.realised().reshape(-1).clone()
+    with ledger.in_phase("program"):
+        _, bill = charged(lambda: program_arrays(chip, [(array, w.reshape(-1), current)]))
+    level = array.weight_scale / array.max_level
+    assert torch.equal(current.view(w.shape), array.realised())
+    torch.testing.assert_close(array.realised(), torch.round(w / level) * level, rtol=0,
+                               atol=1e-6)
+    assert bill.get("program", "set_pulses") == int(torch.round(w / level).abs().sum())
+    assert bill.get("program", "reset_pulses") == 0
+
+    weight = array.realised()
+    (y, codes, unit), fwd = charged(lambda: array.mvm(x, weight))
+    torch.testing.assert_close(y, forward(x, weight), rtol=RTOL, atol=1e-5)
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(9))
+    g_codes, g_unit = array.error_codes(g)
+    dx, bwd = charged(lambda: array.transposed_mvm(g_codes, weight, x.shape) * g_unit)
+    assert dx.shape == x.shape
+    torch.testing.assert_close(dx, transposed(g, weight), rtol=RTOL, atol=1e-5)
+    dw, grad = charged(lambda: array.weight_grad(codes * unit, g_codes * g_unit))
+    torch.testing.assert_close(dw, weight_grad(x, g), rtol=RTOL, atol=1e-5)
+
+    n = batch * vectors  # input vectors through the arrays
+    for bill, phase, lines, sensed, tiles_in, tiles_out in (
+            (fwd, "forward", in_lines, out_lines, row_tiles, col_tiles),
+            (bwd, "backward", out_lines, in_lines, col_tiles, row_tiles)):
+        expected = {"mvm_macs": in_lines * out_lines * n,
+                    "dac_conversions": lines * tiles_out * cycles * n,
+                    "adc_conversions": sensed * tiles_in * cycles * n,
+                    "shift_adds": sensed * tiles_in * cycles * n,
+                    "cell_reads": 2 * in_lines * out_lines * cycles * n,
+                    "partial_sum_adds": (tiles_in - 1) * sensed * n,
+                    "buffer_bits": (in_lines + out_lines) * 32 * n}
+        assert {k: bill.get(phase, k) for k in expected} == expected, phase
+        assert bill.count("gradient_macs") == 0
+    assert grad.get("backward", "gradient_macs") == n * w.numel()
+    assert grad.count("cell_reads") == 0
+
+
+def test_old_flat_state_dict_keys_still_load():
+    # checkpoints written before the cells moved into `array` held them under the layer itself
+    chip = Chip(preset("default"), seed=0)
+    source, fresh = to_rram(mlp(), chip), to_rram(mlp(), chip)
+    flat = {k.replace("array.", ""): v for k, v in source.state_dict().items()}
+    assert "0.cell_u" in flat
+    fresh.load_state_dict(flat)
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(value, source.state_dict()[key]), key
 
 
 # --------------------------------------------------------------------------- no hidden float copy
@@ -399,7 +493,7 @@ def test_state_dict_round_trip_into_a_fresh_rram_model(net, preset_name):
 # --------------------------------------------------------------------------- 8-bit input codes
 
 
-def pixel_cnn() -> nn.Module:
+def code_cnn() -> nn.Module:
     return nn.Sequential(CodeInput(), nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
                          nn.Linear(4 * 8 * 8, 3))
 
@@ -413,20 +507,20 @@ def _frames(full_scale: bool) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("tiled_path", [False, True], ids=["exact-periphery", "tiled-path"])
-def test_pixel_frames_on_the_ideal_chip_match_float(tiled_path):
+def test_uint8_codes_on_the_ideal_chip_match_float(tiled_path):
     torch.manual_seed(0)
-    float_net = pixel_cnn()
+    float_net = code_cnn()
     rram_net = to_rram(float_net, Chip(ideal(tiled_path), seed=0))
     frames = _frames(full_scale=False)
     torch.testing.assert_close(rram_net(frames), float_net(frames), rtol=RTOL, atol=ATOL)
 
 
-def test_pixel_frames_drive_the_dacs_as_8_bit_codes():
-    # Default periphery (8-bit DAC and ADC). A frame whose brightest pixel is 255 has the same
+def test_uint8_codes_drive_the_dacs_as_8_bit_codes():
+    # Default periphery (8-bit DAC and ADC). A frame whose brightest code is 255 has the same
     # codes as its float values quantised to 8 bits of their abs-max, so the two inputs agree
     # exactly; with dimmer frames the float path re-quantises to each frame's own maximum.
     torch.manual_seed(0)
-    float_net = pixel_cnn()
+    float_net = code_cnn()
     chip = Chip(preset("default").with_overrides(SMALL_TILES), seed=0)
     rram_net = to_rram(float_net, chip)
     layers = crossbar_layers(rram_net)

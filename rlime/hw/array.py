@@ -70,7 +70,7 @@ class CrossbarArray(nn.Module):
         self.register_buffer("adc_range_backward", torch.zeros(tiling.col_tiles,
                                                                device=chip.device))
         self._counts: dict[int, tuple[MVMCounts, MVMCounts]] = {}
-        self._tile_key: tuple | None = None
+        self._tile_source: torch.Tensor | None = None
         self._scale_key: tuple | None = None
 
     @property
@@ -151,11 +151,13 @@ class CrossbarArray(nn.Module):
         return self._scale_value
 
     def _tiles(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`tiling.tiles` of the weights, laid out again only when they change."""
-        key = (weight.data_ptr(), weight._version)
-        if key != self._tile_key:
-            self._tile_cache = self.tiling.tiles(weight.detach())
-            self._tile_key = key
+        """`tiling.tiles` of the weights, laid out again only when they change. The weights
+        they were made from are kept, so no new weights can take their address meanwhile."""
+        source = self._tile_source
+        if (source is None or weight.data_ptr() != source.data_ptr()
+                or weight._version != self._tile_version):
+            self._tile_source, self._tile_version = weight.detach(), weight._version
+            self._tile_cache = self.tiling.tiles(self._tile_source)
         return self._tile_cache
 
     # ------------------------------------------------------------------ programming

@@ -17,8 +17,10 @@ the shift-and-added result of the bit-serial cycles; the ledger counts the bit-s
 (ceil(input_bits / dac_bits) cycles, each with one DAC drive per row and one ADC conversion per
 column).
 
-Convolutions map channel-aligned: a row tile holds floor(rows / (k k)) whole input channels
-(im2col rows of those channels), so a tile's partial sums are a grouped convolution.
+Geometry and tile MVMs sit behind one interface, `Tiling`: `LinearTiling` (partial sums by
+strided-view batched matmuls) and `ConvTiling`. Convolutions map channel-aligned: a row tile
+holds floor(rows / (k k)) whole input channels (im2col rows of those channels), so a tile's
+partial sums are a grouped convolution. `rlime.hw.array.CrossbarArray` runs both the same way.
 """
 
 from __future__ import annotations

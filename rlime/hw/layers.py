@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from rlime.hw.array import CrossbarArray, program_arrays
 from rlime.hw.chip import Chip
 from rlime.hw.crossbar import ConvTiling, LinearTiling, Tiling, code_values
-from rlime.hw.device import CELL_FIELDS, fresh_cells
+from rlime.hw.device import fresh_cells
 
 
 def _array_state(name: str) -> property:
@@ -32,13 +32,19 @@ def _array_state(name: str) -> property:
 
 
 class CrossbarLayer(nn.Module):
-    """A layer whose weight tensor lives on a `CrossbarArray`; the bias is digital.
+    """A layer whose weight tensor lives on a `CrossbarArray` (`array`); the bias is digital.
 
-    The cell buffers (`cell_u`, ..., `weight_scale`) can be read and replaced through the layer.
+    The array's cell buffers and weight scale can be read and replaced through the layer (the
+    DRL mappings reset and count cells layer by layer).
     """
 
-    cell_u, cell_u_min, cell_u_max, cell_step_scale, cell_stuck, cell_pulses, weight_scale = (
-        _array_state(name) for name in (*(f"cell_{f}" for f in CELL_FIELDS), "weight_scale"))
+    cell_u = _array_state("cell_u")
+    cell_u_min = _array_state("cell_u_min")
+    cell_u_max = _array_state("cell_u_max")
+    cell_step_scale = _array_state("cell_step_scale")
+    cell_stuck = _array_state("cell_stuck")
+    cell_pulses = _array_state("cell_pulses")
+    weight_scale = _array_state("weight_scale")
 
     def __init__(self, chip: Chip, weight: torch.Tensor, tiling: Tiling,
                  bias: torch.Tensor | None) -> None:
@@ -49,6 +55,7 @@ class CrossbarLayer(nn.Module):
         self.bias = nn.Parameter(bias.detach().clone().to(chip.device)) if bias is not None else None
 
     def realised(self) -> torch.Tensor:
+        """The weights the array's conductances encode, shape of `weight`."""
         return self.array.realised()
 
     def _mvm(self, x: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch.nn as nn
 
-from rlime.hw.layers import PixelInput
+from rlime.hw.layers import CodeInput as PixelInput
 
 
 def mlp_q_network(obs_dim: int, n_actions: int, hidden: Sequence[int]) -> nn.Module:

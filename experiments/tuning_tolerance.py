@@ -36,7 +36,7 @@ def measure(hw_preset: str, tolerance: float, max_pulses: int, cells: int, event
     errors = []
     for _ in range(events):
         level = (level + torch.randint(-4, 5, level.shape, generator=g).float()).clamp(0, top)
-        chip.tuner.program(state, level / top)
+        chip.tuner.tune(state, level / top)
         errors.append(((state.u - level / top) * top).abs())
     error = torch.cat(errors).double()
     q = torch.quantile(error[: 2**24], torch.tensor([0.5, 0.9, 0.99, 0.999], dtype=torch.float64))

@@ -1,6 +1,7 @@
-"""Tests for rlime.layers and rlime.optim: the ideal-preset bridge to float PyTorch (forward,
-input gradient, SGD update), weights that are only what the conductances say, the residual
-accumulator of plan(), training on the default preset, and state_dict round trips."""
+"""Tests for rlime.hw.layers, rlime.hw.array and rlime.hw.optim: the ideal-preset bridge to float
+PyTorch (forward, input gradient, SGD update), one array interface for linear and conv weights,
+weights that are only what the conductances say, the residual accumulator of plan_moves(),
+training on the default preset, and state_dict round trips."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from rlime.hw.array import CrossbarArray, program_arrays
 from rlime.hw.chip import Chip
 from rlime.hw.config import HardwareConfig, preset
-from rlime.hw.layers import (CrossbarLayer, PixelInput, RRAMConv2d, RRAMLinear, crossbar_layers,
-                          to_rram)
+from rlime.hw.crossbar import ConvTiling, LinearTiling
+from rlime.hw.layers import (CodeInput, CrossbarLayer, RRAMConv2d, RRAMLinear, crossbar_layers,
+                             to_rram)
 from rlime.hw.optim import TunedOptimizer
 
 RTOL, ATOL = 1e-5, 1e-6
@@ -64,9 +67,9 @@ def test_ideal_preset_reproduces_float_pytorch(net, tiled_path):
     rram_net = to_rram(copy.deepcopy(float_net), chip)
     layers = crossbar_layers(rram_net)
     assert len(layers) == 3
-    assert sum(layer.tiling.row_tiles > 1 for layer in layers) >= 2
+    assert sum(layer.array.tiling.row_tiles > 1 for layer in layers) >= 2
     if net == "mlp":
-        assert layers[1].tiling.row_tiles == 2 and layers[1].tiling.col_tiles == 2
+        assert layers[1].array.tiling.row_tiles == 2 and layers[1].array.tiling.col_tiles == 2
 
     float_opt = torch.optim.SGD(float_net.parameters(), lr=0.05)
     rram_opt = TunedOptimizer(torch.optim.SGD(rram_net.parameters(), lr=0.05), rram_net, chip)
@@ -102,6 +105,98 @@ def test_ideal_preset_reproduces_float_pytorch(net, tiled_path):
     # and the weights really moved (the comparison above is not of two unchanged nets)
     for name, p0 in initial.items():
         assert float((params_r[name].detach() - p0).abs().max()) > 1e-4, name
+
+
+# --------------------------------------------------------------------------- one array interface
+
+# Linear(20 -> 18) and Conv2d(3 -> 18, 3x3, stride 2, padding 1) on 7 x 7 inputs, 16 x 16 tiles:
+# (in lines, out lines, row tiles, column tiles, input vectors per sample). The conv's rows are
+# C k k = 27, one 3x3 channel per row tile (floor(16 / 9) = 1); its output is 4 x 4 positions.
+ARRAYS = {"linear": (20, 18, 2, 2, 1), "conv": (27, 18, 3, 2, 16)}
+
+
+def _array_case(kind: str, chip: Chip):
+    """(array, float weight, input, float forward, float transposed, float weight gradient)."""
+    rows, cols = SMALL_TILES["tile.rows"], SMALL_TILES["tile.cols"]
+    gen = torch.Generator().manual_seed(8)
+    if kind == "linear":
+        w, x = torch.randn(18, 20, generator=gen), torch.randn(4, 20, generator=gen)
+        tiling = LinearTiling(20, 18, rows, cols, chip.device)
+        ref = (F.linear, lambda g, w: g @ w, lambda x, g: g.t() @ x)
+    else:
+        w, x = torch.randn(18, 3, 3, 3, generator=gen), torch.randn(4, 3, 7, 7, generator=gen)
+        tiling = ConvTiling(3, 18, (3, 3), (2, 2), (1, 1), rows, cols, chip.device)
+        ref = (lambda x, w: F.conv2d(x, w, None, 2, 1),
+               lambda g, w: torch.nn.grad.conv2d_input(x.shape, w, g, 2, 1),
+               lambda x, g: torch.nn.grad.conv2d_weight(x, w.shape, g, 2, 1))
+    return (CrossbarArray(w, tiling, chip), w, x) + ref
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_linear_and_conv_arrays_share_one_interface(kind):
+    # The same calls on both arrays, on the ideal chip's tiled path (32-bit converters) with
+    # 65 levels: the weights are programmed to their nearest levels, the forward MVM, transposed
+    # MVM and weight gradient match float torch on them, and every step charges the
+    # hand-counted operations (float32 sums of up to 27 products of O(1): atol 1e-5).
+    chip = Chip(ideal(tiled_path=True).with_overrides({"device.levels": 65}), seed=0)
+    array, w, x, forward, transposed, weight_grad = _array_case(kind, chip)
+    in_lines, out_lines, row_tiles, col_tiles, vectors = ARRAYS[kind]
+    assert (array.tiling.row_tiles, array.tiling.col_tiles) == (row_tiles, col_tiles)
+    ledger, batch, cycles = chip.ledger, x.shape[0], chip.cfg.forward.cycles()
+
+    def charged(fn) -> tuple:
+        before = ledger.snapshot()
+        out = fn()
+        return out, ledger.snapshot() - before
+
+    # programming: fresh cells sit at level 0, so open-loop fires |k| SET pulses per weight
+    current = array.realised().reshape(-1).clone()
+    with ledger.in_phase("program"):
+        _, bill = charged(lambda: program_arrays(chip, [(array, w.reshape(-1), current)]))
+    level = array.weight_scale / array.max_level
+    assert torch.equal(current.view(w.shape), array.realised())
+    torch.testing.assert_close(array.realised(), torch.round(w / level) * level, rtol=0,
+                               atol=1e-6)
+    assert bill.get("program", "set_pulses") == int(torch.round(w / level).abs().sum())
+    assert bill.get("program", "reset_pulses") == 0
+
+    weight = array.realised()
+    (y, codes, unit), fwd = charged(lambda: array.mvm(x, weight))
+    torch.testing.assert_close(y, forward(x, weight), rtol=RTOL, atol=1e-5)
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(9))
+    g_codes, g_unit = array.error_codes(g)
+    dx, bwd = charged(lambda: array.transposed_mvm(g_codes, weight, x.shape) * g_unit)
+    assert dx.shape == x.shape
+    torch.testing.assert_close(dx, transposed(g, weight), rtol=RTOL, atol=1e-5)
+    dw, grad = charged(lambda: array.weight_grad(codes * unit, g_codes * g_unit))
+    torch.testing.assert_close(dw, weight_grad(x, g), rtol=RTOL, atol=1e-5)
+
+    n = batch * vectors  # input vectors through the arrays
+    for bill, phase, lines, sensed, tiles_in, tiles_out in (
+            (fwd, "forward", in_lines, out_lines, row_tiles, col_tiles),
+            (bwd, "backward", out_lines, in_lines, col_tiles, row_tiles)):
+        expected = {"mvm_macs": in_lines * out_lines * n,
+                    "dac_conversions": lines * tiles_out * cycles * n,
+                    "adc_conversions": sensed * tiles_in * cycles * n,
+                    "shift_adds": sensed * tiles_in * cycles * n,
+                    "cell_reads": 2 * in_lines * out_lines * cycles * n,
+                    "partial_sum_adds": (tiles_in - 1) * sensed * n,
+                    "buffer_bits": (in_lines + out_lines) * 32 * n}
+        assert {k: bill.get(phase, k) for k in expected} == expected, phase
+        assert bill.count("gradient_macs") == 0
+    assert grad.get("backward", "gradient_macs") == n * w.numel()
+    assert grad.count("cell_reads") == 0
+
+
+def test_old_flat_state_dict_keys_still_load():
+    # checkpoints written before the cells moved into `array` held them under the layer itself
+    chip = Chip(preset("default"), seed=0)
+    source, fresh = to_rram(mlp(), chip), to_rram(mlp(), chip)
+    flat = {k.replace("array.", ""): v for k, v in source.state_dict().items()}
+    assert "0.cell_u" in flat
+    fresh.load_state_dict(flat)
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(value, source.state_dict()[key]), key
 
 
 # --------------------------------------------------------------------------- no hidden float copy
@@ -143,7 +238,7 @@ def test_weights_are_only_what_the_conductances_say(net, config):
                zip(before, crossbar_layers(rram_net))]
     assert any(changed)
     # a layer whose change has not reached its tuning trigger yet holds it in the residual
-    assert all(c or bool(layer.residual.abs().sum() > 0)
+    assert all(c or bool(layer.array.residual.abs().sum() > 0)
                for c, layer in zip(changed, crossbar_layers(rram_net)))
     if config == "default-exact-periphery":
         # the next forward pass of every layer uses the realised weights (float rounding aside:
@@ -186,7 +281,7 @@ def test_mvm_read_noise_has_the_spread_of_its_definition(kind):
     x = x1.expand(SAMPLES, *x1.shape[1:]).clone().requires_grad_(True)
     y = layer(x)
     y.backward(g1.expand_as(y))
-    variance = 2 * READ_SIGMA**2 * layer._full_scale() ** 2
+    variance = 2 * READ_SIGMA**2 * layer.array._full_scale() ** 2
     if kind == "linear":
         expected_y = variance * x1.pow(2).sum() * torch.ones(y.shape[1:])
         expected_x = variance * g1.pow(2).sum() * torch.ones(x.shape[1:])
@@ -206,7 +301,7 @@ def test_mvm_read_noise_has_the_spread_of_its_definition(kind):
 
 def _exact_tuning(residual: bool) -> HardwareConfig:
     # noise-free linear cells and a half-level verify tolerance: every planned level is reached
-    # exactly, so what plan() asks for is what the weights show
+    # exactly, so what plan_moves() asks for is what the weights show
     return preset("default").with_overrides({
         "device.c2c_sigma": 0.0, "device.response": "linear", "tuning.tolerance_levels": 0.5,
         "tuning.residual": residual})
@@ -223,8 +318,8 @@ def _layer_at_levels(cfg: HardwareConfig, levels: list[int]) -> tuple[RRAMLinear
         lin.weight.copy_(torch.tensor([[*(k * level for k in levels), 1.0]]))
     layer = to_rram(lin, chip)
     assert float(layer.weight_scale) == pytest.approx(scale)
-    if layer.residual.numel():
-        layer.residual.zero_()
+    if layer.array.residual.numel():
+        layer.array.residual.zero_()
     got = torch.round(layer.weight.detach()[0, :-1] / level)
     assert got.tolist() == [float(k) for k in levels]
     return layer, chip, level
@@ -241,7 +336,7 @@ def test_residual_keeps_sub_level_changes():
     layer, chip, level = _layer_at_levels(_exact_tuning(residual=True), [5, -3, 0])
     # verified tuning with a half-level tolerance: a weight is tuned once its pending change
     # reaches tolerance + half a level = 1 level
-    assert layer.trigger_levels == 1.0
+    assert layer.array.trigger_levels == 1.0
     w0 = layer.weight.detach().clone()
     delta = torch.tensor([0.3, -0.3, 0.3, 0.0]) * level
     writes = chip.ledger.snapshot().writes
@@ -250,7 +345,7 @@ def test_residual_keeps_sub_level_changes():
         # below the trigger: nothing is programmed, the change waits in the residual
         assert chip.ledger.snapshot().writes == writes
         assert torch.equal(layer.weight, w0)
-        torch.testing.assert_close(layer.residual / level,
+        torch.testing.assert_close(layer.array.residual / level,
                                    torch.tensor([pending, -pending, pending, 0.0]),
                                    rtol=0, atol=1e-4)
     _nudge(layer, chip, delta)
@@ -258,7 +353,7 @@ def test_residual_keeps_sub_level_changes():
     # rest (1.2 - 1 = 0.2 level)
     moved = torch.round((layer.weight.detach() - w0) / level)[0]
     assert moved.tolist() == [1.0, -1.0, 1.0, 0.0]
-    torch.testing.assert_close(layer.residual / level, torch.tensor([0.2, -0.2, 0.2, 0.0]),
+    torch.testing.assert_close(layer.array.residual / level, torch.tensor([0.2, -0.2, 0.2, 0.0]),
                                rtol=0, atol=1e-4)
     assert chip.ledger.snapshot().writes > writes
 
@@ -276,10 +371,10 @@ def test_residual_keeps_what_tuning_left_undone():
     lin = nn.Linear(16, 8, bias=False)
     chip = Chip(cfg, seed=5)
     layer = to_rram(lin, chip)
-    level = float(layer.weight_scale) / layer.max_level
+    level = float(layer.weight_scale) / layer.array.max_level
     # the programmed initial weights are the start (to_rram clears the residual: the initial
     # weights are random, what was programmed is the initialisation)
-    assert float(layer.residual.abs().max()) == 0.0
+    assert float(layer.array.residual.abs().max()) == 0.0
     float_w = layer.weight.detach().clone().reshape(-1)
     gen = torch.Generator().manual_seed(6)
     for _ in range(8):
@@ -288,15 +383,15 @@ def test_residual_keeps_what_tuning_left_undone():
         delta[::7] *= 8
         _nudge(layer, chip, delta)
         float_w += delta
-        tracked = layer.weight.detach().reshape(-1) + layer.residual
+        tracked = layer.weight.detach().reshape(-1) + layer.array.residual
         torch.testing.assert_close(tracked, float_w, rtol=0, atol=1e-3 * level)
-        assert float(layer.residual.abs().max()) <= (cfg.tuning.tolerance_levels + 0.5) * level
+        assert float(layer.array.residual.abs().max()) <= (cfg.tuning.tolerance_levels + 0.5) * level
     assert not torch.equal(layer.weight.detach().reshape(-1), lin.weight.detach().reshape(-1))
 
 
 def test_without_residual_sub_level_changes_are_lost():
     layer, chip, level = _layer_at_levels(_exact_tuning(residual=False), [5, -3, 0])
-    assert layer.residual.numel() == 0
+    assert layer.array.residual.numel() == 0
     w0 = layer.weight.detach().clone()
     writes = chip.ledger.snapshot().writes
     for _ in range(3):
@@ -314,9 +409,9 @@ def test_plan_targets_canonical_pairs():
     current = layer.weight.detach().reshape(-1).clone()
     desired = current.clone()
     desired[:3] += torch.tensor([-5.0, 3.0, 4.0]) * level
-    plan = layer.plan(desired, current)
+    plan = layer.array.plan_moves(desired, current)
     assert sorted(plan.sel.tolist()) == [0, 1, 2]
-    levels = layer.max_level
+    levels = layer.array.max_level
     targets = {int(i): round(float(t) * levels) for i, t in zip(plan.index, plan.target)}
     assert targets == {0: 0, n + 0: 2, 1: 1, n + 1: 0, 2: 4, n + 2: 0}
     tuned = {int(plan.index[j]) for j in plan.tune}
@@ -395,11 +490,11 @@ def test_state_dict_round_trip_into_a_fresh_rram_model(net, preset_name):
         assert torch.equal(fresh(x), source(x))
 
 
-# --------------------------------------------------------------------------- pixel codes
+# --------------------------------------------------------------------------- 8-bit input codes
 
 
-def pixel_cnn() -> nn.Module:
-    return nn.Sequential(PixelInput(), nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+def code_cnn() -> nn.Module:
+    return nn.Sequential(CodeInput(), nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
                          nn.Linear(4 * 8 * 8, 3))
 
 
@@ -412,30 +507,30 @@ def _frames(full_scale: bool) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("tiled_path", [False, True], ids=["exact-periphery", "tiled-path"])
-def test_pixel_frames_on_the_ideal_chip_match_float(tiled_path):
+def test_uint8_codes_on_the_ideal_chip_match_float(tiled_path):
     torch.manual_seed(0)
-    float_net = pixel_cnn()
+    float_net = code_cnn()
     rram_net = to_rram(float_net, Chip(ideal(tiled_path), seed=0))
     frames = _frames(full_scale=False)
     torch.testing.assert_close(rram_net(frames), float_net(frames), rtol=RTOL, atol=ATOL)
 
 
-def test_pixel_frames_drive_the_dacs_as_8_bit_codes():
-    # Default periphery (8-bit DAC and ADC). A frame whose brightest pixel is 255 has the same
+def test_uint8_codes_drive_the_dacs_as_8_bit_codes():
+    # Default periphery (8-bit DAC and ADC). A frame whose brightest code is 255 has the same
     # codes as its float values quantised to 8 bits of their abs-max, so the two inputs agree
     # exactly; with dimmer frames the float path re-quantises to each frame's own maximum.
     torch.manual_seed(0)
-    float_net = pixel_cnn()
+    float_net = code_cnn()
     chip = Chip(preset("default").with_overrides(SMALL_TILES), seed=0)
     rram_net = to_rram(float_net, chip)
     layers = crossbar_layers(rram_net)
     rram_net(_frames(True))  # calibrate the ADC ranges once
     for full_scale in (True, False):
         frames = _frames(full_scale)
-        ranges = [layer.adc_range_forward.clone() for layer in layers]
+        ranges = [layer.array.adc_range_forward.clone() for layer in layers]
         from_codes = rram_net(frames)
         for layer, r in zip(layers, ranges):  # the same ADC calibration for both inputs
-            layer.adc_range_forward.copy_(r)
+            layer.array.adc_range_forward.copy_(r)
         from_values = rram_net[1:](frames.float() / 255)
         if full_scale:
             torch.testing.assert_close(from_codes, from_values, rtol=1e-6, atol=1e-6)

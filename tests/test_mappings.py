@@ -14,7 +14,7 @@ import torch.nn as nn
 from agents.replay import ReplayBuffer
 from rlime.hw.chip import Chip
 from rlime.hw.config import DeviceConfig, HardwareConfig, TuningConfig, preset
-from rlime.hw.layers import crossbar_layers, program, to_rram
+from rlime.hw.layers import crossbar_layers, program_weights, to_rram
 from rlime.drl.phases import DQN_PHASES
 from rlime.drl.mappings import make_mapping
 from rlime.harness.cli import main
@@ -52,7 +52,7 @@ def move_q_cells(chip: Chip, q: nn.Module, levels: dict[int, int]) -> None:
     for i, change in levels.items():
         desired[i] += change * step
     with chip.ledger.in_phase("update"):
-        program(chip, [(layer, desired, current)])
+        program_weights(chip, [(layer, desired, current)])
 
 
 def same_weights(a, b) -> None:

@@ -78,7 +78,7 @@ def test_verified_schemes_land_within_tolerance(scheme):
     # that the pulse-by-pulse loop stays fast)
     first = random_levels(cfg, g, lo=20, hi=60)
     for target in (first, nearby_levels(cfg, g, first)):
-        tuner.program(cells, target)
+        tuner.tune(cells, target)
         within = levels_error(cfg, cells.u, target).abs() <= tol + 1e-4
         assert float(within.double().mean()) >= 0.99
 
@@ -90,7 +90,7 @@ def test_write_verify_needs_more_pulses_under_more_variability():
     for c2c in (0.002, 0.01):
         _, _, _, tuner, cells, _ = setup({"device.c2c_sigma": c2c, "tuning.max_pulses": 50,
                                           "tuning.tolerance_levels": 1.0}, seed=1)
-        tuner.program(cells, torch.full((M,), 40 / 127))
+        tuner.tune(cells, torch.full((M,), 40 / 127))
         counts[c2c] = cells.pulses.double()
     lo, hi = counts[0.002], counts[0.01]
     se = math.sqrt(lo.var() / M + hi.var() / M)
@@ -104,7 +104,7 @@ def test_open_loop_error_spread_is_c2c_sqrt_n(c2c):
     cfg, _, _, tuner, cells, _ = setup({"device.c2c_sigma": c2c, "device.response": "linear",
                                         "tuning.scheme": "open-loop"}, seed=2)
     target = torch.full((M,), 64 / 127)
-    tuner.program(cells, target)
+    tuner.tune(cells, target)
     assert torch.all(cells.pulses == 64)
     err = levels_error(cfg, cells.u, target)
     expected = c2c * math.sqrt(64) * 127
@@ -118,7 +118,7 @@ def test_open_loop_error_grows_with_c2c_on_the_default_device():
         cfg, _, _, tuner, cells, _ = setup({"device.c2c_sigma": c2c,
                                             "tuning.scheme": "open-loop"}, seed=3)
         target = torch.full((M,), 40 / 127)
-        tuner.program(cells, target)
+        tuner.tune(cells, target)
         spreads.append(float(levels_error(cfg, cells.u, target).std()))
     # noise-free: every cell gets the same nominal count, so no spread at all
     assert spreads[0] < 1e-3
@@ -133,7 +133,7 @@ def test_gradual_reads_less_than_write_verify_for_large_changes():
         _, _, ledger, tuner, cells, _ = setup({"device.c2c_sigma": 0.01, "tuning.scheme": scheme,
                                                "tuning.max_pulses": 50,
                                                "tuning.tolerance_levels": 1.0}, seed=4)
-        tuner.program(cells, torch.full((M,), 40 / 127))  # 40-level moves
+        tuner.tune(cells, torch.full((M,), 40 / 127))  # 40-level moves
         snap = ledger.snapshot()
         reads[scheme], pulses[scheme] = snap.count("verify_reads"), snap.writes
     # write-verify reads once per pulse (~40 per cell); gradual skips the reads of its
@@ -151,7 +151,7 @@ def _two_way_targets(cfg, tuner, cells, g):
     """Bring cells to random levels first (not charged to the phase under test), and return
     targets up to 20 levels away in either direction."""
     first = random_levels(cfg, g, lo=20, hi=100)
-    tuner.program(cells, first)
+    tuner.tune(cells, first)
     return nearby_levels(cfg, g, first)
 
 
@@ -166,7 +166,7 @@ def test_every_pulse_and_verify_read_is_charged(scheme, read_noise):
     before_u, before_pulses = cells.u.clone(), cells.pulses.clone()
     snap0 = ledger.snapshot()
     with ledger.in_phase("update"):
-        tuner.program(cells, target)
+        tuner.tune(cells, target)
     diff = ledger.snapshot() - snap0
     fired = cells.pulses - before_pulses
     total = int(fired.sum())
@@ -206,7 +206,7 @@ def test_every_pulse_and_verify_read_is_charged(scheme, read_noise):
 def test_cells_already_at_target_get_one_read_and_no_pulse():
     for scheme in ("write-verify", "gradual", "open-loop"):
         _, _, ledger, tuner, cells, _ = setup({"tuning.scheme": scheme}, seed=6, m=1000)
-        tuner.program(cells, cells.u.clone())
+        tuner.tune(cells, cells.u.clone())
         snap = ledger.snapshot()
         assert snap.writes == 0 and int(cells.pulses.sum()) == 0
         assert snap.count("verify_reads") == (0 if scheme == "open-loop" else 1000)
@@ -222,7 +222,7 @@ def test_stuck_cells_never_move_but_are_pulsed_and_counted(scheme):
     before = cells.u.clone()
     target = torch.full((M,), 64 / 127)  # mid-range: far from both bounds
     n_nominal, _ = model.nominal_pulses(before, target, BIG)
-    tuner.program(cells, target)
+    tuner.tune(cells, target)
     assert torch.equal(cells.u[stuck], before[stuck])
     # a stuck cell never verifies, so it takes its whole allowance (verified schemes) or its
     # nominal burst (open loop)
@@ -238,7 +238,7 @@ def test_cells_wear_out_at_their_endurance_during_tuning(scheme):
     cfg, _, ledger, tuner, cells, _ = setup(
         {"device.c2c_sigma": 0.0, "device.response": "linear", "device.endurance_pulses": 10,
          "tuning.scheme": scheme, "tuning.max_pulses": 20}, seed=8, m=200)
-    tuner.program(cells, torch.full((200,), 30 / 127))
+    tuner.tune(cells, torch.full((200,), 30 / 127))
     torch.testing.assert_close(cells.u, torch.full((200,), 10 / 127))
     assert bool(cells.stuck.all())
     expected = 30 if scheme == "open-loop" else 30 + 20
@@ -255,7 +255,7 @@ def test_write_verify_noise_free_stops_within_tolerance():
                                                  "device.response": "linear",
                                                  "tuning.tolerance_levels": tol}, seed=9, m=2000)
         target = random_levels(cfg, g, 2000)
-        tuner.program(cells, target)
+        tuner.tune(cells, target)
         err = levels_error(cfg, cells.u, target)
         assert bool((err.abs() <= tol + 1e-3).all())
         assert bool((err <= 1e-3).all())  # never overshoots: it approaches from below
@@ -274,10 +274,10 @@ def test_compiled_and_round_loops_agree_in_distribution(monkeypatch):
         monkeypatch.setattr(Tuner, "compiled", compiled)
         cfg, _, _, tuner, cells, g = setup({"device.c2c_sigma": 0.01}, seed=11)
         first = random_levels(cfg, g, lo=20, hi=100)
-        tuner.program(cells, first)
+        tuner.tune(cells, first)
         start = cells.pulses.clone()
         target = nearby_levels(cfg, torch.Generator().manual_seed(12), first)
-        tuner.program(cells, target)
+        tuner.tune(cells, target)
         results[compiled] = ((cells.pulses - start).double(),
                              levels_error(cfg, cells.u, target).abs())
     for a, b in zip(results[True], results[False]):
@@ -286,9 +286,9 @@ def test_compiled_and_round_loops_agree_in_distribution(monkeypatch):
 
 
 @pytest.mark.parametrize("scheme", ["open-loop", "write-verify", "gradual"])
-def test_program_jobs_tunes_only_the_indexed_cells_of_each_array(scheme):
+def test_tune_jobs_tunes_only_the_indexed_cells_of_each_array(scheme):
     # two arrays, a third of each programmed (the layers' tuning pass): the indexed cells are
-    # tuned as `program` would tune them, every other cell is left alone, the returned reads
+    # tuned as `tune` would tune them, every other cell is left alone, the returned reads
     # are what the cells hold (no read noise), and the ledger charges every pulse once.
     cfg, _, ledger, tuner, _, g = setup({"device.c2c_sigma": 0.01, "tuning.scheme": scheme})
     jobs = []
@@ -297,7 +297,7 @@ def test_program_jobs_tunes_only_the_indexed_cells_of_each_array(scheme):
         index = torch.randperm(2 * n, generator=g)[: 2 * n // 3]
         jobs.append((cells, index, random_levels(cfg, g, m=index.numel(), lo=20, hi=60)))
     before = [(cells.u.clone(), cells.pulses.clone()) for cells, _, _ in jobs]
-    seen = tuner.program_jobs(jobs)
+    seen = tuner.tune_jobs(jobs)
     fired = 0
     for (cells, index, target), last, (u0, pulses0) in zip(jobs, seen, before):
         other = torch.ones(len(cells), dtype=torch.bool)

@@ -17,12 +17,15 @@ the shift-and-added result of the bit-serial cycles; the ledger counts the bit-s
 (ceil(input_bits / dac_bits) cycles, each with one DAC drive per row and one ADC conversion per
 column).
 
-Convolutions map channel-aligned: a row tile holds floor(rows / (k k)) whole input channels
-(im2col rows of those channels), so a tile's partial sums are a grouped convolution.
+Geometry and tile MVMs sit behind one interface, `Tiling`: `LinearTiling` (partial sums by
+strided-view batched matmuls) and `ConvTiling`. Convolutions map channel-aligned: a row tile
+holds floor(rows / (k k)) whole input channels (im2col rows of those channels), so a tile's
+partial sums are a grouped convolution. `rlime.hw.array.CrossbarArray` runs both the same way.
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import functools
 import math
@@ -62,8 +65,9 @@ class Periphery:
         abs-max / code_max with x's rank, size 1 but in dim 0. The codes are laid out in
         `memory_format` (by default x's own layout).
 
-        uint8 x are 8-bit pixel codes (value = code / 255): with 8-bit inputs they drive the
-        DACs as they are (unit 1/255), otherwise they are requantised from their values.
+        uint8 x are 8-bit codes already (value = code / 255, see `code_values`): with 8-bit
+        inputs they drive the DACs as they are (unit 1/255), otherwise they are requantised
+        from their values.
         """
         if x.dtype == torch.uint8:
             if self.cfg.input_bits == 8:
@@ -72,7 +76,7 @@ class Periphery:
                     codes = codes.contiguous(memory_format=memory_format)
                 unit = codes.new_full((x.shape[0],) + (1,) * (x.dim() - 1), 1.0 / 255.0)
                 return codes, unit
-            x = pixel_values(x)
+            x = code_values(x)
         amax = _abs_max(x.detach(), tuple(range(1, x.dim())), keepdim=True).clamp_min_(1e-12)
         unit = amax.div_(self.code_max)
         codes = torch.empty_like(x, memory_format=memory_format)
@@ -126,8 +130,8 @@ class Periphery:
                            dtype=like.dtype)
 
 
-def pixel_values(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixel codes as the values they stand for (x / 255); other inputs as they are."""
+def code_values(x: torch.Tensor) -> torch.Tensor:
+    """uint8 8-bit codes as the values they stand for (x / 255); other inputs as they are."""
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x
 
 
@@ -235,39 +239,144 @@ def _mvm_counts(rows: int, cols: int, row_tiles: int, col_tiles: int, vectors: i
     )
 
 
-class LinearTiling:
-    """Tiling of an in_features -> out_features weight (out x in)."""
+class Tiling(abc.ABC):
+    """A weight matrix W (out x in; for a convolution out x (C k k)) on tiles of rows x cols
+    cells, and the MVMs it takes part in. `LinearTiling` and `ConvTiling` implement one
+    interface, so a `CrossbarArray` runs the same control flow for both.
+
+    Partial sums hold the tile index at dim `tile_dim` (row tiles forward, column tiles
+    transposed); `rows_used` (T_r,) and `cols_used` (T_c,) are the lines each tile uses. Inputs
+    drive the DACs in `memory_format`. Shapes below: B samples, "..." the layer's own layout.
+    """
+
+    tile_dim: int
+    memory_format: torch.memory_format
+
+    def __init__(self, in_lines: int, out_lines: int, row_tiles: int, col_tiles: int,
+                 rows_used: torch.Tensor, cols_used: torch.Tensor):
+        self.in_lines, self.out_lines = in_lines, out_lines
+        self.row_tiles, self.col_tiles = row_tiles, col_tiles
+        self.rows_used, self.cols_used = rows_used, cols_used
+
+    def counts(self, vectors: int, cfg_fwd: ConverterConfig,
+               cfg_bwd: ConverterConfig) -> tuple[MVMCounts, MVMCounts]:
+        """(forward, transposed) per-sample counts for `vectors` input vectors per sample."""
+        fwd = _mvm_counts(self.in_lines, self.out_lines, self.row_tiles, self.col_tiles,
+                          vectors, cfg_fwd)
+        bwd = _mvm_counts(self.out_lines, self.in_lines, self.col_tiles, self.row_tiles,
+                          vectors, cfg_bwd)
+        return fwd, bwd
+
+    @abc.abstractmethod
+    def vectors(self, input_size: torch.Size) -> int:
+        """Input vectors one sample of an input (B, ...) of `input_size` drives through W."""
+
+    @abc.abstractmethod
+    def tiles(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(forward, transposed) operands: W laid out for `partials` / `transposed_partials`."""
+
+    @abc.abstractmethod
+    def partials(self, codes: torch.Tensor, fwd: torch.Tensor) -> torch.Tensor:
+        """Partial sums of input codes (B, ...) on every row tile (fresh, contiguous)."""
+
+    @abc.abstractmethod
+    def input_norms(self, codes: torch.Tensor) -> torch.Tensor:
+        """Norm of the codes driving each forward partial sum (broadcastable against it)."""
+
+    @abc.abstractmethod
+    def transposed_partials(self, g: torch.Tensor, bwd: torch.Tensor,
+                            input_size: torch.Size) -> torch.Tensor:
+        """Partial sums of error codes g (B, ...) on every column tile (fresh, contiguous)."""
+
+    @abc.abstractmethod
+    def error_norms(self, g: torch.Tensor, input_size: torch.Size) -> torch.Tensor:
+        """Norm of the codes driving each transposed partial sum (broadcastable against it)."""
+
+    @abc.abstractmethod
+    def to_layout(self, y: torch.Tensor) -> torch.Tensor:
+        """A result summed over tiles (`tile_dim` removed) in the layer's layout (a view)."""
+
+    @abc.abstractmethod
+    def exact(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """W x without periphery (float reference)."""
+
+    @abc.abstractmethod
+    def exact_transposed(self, g: torch.Tensor, w: torch.Tensor,
+                         input_size: torch.Size) -> torch.Tensor:
+        """W^T g without periphery, shaped `input_size` (float reference)."""
+
+    @abc.abstractmethod
+    def weight_grad(self, x: torch.Tensor, g: torch.Tensor, weight_size: torch.Size
+                    ) -> torch.Tensor:
+        """dW (`weight_size`): the digital outer products of errors g and inputs x."""
+
+
+class LinearTiling(Tiling):
+    """An in_features -> out_features weight (out x in); partial sums (T, B, n)."""
+
+    tile_dim = 0
+    memory_format = torch.preserve_format
 
     def __init__(self, in_features: int, out_features: int, rows: int, cols: int,
                  device: torch.device):
-        self.in_features, self.out_features = in_features, out_features
-        self.row_tiles, _ = _split(in_features, rows)
-        self.col_tiles, _ = _split(out_features, cols)
+        row_tiles, _ = _split(in_features, rows)
+        col_tiles, _ = _split(out_features, cols)
+        super().__init__(in_features, out_features, row_tiles, col_tiles,
+                         _lines_used(in_features, rows, row_tiles, device),
+                         _lines_used(out_features, cols, col_tiles, device))
         self.rows, self.cols = rows, cols
-        self.rows_used = _lines_used(in_features, rows, self.row_tiles, device)
-        self.cols_used = _lines_used(out_features, cols, self.col_tiles, device)
 
-    def counts(self, cfg_fwd: ConverterConfig, cfg_bwd: ConverterConfig) -> tuple[MVMCounts, MVMCounts]:
-        fwd = _mvm_counts(self.in_features, self.out_features, self.row_tiles, self.col_tiles, 1, cfg_fwd)
-        bwd = _mvm_counts(self.out_features, self.in_features, self.col_tiles, self.row_tiles, 1, cfg_bwd)
-        return fwd, bwd
+    def vectors(self, input_size: torch.Size) -> int:
+        return 1
 
-    def forward_partials(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """(T_r, B, out) partial sums of x (B, in) on the row tiles of W (out x in)."""
-        return _tiled_products(x, w, self.rows)
+    def tiles(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W, W^T) as views: the tiles are strided views of them (no copy)."""
+        return w, w.t()
 
-    def backward_partials(self, g: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """(T_c, B, in) partial sums of the error g (B, out) on the column tiles of W."""
-        return _tiled_products(g, w.t(), self.cols)
+    def partials(self, codes: torch.Tensor, fwd: torch.Tensor) -> torch.Tensor:
+        """(T_r, B, out) from x (B, in)."""
+        return _tiled_products(codes, fwd, self.rows)
 
-    def input_norms(self, x: torch.Tensor, n_tiles: int, lines: int) -> torch.Tensor:
-        """(T, B, 1) Euclidean norm of each tile's slice of x (B, n)."""
-        x = _pad_dim(x * x, 1, n_tiles * lines)
-        return x.view(x.shape[0], n_tiles, lines).sum(-1).t().unsqueeze(-1).sqrt()
+    def input_norms(self, codes: torch.Tensor) -> torch.Tensor:
+        """(T_r, B, 1)."""
+        return _slice_norms(codes, self.row_tiles, self.rows)
+
+    def transposed_partials(self, g: torch.Tensor, bwd: torch.Tensor,
+                            input_size: torch.Size) -> torch.Tensor:
+        """(T_c, B, in) from g (B, out)."""
+        return _tiled_products(g, bwd, self.cols)
+
+    def error_norms(self, g: torch.Tensor, input_size: torch.Size) -> torch.Tensor:
+        """(T_c, B, 1)."""
+        return _slice_norms(g, self.col_tiles, self.cols)
+
+    def to_layout(self, y: torch.Tensor) -> torch.Tensor:
+        return y
+
+    def exact(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, w)
+
+    def exact_transposed(self, g: torch.Tensor, w: torch.Tensor,
+                         input_size: torch.Size) -> torch.Tensor:
+        return g @ w
+
+    def weight_grad(self, x: torch.Tensor, g: torch.Tensor, weight_size: torch.Size
+                    ) -> torch.Tensor:
+        return g.t() @ x
 
 
-class ConvTiling:
-    """Channel-aligned tiling of a Conv2d weight (out, C, k, k); stride/padding as torch's."""
+def _slice_norms(x: torch.Tensor, n_tiles: int, lines: int) -> torch.Tensor:
+    """(T, B, 1) Euclidean norm of each tile's slice of `lines` elements of x (B, n)."""
+    x = _pad_dim(x * x, 1, n_tiles * lines)
+    return x.view(x.shape[0], n_tiles, lines).sum(-1).t().unsqueeze(-1).sqrt()
+
+
+class ConvTiling(Tiling):
+    """Channel-aligned tiling of a Conv2d weight (out, C, k, k); stride/padding as torch's.
+    Partial sums (B, H, W, T, n): views of channels-last grouped (transposed) convolutions."""
+
+    tile_dim = 3
+    memory_format = torch.channels_last
 
     def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int],
                  stride: tuple[int, int], padding: tuple[int, int], rows: int, cols: int,
@@ -276,26 +385,25 @@ class ConvTiling:
         if area > rows:
             raise ValueError(f"a {kernel[0]}x{kernel[1]} kernel needs {area} rows per input "
                              f"channel but a tile has {rows}; use tile rows >= {area}")
+        channels_per_tile = min(rows // area, in_channels)
+        row_tiles, self.channels_padded = _split(in_channels, channels_per_tile)
+        out_per_tile = min(cols, out_channels)
+        col_tiles, self.out_padded = _split(out_channels, out_per_tile)
+        super().__init__(in_channels * area, out_channels, row_tiles, col_tiles,
+                         _lines_used(in_channels, channels_per_tile, row_tiles, device) * area,
+                         _lines_used(out_channels, out_per_tile, col_tiles, device))
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel, self.stride, self.padding, self.area = kernel, stride, padding, area
-        self.channels_per_tile = min(rows // area, in_channels)
-        self.row_tiles, self.channels_padded = _split(in_channels, self.channels_per_tile)
-        self.out_per_tile = min(cols, out_channels)
-        self.col_tiles, self.out_padded = _split(out_channels, self.out_per_tile)
-        self.rows_used = _lines_used(in_channels, self.channels_per_tile, self.row_tiles,
-                                     device) * area
-        self.cols_used = _lines_used(out_channels, self.out_per_tile, self.col_tiles, device)
+        self.channels_per_tile, self.out_per_tile = channels_per_tile, out_per_tile
 
-    def counts_for(self, positions: int, cfg_fwd: ConverterConfig,
-                   cfg_bwd: ConverterConfig) -> tuple[MVMCounts, MVMCounts]:
-        rows = self.in_channels * self.area
-        fwd = _mvm_counts(rows, self.out_channels, self.row_tiles, self.col_tiles, positions, cfg_fwd)
-        bwd = _mvm_counts(self.out_channels, rows, self.col_tiles, self.row_tiles, positions, cfg_bwd)
-        return fwd, bwd
+    def vectors(self, input_size: torch.Size) -> int:
+        """Output positions H' x W'."""
+        return math.prod((input_size[2 + i] + 2 * self.padding[i] - self.kernel[i])
+                         // self.stride[i] + 1 for i in range(2))
 
     def tiles(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(grouped forward weight (T_r*out, C/T_r, k, k), grouped transposed weight), both
-        channels-last."""
+        channels-last copies."""
         o, c = self.out_channels, self.channels_per_tile
         wp = _pad_dim(w, 1, self.channels_padded)
         fwd = (wp.view(o, self.row_tiles, c, *self.kernel).transpose(0, 1)
@@ -304,44 +412,57 @@ class ConvTiling:
         bwd = _pad_dim(w, 0, self.out_padded).contiguous(memory_format=torch.channels_last)
         return fwd, bwd
 
-    def partials(self, x: torch.Tensor, fwd: torch.Tensor) -> torch.Tensor:
-        """(B, H', W', T_r, out) partial sums of x (B, C, H, W), a view of a channels-last
-        grouped convolution (several times faster on CPU than the NCHW one)."""
-        x = _channels_last(_pad_dim(x, 1, self.channels_padded))
+    def partials(self, codes: torch.Tensor, fwd: torch.Tensor) -> torch.Tensor:
+        """(B, H', W', T_r, out) from x (B, C, H, W) (channels-last grouped convolution:
+        several times faster on CPU than the NCHW one)."""
+        x = _channels_last(_pad_dim(codes, 1, self.channels_padded))
         y = F.conv2d(x, fwd, None, self.stride, self.padding, 1, self.row_tiles)
         return _tiles_last(y, self.row_tiles)
 
-    def input_norms(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, H', W', T_r, 1) norm of each tile's im2col patch of x."""
-        x = _channels_last(_pad_dim(x * x, 1, self.channels_padded))
+    def input_norms(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, H', W', T_r, 1): norm of each tile's im2col patch."""
+        x = _channels_last(_pad_dim(codes * codes, 1, self.channels_padded))
         ones = x.new_ones(self.row_tiles, self.channels_per_tile, *self.kernel)
         s = F.conv2d(x, _channels_last(ones), None, self.stride, self.padding, 1, self.row_tiles)
         return _tiles_last(s, self.row_tiles).sqrt()
 
     def transposed_partials(self, g: torch.Tensor, bwd: torch.Tensor,
                             input_size: torch.Size) -> torch.Tensor:
-        """(B, H, W, T_c, C) partial sums of the error g (B, out, H', W') per column tile, a
-        view of a channels-last grouped transposed convolution (the layout of the forward's
-        activations, so the ReLU backward before it runs on matching layouts)."""
+        """(B, H, W, T_c, C) from g (B, out, H', W'): the layout of the forward's activations,
+        so the ReLU backward before it runs on matching layouts."""
         g = _channels_last(_pad_dim(g, 1, self.out_padded))
         y = F.conv_transpose2d(g, bwd, None, self.stride, self.padding,
                                self._output_padding(g, input_size), self.col_tiles)
         return _tiles_last(y, self.col_tiles)
+
+    def error_norms(self, g: torch.Tensor, input_size: torch.Size) -> torch.Tensor:
+        """(B, H, W, T_c, 1): norm of the errors driving each input position's cells."""
+        g = _channels_last(_pad_dim(g * g, 1, self.out_padded))
+        ones = g.new_ones(self.out_padded, 1, *self.kernel)
+        s = F.conv_transpose2d(g, ones, None, self.stride, self.padding,
+                               self._output_padding(g, input_size), self.col_tiles)
+        return _tiles_last(s, self.col_tiles).sqrt()
+
+    def to_layout(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, n) -> (B, n, H, W), channels-last."""
+        return y.permute(0, 3, 1, 2)
+
+    def exact(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, w, None, self.stride, self.padding)
+
+    def exact_transposed(self, g: torch.Tensor, w: torch.Tensor,
+                         input_size: torch.Size) -> torch.Tensor:
+        return torch.nn.grad.conv2d_input(input_size, w, g, self.stride, self.padding)
+
+    def weight_grad(self, x: torch.Tensor, g: torch.Tensor, weight_size: torch.Size
+                    ) -> torch.Tensor:
+        return torch.nn.grad.conv2d_weight(x, weight_size, g, self.stride, self.padding)
 
     def _output_padding(self, g: torch.Tensor, input_size: torch.Size) -> tuple[int, int]:
         """conv_transpose2d output padding that recovers the forward input's height/width."""
         return tuple(input_size[2 + i] - ((g.shape[2 + i] - 1) * self.stride[i]
                                           - 2 * self.padding[i] + self.kernel[i])
                      for i in range(2))
-
-    def error_norms(self, g: torch.Tensor, input_size: torch.Size) -> torch.Tensor:
-        """(B, H, W, T_c, 1) norm of the errors driving each input position's cells, per
-        column tile."""
-        g = _channels_last(_pad_dim(g * g, 1, self.out_padded))
-        ones = g.new_ones(self.out_padded, 1, *self.kernel)
-        s = F.conv_transpose2d(g, ones, None, self.stride, self.padding,
-                               self._output_padding(g, input_size), self.col_tiles)
-        return _tiles_last(s, self.col_tiles).sqrt()
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:

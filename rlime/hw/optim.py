@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from rlime.hw.chip import Chip
-from rlime.hw.layers import crossbar_layers, program
+from rlime.hw.layers import crossbar_layers, program_weights
 
 # fp32 ops per parameter per step and state words per parameter, by update rule.
 _RULE_COST = {  # (ops, state words)
@@ -57,12 +57,12 @@ class TunedOptimizer:
             ledger.add("optimizer_ops", ops * self._params)
             # gradient in, state read + written, through the periphery buffer (32-bit words);
             # the residual accumulators are read and written too
-            residuals = sum(layer.residual.numel() for layer in self.layers)
+            residuals = sum(layer.array.residual.numel() for layer in self.layers)
             ledger.add("buffer_bits", 32 * (1 + 2 * words) * self._params + 64 * residuals)
             current = [layer.weight.detach().reshape(-1).clone() for layer in self.layers]
             self.optimizer.step()
-            program(self.chip, [(layer, layer.weight.detach().reshape(-1), now)
-                                for layer, now in zip(self.layers, current)])
+            program_weights(self.chip, [(layer, layer.weight.detach().reshape(-1), now)
+                                        for layer, now in zip(self.layers, current)])
 
     def state_dict(self) -> dict:
         return self.optimizer.state_dict()

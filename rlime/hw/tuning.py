@@ -43,7 +43,7 @@ class Tuner:
         self.ledger = ledger
         self.levels_per_unit = model.cfg.levels - 1
 
-    def program(self, cells: CellSet, target: torch.Tensor,
+    def tune(self, cells: CellSet, target: torch.Tensor,
                 index: torch.Tensor | None = None) -> torch.Tensor:
         """Move the cells of `cells` at `index` (all when None) in place towards `target` (one
         normalised conductance per programmed cell).
@@ -53,7 +53,7 @@ class Tuner:
         """
         if index is not None and self.cfg.scheme != "write-verify":
             part = cells.take(index)  # open-loop and gradual work on gathered cells
-            seen = self.program(part, target)
+            seen = self.tune(part, target)
             cells.put(index, part)
             return seen
         if target.numel() == 0 or self.cfg.scheme == "open-loop":
@@ -64,9 +64,9 @@ class Tuner:
         coarse = self.cfg.coarse_fraction if self.cfg.scheme == "gradual" else 0.0
         return self._verified(cells, target, coarse, index)
 
-    def program_jobs(self, jobs: list[tuple[CellSet, torch.Tensor, torch.Tensor]]
+    def tune_jobs(self, jobs: list[tuple[CellSet, torch.Tensor, torch.Tensor]]
                      ) -> list[torch.Tensor]:
-        """Several arrays at once: jobs of (cells, index, target) as for `program`; returns the
+        """Several arrays at once: jobs of (cells, index, target) as for `tune`; returns the
         last reads per job.
 
         On CPU write-verify tunes job by job: only the cells its first read finds outside
@@ -74,11 +74,11 @@ class Tuner:
         tuned in one pass (one loop of tensor rounds for all arrays).
         """
         if self.cfg.scheme == "write-verify" and all(self._compiled_on(c) for c, _, _ in jobs):
-            return [self.program(cells, target, index) for cells, index, target in jobs]
+            return [self.tune(cells, target, index) for cells, index, target in jobs]
         parts = [cells.take(index) for cells, index, _ in jobs]
         merged = CellSet.cat(parts)
         sizes = [len(p) for p in parts]
-        seen = self.program(merged, torch.cat([target for _, _, target in jobs]))
+        seen = self.tune(merged, torch.cat([target for _, _, target in jobs]))
         for (cells, index, _), part in zip(jobs, merged.split(sizes)):
             cells.put(index, part)
         return list(torch.split(seen, sizes))

@@ -1,0 +1,219 @@
+"""One weight tensor on a differential pair of crossbar arrays: cells, tiles and periphery.
+
+`CrossbarArray` owns the state of a weight W (buffers: the G+ and G- cells, the weight full
+scale, the residual accumulator, the calibrated ADC range of every tile) and its tile geometry
+(a `Tiling`), and runs everything W takes part in through the chip's periphery: the forward
+MVM, the transposed MVM, the weight-gradient outer products, and the programming moves towards
+new weights (`plan_moves` / `settle`, several arrays in one tuning pass with `program_arrays`).
+Each of them charges its counts to the chip's ledger. The same code runs linear and
+convolutional weights; only the `Tiling` differs.
+
+Weights are w = weight_scale * (u+ - u-), u the normalised conductance of a cell (see
+`rlime.hw.device`); `weight_scale` is the weight of a full-range conductance difference.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from rlime.hw.chip import Chip
+from rlime.hw.crossbar import MVMCounts, Periphery, Tiling, code_values
+from rlime.hw.device import CellSet, fresh_cells
+from rlime.hw.moves import select_moves
+
+
+@dataclass
+class Moves:
+    """A programming job of one array: weights `sel` (flat) move towards `want`; their cells
+    `index` (G+ cells, then G- cells) towards `target` (normalised conductance), of which the
+    cells at positions `tune` need pulses. `delta` is the full change, residual included."""
+
+    sel: torch.Tensor
+    want: torch.Tensor
+    delta: torch.Tensor
+    index: torch.Tensor
+    target: torch.Tensor
+    tune: torch.Tensor
+
+
+class CrossbarArray(nn.Module):
+    """The cells, tiles and MVMs of one weight tensor (shape `shape`) on `chip`.
+
+    `weight` arguments are the realised weights (`realised()`, shape `shape`) that autograd
+    sees; MVM inputs and results are in the layer's layout (linear (B, n), conv (B, C, H, W)).
+    """
+
+    def __init__(self, weight: torch.Tensor, tiling: Tiling, chip: Chip) -> None:
+        super().__init__()
+        self.chip, self.tiling, self.shape = chip, tiling, weight.shape
+        cfg = chip.cfg
+        n = weight.numel()
+        cells = fresh_cells(n, cfg.device, chip.generator, chip.device)
+        for name, value in vars(cells).items():
+            self.register_buffer(f"cell_{name}", value)
+        wmax = float(weight.detach().abs().max())
+        scale = cfg.tile.weight_headroom * (wmax if wmax > 0 else 1.0)
+        self.register_buffer("weight_scale", torch.tensor(scale, device=chip.device))
+        self.register_buffer("residual", torch.zeros(n if cfg.tuning.residual else 0,
+                                                     device=chip.device))
+        self.max_level = cfg.device.levels - 1
+        verified = cfg.tuning.scheme != "open-loop"
+        self.trigger_levels = 0.5 + (cfg.tuning.tolerance_levels if verified else 0.0)
+        # calibrated ADC ranges per tile, forward (row tiles) and transposed (column tiles)
+        self.register_buffer("adc_range_forward", torch.zeros(tiling.row_tiles,
+                                                              device=chip.device))
+        self.register_buffer("adc_range_backward", torch.zeros(tiling.col_tiles,
+                                                               device=chip.device))
+        self._counts: dict[int, tuple[MVMCounts, MVMCounts]] = {}
+        self._tile_source: torch.Tensor | None = None
+        self._scale_key: tuple | None = None
+
+    @property
+    def cells(self) -> CellSet:
+        return CellSet(self.cell_u, self.cell_u_min, self.cell_u_max, self.cell_step_scale,
+                       self.cell_stuck, self.cell_pulses)
+
+    def realised(self) -> torch.Tensor:
+        """The weights the conductances encode, shape `shape`."""
+        n = self.cell_u.numel() // 2
+        return (self.weight_scale * (self.cell_u[:n] - self.cell_u[n:])).view(self.shape)
+
+    # ------------------------------------------------------------------ MVMs
+
+    def mvm(self, x: torch.Tensor, weight: torch.Tensor
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(y, codes, unit): y = W x for x (B, ...), and the DAC codes and per-sample units
+        (B, 1, ...) it drove the rows with (x itself and None when the periphery is exact),
+        which the weight gradient reuses."""
+        tiling, per = self.tiling, self.chip.forward_periphery
+        self._charge(0, x.shape, None)
+        if per.exact:
+            x = code_values(x)
+            return tiling.exact(x, weight), x, None
+        codes, unit = per.dac(x, tiling.memory_format)
+        partials = tiling.partials(codes, self._tiles(weight)[0])
+        y = self._convert(per, partials, tiling.rows_used, self.adc_range_forward,
+                          lambda: tiling.input_norms(codes))
+        return tiling.to_layout(y) * unit, codes, unit
+
+    def error_codes(self, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(codes, unit) of an error through the backward DAC (grad itself, None when exact)."""
+        per = self.chip.backward_periphery
+        return (grad, None) if per.exact else per.dac(grad)
+
+    def transposed_mvm(self, g: torch.Tensor, weight: torch.Tensor,
+                       input_size: torch.Size) -> torch.Tensor:
+        """W^T g for error codes g (from `error_codes`), shaped like the forward input
+        (`input_size`), in code units of g."""
+        tiling, per = self.tiling, self.chip.backward_periphery
+        self._charge(1, input_size, "backward")
+        if per.exact:
+            return tiling.exact_transposed(g, weight, input_size)
+        partials = tiling.transposed_partials(g, self._tiles(weight)[1], input_size)
+        y = self._convert(per, partials, tiling.cols_used, self.adc_range_backward,
+                          lambda: tiling.error_norms(g, input_size))
+        return tiling.to_layout(y)
+
+    def weight_grad(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """dW (shape `shape`) from forward inputs x and errors g, both as values: digital
+        outer products, charged as gradient MACs."""
+        macs = x.shape[0] * self.tiling.vectors(x.shape) * math.prod(self.shape)
+        self.chip.ledger.add("gradient_macs", macs, "backward")
+        return self.tiling.weight_grad(x, g, self.shape)
+
+    def _charge(self, direction: int, input_size: torch.Size, phase: str | None) -> None:
+        """Charge one MVM (direction 0 forward, 1 transposed) of a batch of `input_size`."""
+        vectors = self.tiling.vectors(input_size)
+        counts = self._counts.get(vectors)
+        if counts is None:
+            cfg = self.chip.cfg
+            counts = self._counts[vectors] = self.tiling.counts(vectors, cfg.forward,
+                                                                cfg.backward)
+        self.chip.ledger.add_row(counts[direction].row * input_size[0], phase)
+
+    def _convert(self, per: Periphery, partials: torch.Tensor, lines: torch.Tensor,
+                 ranges: torch.Tensor, drive_norms: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """Read noise, ADC and digital tile sum of partial sums (code units)."""
+        return per.convert(partials, tile_dim=self.tiling.tile_dim, scale=self._full_scale(),
+                           lines=lines, ranges=ranges, drive_norms=drive_norms)
+
+    def _full_scale(self) -> float:
+        """`weight_scale` as a Python float for the periphery's scalar arithmetic, read from its
+        device again only when the buffer changes (a checkpoint load)."""
+        key = (self.weight_scale.data_ptr(), self.weight_scale._version)
+        if key != self._scale_key:
+            self._scale_value, self._scale_key = float(self.weight_scale), key
+        return self._scale_value
+
+    def _tiles(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`tiling.tiles` of the weights, laid out again only when they change. The weights
+        they were made from are kept, so no new weights can take their address meanwhile."""
+        source = self._tile_source
+        if (source is None or weight.data_ptr() != source.data_ptr()
+                or weight._version != self._tile_version):
+            self._tile_source, self._tile_version = weight.detach(), weight._version
+            self._tile_cache = self.tiling.tiles(self._tile_source)
+        return self._tile_cache
+
+    # ------------------------------------------------------------------ programming
+
+    def plan_moves(self, desired: torch.Tensor, current: torch.Tensor) -> Moves:
+        """Which cells to program, to what, for a move from `current` to `desired` weights.
+
+        Both flat (n,). Changes under `trigger_levels` program nothing (with the residual
+        accumulator enabled they are kept there and add up): half a level, or for verified
+        tuning its tolerance plus half a level, so that a weight the verify loop left within
+        tolerance is not tuned again for that error alone. A programmed weight targets the
+        nearest level k as a canonical pair: G+ at level max(k, 0), G- at level max(-k, 0);
+        a cell already within half a level of its target gets no tuning at all.
+        """
+        level = self.weight_scale / self.max_level
+        delta, sel = select_moves(desired, current, self.residual, self.trigger_levels * level)
+        want = current.index_select(0, sel) + delta.index_select(0, sel)
+        k = torch.round(want / level).clamp_(-self.max_level, self.max_level)
+        index = torch.cat([sel, sel + current.numel()])
+        target = torch.cat([k.clamp(min=0), (-k).clamp(min=0)]) / self.max_level
+        now = self.cell_u.index_select(0, index)
+        tune = ((target - now).abs() * self.max_level >= 0.5).nonzero().squeeze(1)
+        return Moves(sel, want, delta, index, target, tune)
+
+    def settle(self, moves: Moves, known: torch.Tensor, current: torch.Tensor) -> None:
+        """After tuning: the residual keeps what the controller knows is still missing, and
+        `current` (flat realised weights) is updated in place to the new realised weights.
+
+        `known` (per planned cell, normalised conductance) is what the controller believes the
+        cells hold: the last verify read, or the target where it fired open-loop or did not
+        tune the cell.
+        """
+        if self.residual.numel():
+            # what the range cannot hold is dropped, not kept (no windup at the bounds)
+            m = moves.sel.numel()
+            known_weight = self.weight_scale * (known[:m] - known[m:])
+            reachable = torch.minimum(torch.maximum(moves.want, -self.weight_scale),
+                                      self.weight_scale)
+            moves.delta.index_copy_(0, moves.sel, reachable - known_weight)
+            self.residual = moves.delta
+        n, u = current.numel(), self.cell_u
+        current.index_copy_(0, moves.sel, self.weight_scale * (u.index_select(0, moves.sel)
+                                                               - u.index_select(0, moves.sel + n)))
+
+
+def program_arrays(chip: Chip, jobs: list[tuple[CrossbarArray, torch.Tensor, torch.Tensor]]
+                   ) -> None:
+    """Move several arrays towards new weights in one tuning pass (pulses and verify reads
+    charged to the ledger's current phase).
+
+    `jobs`: (array, desired flat weights, current flat weights). `current` must be the array's
+    realised weights; it is updated in place to the new realised weights.
+    """
+    moves = [array.plan_moves(desired, current) for array, desired, current in jobs]
+    seen = chip.tuner.tune_jobs([(array.cells, m.index.index_select(0, m.tune),
+                                  m.target.index_select(0, m.tune))
+                                 for (array, _, _), m in zip(jobs, moves)])
+    for (array, _, current), m, last_read in zip(jobs, moves, seen):
+        array.settle(m, m.target.index_copy(0, m.tune, last_read), current)

@@ -9,7 +9,7 @@ workload, cell wear and the dead-cell fraction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -19,16 +19,14 @@ from rlime.cost.baselines import compare
 from rlime.cost.energy import TechnologyPreset, price
 from rlime.cost.wear import wear_report
 from rlime.harness.attribution import LedgerSplit
-
-if TYPE_CHECKING:
-    from rlime.harness.run_config import RunConfig
+from rlime.harness.run_config import RunConfig
 
 
 @dataclass(frozen=True)
 class RunFacts:
     """Everything summary.json is made of."""
 
-    cfg: "RunConfig"
+    cfg: RunConfig
     env_id: str
     protocol: Mapping[str, Any]
     mapping_info: Mapping[str, Any]

@@ -77,7 +77,7 @@ class Trainer:
         # progress and attribution state (all of it checkpointed)
         self.step = 0
         self.attribution = Attribution(self.backend.snapshot, cfg.num_envs)  # setup: Q, target
-        self.log = EpisodeLog(run_dir, self.tech)
+        self.episode_log = EpisodeLog(run_dir, self.tech)
         self.wall_before = 0.0                         # seconds spent in earlier sessions
         self._clock = (time.monotonic(), 0)            # (start time, start step) of this session
         self.obs = None
@@ -139,10 +139,11 @@ class Trainer:
 
     def summary(self) -> dict[str, Any]:
         """summary.json as of now."""
+        log = self.episode_log
         return summarise(RunFacts(
             cfg=self.cfg, env_id=self.spec.env_id, protocol=self.spec.protocol,
             mapping_info=self.agent.mapping.describe(), steps=self.step,
-            episodes=self.log.episodes, evals=self.log.evals, ledger=self.attribution.split(),
+            episodes=log.episodes, evals=log.evals, ledger=self.attribution.split(),
             tech=self.tech, replay_bytes=self.replay.nbytes,
             replay_bytes_per_transition=self.replay.bytes_per_transition,
             on_chip=self.backend.on_chip, cell_pulse_counts=self.agent.cell_pulse_counts(),
@@ -150,7 +151,7 @@ class Trainer:
             sps=self.sps(), time_split_s=self.timer.seconds, run_dir=str(self.run_dir.path)))
 
     def _postfix(self) -> dict[str, str]:
-        recent = self.log.recent
+        recent = self.episode_log.recent
         total = self.backend.snapshot()
         energy = sum(price(total, self.tech).values())
         return {"ret": f"{np.mean(recent):.1f}" if recent else "-",
@@ -197,7 +198,8 @@ class Trainer:
         finished = [(int(i), float(info["game_return"][i]), int(info["game_length"][i]),
                      self.attribution.finish_episode(i))
                     for i in np.flatnonzero(info["game_over"])]
-        self.log.log_episodes(writer, self.step, finished, eps, self.agent.dead_cell_fraction())
+        self.episode_log.log_episodes(writer, self.step, finished, eps,
+                                      self.agent.dead_cell_fraction())
 
     def _evaluate(self, writer: SummaryWriter) -> None:
         """Play `eval_episodes` episodes at eval_epsilon on the eval env; cost kept apart."""
@@ -207,7 +209,7 @@ class Trainer:
         while len(returns) < self.cfg.eval_episodes:
             obs, _, _, _, info = env.step(self.agent.act(obs, self.cfg.eval_epsilon))
             returns += [float(r) for r in info["game_return"][info["game_over"]]]
-        self.log.log_eval(writer, self.step, returns, self.cfg.eval_epsilon,
+        self.episode_log.log_eval(writer, self.step, returns, self.cfg.eval_epsilon,
                           self.attribution.book_eval())
 
     # -- checkpoints --------------------------------------------------------------------------
@@ -216,7 +218,7 @@ class Trainer:
         self.attribution.attribute()
         state = {
             "version": CHECKPOINT_VERSION, "config": self.cfg.to_toml(self.spec),
-            "step": self.step, "log": self.log.state_dict(),
+            "step": self.step, "log": self.episode_log.state_dict(),
             "agent": self.agent.state_dict(), "replay": self.replay.state_dict(),
             "backend": self.backend.state_dict(), "attribution": self.attribution.state_dict(),
             "wall": self.wall, "obs": self.obs,
@@ -241,7 +243,7 @@ class Trainer:
         self.backend.load_state_dict(state["backend"])
         self.attribution.load_state_dict(state["attribution"])
         self.step, self.wall_before = state["step"], state["wall"]
-        self.log.load_state_dict(state["log"])
+        self.episode_log.load_state_dict(state["log"])
         envs = _load_envs(state["envs"])
         if envs is not None:
             self.envs, self.obs = envs, state["obs"]

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from agents.replay import ReplayBuffer
+from rlime.hw.backend import FloatBackend, RRAMBackend
 from rlime.hw.chip import Chip
 from rlime.hw.config import DeviceConfig, HardwareConfig, TuningConfig, preset
 from rlime.hw.layers import crossbar_layers, program_weights, to_rram
@@ -67,7 +68,7 @@ def level_map(layer) -> torch.Tensor:
 def test_time_sync_programs_only_the_cells_that_differ():
     chip = exact_chip()
     q = q_network(chip)
-    mapping = make_mapping("time", q, chip)
+    mapping = make_mapping("time", q, RRAMBackend(chip))
     target = crossbar_layers(mapping.target_network())[0]
     same_weights(target, crossbar_layers(q)[0])  # programmed at setup
     # two weights move up by 2 levels: positive weights change their G+ cell, negative ones
@@ -91,7 +92,7 @@ def test_time_sync_programs_only_the_cells_that_differ():
 def test_separate_sync_resets_and_reprograms_every_cell():
     chip = exact_chip()
     q = q_network(chip)
-    mapping = make_mapping("separate", q, chip)
+    mapping = make_mapping("separate", q, RRAMBackend(chip))
     target = crossbar_layers(mapping.target_network())[0]
     move_q_cells(chip, q, {1: 1})
     q_levels = level_map(crossbar_layers(q)[0])
@@ -113,7 +114,7 @@ def test_shared_has_no_target_arrays_and_never_syncs():
     chip = exact_chip()
     q = q_network(chip)
     before_setup = chip.ledger.snapshot()
-    mapping = make_mapping("shared", q, chip)
+    mapping = make_mapping("shared", q, RRAMBackend(chip))
     assert mapping.target_network() is q
     assert (chip.ledger.snapshot() - before_setup).as_dict() == {}  # no target to program
     move_q_cells(chip, q, {0: 3})
@@ -133,7 +134,7 @@ def _transitions(n: int, rng: np.random.Generator):
     ("separate", "dram_bits", "dram_bits")])
 def test_replay_store_and_sample_are_charged_where_the_replay_lives(name, write_kind, read_kind):
     chip = exact_chip()
-    mapping = make_mapping(name, q_network(chip), chip)
+    mapping = make_mapping(name, q_network(chip), RRAMBackend(chip))
     replay = ReplayBuffer(100, (4,), np.float32, num_envs=3, seed=0)
     rng = np.random.default_rng(0)
     valid = np.array([True, False, True])
@@ -156,7 +157,7 @@ def test_replay_store_and_sample_are_charged_where_the_replay_lives(name, write_
 def test_float_backend_mapping_copies_without_charging():
     torch.manual_seed(0)
     q = nn.Linear(3, 2)
-    mapping = make_mapping("separate", q, None)
+    mapping = make_mapping("separate", q, FloatBackend())
     with torch.no_grad():
         q.weight.add_(1.0)
     mapping.sync()

@@ -162,3 +162,22 @@ def test_numerical_failure_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_
     assert "TD loss" in err and "checkpoint" in err
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 200  # the checkpoint before training started diverging
+
+
+def test_envs_that_cannot_be_saved_restart_and_their_episodes_are_booked_abandoned(
+        tmp_path, monkeypatch):
+    import rlime.harness.train as train
+
+    monkeypatch.setattr(train, "_save_envs", lambda envs: None)  # as for ALE envs
+    run_dir = tmp_path / "restarted"
+    assert main(FAST + ["--total-steps", "400", "--session-steps", "210",
+                        "--checkpoint-every", "1000", "--run-dir", str(run_dir)]) == 0
+    assert main(["--resume", str(run_dir), "--no-progress"]) == 0
+    episodes = _lines(run_dir / "episodes.jsonl")
+    assert [e["episode"] for e in episodes] == list(range(len(episodes)))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    parts = summary["ledger"]
+    assert summary["steps"] == 400 and _pulses(parts["abandoned"]) > 0
+    assert _pulses(parts["total"]) == (
+        _pulses(parts["setup"]) + sum(e["writes"] for e in episodes) + _pulses(parts["eval"])
+        + _pulses(parts["abandoned"]) + _pulses(parts["in_progress"]))

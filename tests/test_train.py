@@ -15,6 +15,7 @@ else:  # pragma: no cover
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from rlime.drl.phases import DQN_PHASES
 from rlime.harness.cli import main
 
 # Small, fast settings: a 32-32 MLP, learning from step 200, a training round every 50 steps.
@@ -151,3 +152,36 @@ def test_before_step_hook_sees_every_vector_step(tmp_path):
     directory.release()
     assert seen == list(range(0, 40, 2))
     assert summary["steps"] == 40
+
+
+def test_summary_is_built_from_explicit_facts_and_only_the_chip_gets_baselines_and_wear():
+    import torch
+
+    from rlime.cost.energy import energy_preset, price
+    from rlime.harness.attribution import LedgerSplit
+    from rlime.harness.run_config import RunConfig
+    from rlime.harness.summary import RunFacts, summarise
+    from rlime.hw.ledger import LedgerSnapshot
+
+    total = LedgerSnapshot.from_dict({"program": {"set_pulses": 10},
+                                      "update": {"set_pulses": 5, "reset_pulses": 3}}, DQN_PHASES)
+    setup = LedgerSnapshot.from_dict({"program": {"set_pulses": 10}}, DQN_PHASES)
+    zero = LedgerSnapshot.zeros(DQN_PHASES)
+    energy = price(total - setup, energy_preset("default"))
+    episode = {"return": 9.0, "writes": 8, "energy_j": sum(energy.values()), "energy": energy}
+
+    def facts(on_chip: bool) -> RunFacts:
+        return RunFacts(
+            cfg=RunConfig(env="CartPole"), env_id="CartPole-v1", protocol={}, mapping_info={},
+            steps=20, episodes=[episode], evals=[{"mean_return": 7.0}],
+            ledger=LedgerSplit(total, setup, zero, zero, zero), tech=energy_preset("default"),
+            replay_bytes=100, replay_bytes_per_transition=40.0, on_chip=on_chip,
+            cell_pulse_counts=torch.tensor([4, 4], dtype=torch.int64), dead_cell_fraction=0.25,
+            wall_s=1.0, sps=20.0, time_split_s={"env": 0.5}, run_dir="runs/x")
+
+    chip, float_ = summarise(facts(True)), summarise(facts(False))
+    assert chip["writes_total"] == 18 and chip["steps"] == 20 and chip["eval_score"] == 7.0
+    assert chip["ledger"]["setup"] == {"program": {"set_pulses": 10}}
+    assert chip["ledger"]["in_progress"] == {} and chip["dead_cell_fraction"] == 0.25
+    assert {"baselines", "wear", "dead_cell_fraction"} <= set(chip)
+    assert set(chip) - set(float_) == {"baselines", "wear", "dead_cell_fraction"}

@@ -3,7 +3,8 @@
 The DQN agent talks to one small interface -- `store`, `sample`, `target_network`, `sync` --
 and the mapping charges everything it causes to the ledger in its own phase (`replay`,
 `target_sync`; target forward passes are charged by the arrays themselves in phase `target`).
-On the float backend (no chip) mappings only move data; nothing is charged.
+Charges go through the backend (`rlime.hw.backend`): on the float backend mappings only move
+data and nothing is counted.
 
 * ``separate`` (baseline): target network on its own arrays; a sync reads every Q weight out
   through the buffer (one read + sense per Q cell, weight words through the buffer and one
@@ -25,7 +26,6 @@ into the on-chip buffer).
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any, Protocol
 
@@ -33,8 +33,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from rlime.hw.backend import Backend
 from rlime.hw.chip import Chip
-from rlime.hw.layers import copy_to_new_arrays, crossbar_layers, sync_weights
+from rlime.hw.layers import sync_weights
 
 MAPPINGS = ("time", "separate", "shared")
 
@@ -56,55 +57,40 @@ class Mapping:
     replay_write, replay_read = "rram_memory_write_bits", "rram_memory_read_bits"
     is_dqn = True                     # False: a different algorithm (no separate target)
 
-    def __init__(self, q: nn.Module, chip: Chip | None) -> None:
+    def __init__(self, q: nn.Module, backend: Backend) -> None:
         self.q = q
-        self.chip = chip
+        self.backend = backend
         self.target = self._make_target()
 
-    def _make_target(self) -> nn.Module | None:
-        if self.chip is None:
-            target = copy.deepcopy(self.q)
-        else:
-            with self.chip.ledger.in_phase("program"):
-                target = copy_to_new_arrays(self.q, self.chip)
+    def _make_target(self) -> nn.Module:
+        with self.backend.phase("program"):
+            target = self.backend.copy(self.q)
         target.requires_grad_(False)
         return target
-
-    def _charge(self, kind: str, count: int, phase: str) -> None:
-        if self.chip is not None:
-            self.chip.ledger.add(kind, count, phase)
 
     def store(self, replay: Replay, obs, actions, rewards, next_obs, terminated, truncated,
               valid: np.ndarray | None = None) -> None:
         replay.add(obs, actions, rewards, next_obs, terminated, truncated, valid=valid)
         stored = len(actions) if valid is None else int(np.count_nonzero(valid))
-        self._charge(self.replay_write, int(round(8 * replay.bytes_per_transition * stored)),
-                     "replay")
+        bits = int(round(8 * replay.bytes_per_transition * stored))
+        self.backend.charge(self.replay_write, bits, "replay")
 
     def sample(self, replay: Replay, batch_size: int, device: torch.device) -> dict[str, torch.Tensor]:
         batch = replay.sample(batch_size, device)
         bits = 8 * sum(t.numel() * t.element_size() for t in batch.values())
-        self._charge(self.replay_read, bits, "replay")
-        self._charge("buffer_bits", bits, "replay")
+        self.backend.charge(self.replay_read, bits, "replay")
+        self.backend.charge("buffer_bits", bits, "replay")
         return batch
 
     def target_network(self) -> nn.Module:
         return self.target
 
     def sync(self) -> None:
-        if self.chip is None:
-            self.target.load_state_dict(self.q.state_dict())
-            return
-        with self.chip.ledger.in_phase("target_sync"):
-            self._sync_arrays(crossbar_layers(self.q), crossbar_layers(self.target))
-        for src, dst in zip(self._digital_params(self.q), self._digital_params(self.target)):
-            dst.data.copy_(src.data)  # biases live in digital periphery: a plain copy
+        with self.backend.phase("target_sync"):
+            self.backend.copy_weights(self.q, self.target, self._sync_arrays)
 
-    @staticmethod
-    def _digital_params(module: nn.Module) -> list[torch.Tensor]:
-        return [p for name, p in module.named_parameters() if not name.endswith("weight")]
-
-    def _sync_arrays(self, q_layers, target_layers) -> None:
+    def _sync_arrays(self, chip: Chip, q_layers, target_layers) -> None:
+        """Program the target arrays to the Q arrays' levels, charging what this mapping costs."""
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
@@ -127,8 +113,8 @@ class SeparateMapping(Mapping):
     name = "separate"
     replay_write = replay_read = "dram_bits"
 
-    def _sync_arrays(self, q_layers, target_layers) -> None:
-        ledger, chip = self.chip.ledger, self.chip
+    def _sync_arrays(self, chip: Chip, q_layers, target_layers) -> None:
+        ledger = chip.ledger
         cells = _cells(q_layers)
         ledger.add("verify_reads", cells)  # read every Q cell out
         words = sum(layer.weight.numel() for layer in q_layers) * _weight_bits(chip)
@@ -150,10 +136,10 @@ class SeparateMapping(Mapping):
 class TimeMapping(Mapping):
     name = "time"
 
-    def _sync_arrays(self, q_layers, target_layers) -> None:
+    def _sync_arrays(self, chip: Chip, q_layers, target_layers) -> None:
         # read both arrays in-bank and compare levels; tune only cells that differ
-        self.chip.ledger.add("verify_reads", _cells(q_layers) + _cells(target_layers))
-        sync_weights(self.chip, q_layers, target_layers)
+        chip.ledger.add("verify_reads", _cells(q_layers) + _cells(target_layers))
+        sync_weights(chip, q_layers, target_layers)
 
 
 class SharedMapping(Mapping):
@@ -170,8 +156,8 @@ class SharedMapping(Mapping):
         """Nothing to do: the target is the Q arrays themselves."""
 
 
-def make_mapping(name: str, q: nn.Module, chip: Chip | None) -> Mapping:
+def make_mapping(name: str, q: nn.Module, backend: Backend) -> Mapping:
     kinds = {"separate": SeparateMapping, "time": TimeMapping, "shared": SharedMapping}
     if name not in kinds:
         raise ValueError(f"unknown mapping {name!r}; choose one of {', '.join(MAPPINGS)}")
-    return kinds[name](q, chip)
+    return kinds[name](q, backend)

@@ -1,43 +1,66 @@
 """summary.json of a run: scores, totals, where the hardware cost went, baselines and wear.
 
-The ledger of a run splits without remainder into `setup` (programming the initial weights),
-the training episodes, evaluation rounds, `abandoned` episodes (cut by a restart of envs that
-could not be checkpointed) and `in_progress` (episodes still running); the summary keeps each
-part so the split can be checked.
+The ledger of a run splits without remainder into setup, training episodes, evaluation rounds,
+abandoned and in-progress episodes (`rlime.harness.attribution`); the summary keeps each part
+so the split can be checked. Runs on the chip also get GPU/ASIC baselines of the same training
+workload, cell wear and the dead-cell fraction.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+import torch
 
-from rlime.cost.baselines import compare
-from rlime.cost.energy import price
-from rlime.drl.phases import DQN_PHASES
-from rlime.hw.ledger import LedgerSnapshot
 from rlime.bench.stats import final_score
+from rlime.cost.baselines import compare
+from rlime.cost.energy import TechnologyPreset, price
 from rlime.cost.wear import wear_report
+from rlime.harness.attribution import LedgerSplit
+from rlime.harness.run_config import RunConfig
 
-if TYPE_CHECKING:
-    from rlime.harness.train import Trainer
+
+@dataclass(frozen=True)
+class RunFacts:
+    """Everything summary.json is made of."""
+
+    cfg: RunConfig
+    env_id: str
+    protocol: Mapping[str, Any]
+    mapping_info: Mapping[str, Any]
+    steps: int
+    episodes: Sequence[dict[str, Any]]      # episodes.jsonl records
+    evals: Sequence[dict[str, Any]]         # evals.jsonl records
+    ledger: LedgerSplit
+    tech: TechnologyPreset
+    replay_bytes: int
+    replay_bytes_per_transition: float
+    on_chip: bool                           # False: float backend (no baselines, no wear)
+    cell_pulse_counts: torch.Tensor         # pulses per Q/target cell (flat int64)
+    dead_cell_fraction: float
+    wall_s: float                           # seconds of training over all sessions
+    sps: float                              # env steps per second in this session
+    time_split_s: Mapping[str, float]       # seconds per timer phase
+    run_dir: str
 
 
-def summarise(trainer: "Trainer") -> dict[str, Any]:
-    cfg, episodes = trainer.cfg, trainer.episodes
-    total = trainer._snapshot()
-    in_progress = LedgerSnapshot(trainer.env_tables.sum(0) + (total.table - trainer.last), DQN_PHASES)
-    energy = price(total, trainer.tech)
+def summarise(facts: RunFacts) -> dict[str, Any]:
+    """The summary.json dictionary of `facts`."""
+    cfg, episodes, evals, split = facts.cfg, facts.episodes, facts.evals, facts.ledger
+    total = split.total
+    energy = price(total, facts.tech)
     returns = [e["return"] for e in episodes]
-    training = total - trainer.setup - LedgerSnapshot(trainer.eval_table, DQN_PHASES)
+    training = split.training
     summary: dict[str, Any] = {
-        "env": cfg.env, "env_id": trainer.spec.env_id, "backend": cfg.backend,
-        "mapping": cfg.mapping, "mapping_info": trainer.agent.mapping.describe(),
+        "env": cfg.env, "env_id": facts.env_id, "backend": cfg.backend,
+        "mapping": cfg.mapping, "mapping_info": facts.mapping_info,
         "preset": cfg.preset, "energy_preset": cfg.energy_preset, "seed": cfg.seed,
-        "protocol": trainer.spec.protocol, "steps": trainer.step, "episodes": len(episodes),
+        "protocol": facts.protocol, "steps": facts.steps, "episodes": len(episodes),
         "final_score": final_score(returns) if returns else None,
-        "eval_score": trainer.evals[-1]["mean_return"] if trainer.evals else None,
-        "best_eval_score": max(e["mean_return"] for e in trainer.evals) if trainer.evals else None,
+        "eval_score": evals[-1]["mean_return"] if evals else None,
+        "best_eval_score": max(e["mean_return"] for e in evals) if evals else None,
         "writes_total": total.writes,
         "writes_per_episode": float(np.mean([e["writes"] for e in episodes])) if episodes else None,
         "energy_j_total": sum(energy.values()),
@@ -47,22 +70,19 @@ def summarise(trainer: "Trainer") -> dict[str, Any]:
         "energy_per_episode_by_category": (
             {c: float(np.mean([e["energy"][c] for e in episodes])) for c in energy}
             if episodes else None),
-        "energy_j_per_step": sum(price(training, trainer.tech).values()) / max(trainer.step, 1),
-        "ledger": {"total": total.as_dict(), "setup": trainer.setup.as_dict(),
-                   "eval": LedgerSnapshot(trainer.eval_table, DQN_PHASES).as_dict(),
-                   "abandoned": LedgerSnapshot(trainer.abandoned, DQN_PHASES).as_dict(),
-                   "in_progress": in_progress.as_dict()},
-        "replay": {"bytes": trainer.replay.nbytes,
-                   "bytes_per_transition": trainer.replay.bytes_per_transition},
-        "wall_s": trainer.wall, "sps": trainer.sps(),
-        "time_split_s": dict(trainer.timer.seconds),
-        "run_dir": str(trainer.run_dir.path),
+        "energy_j_per_step": sum(price(training, facts.tech).values()) / max(facts.steps, 1),
+        "ledger": split.as_dict(),
+        "replay": {"bytes": facts.replay_bytes,
+                   "bytes_per_transition": facts.replay_bytes_per_transition},
+        "wall_s": facts.wall_s, "sps": facts.sps,
+        "time_split_s": dict(facts.time_split_s),
+        "run_dir": facts.run_dir,
     }
-    if trainer.chip is not None:
-        summary["baselines"] = compare(training, trainer.tech, minibatch=cfg.agent.batch_size,
+    if facts.on_chip:
+        summary["baselines"] = compare(training, facts.tech, minibatch=cfg.agent.batch_size,
                                        act_batch=cfg.num_envs, episodes=len(episodes),
-                                       steps=trainer.step)
-        summary["wear"] = wear_report(trainer.agent.cell_pulse_counts(), max(len(episodes), 1),
+                                       steps=facts.steps)
+        summary["wear"] = wear_report(facts.cell_pulse_counts, max(len(episodes), 1),
                                       cfg.hardware.device.endurance_pulses)
-        summary["dead_cell_fraction"] = trainer.agent.dead_cell_fraction()
+        summary["dead_cell_fraction"] = facts.dead_cell_fraction
     return summary

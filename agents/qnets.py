@@ -1,4 +1,4 @@
-"""Q-network builders (float `nn.Module`s; `rlime.layers.to_rram` turns them into RRAM twins)."""
+"""Q-network builders (float `nn.Module`s; `rlime.hw.layers.to_rram` turns them into RRAM twins)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch.nn as nn
 
-from rlime.hw.layers import CodeInput as PixelInput
+from rlime.hw.layers import CodeInput
 
 
 def mlp_q_network(obs_dim: int, n_actions: int, hidden: Sequence[int]) -> nn.Module:
@@ -23,7 +23,7 @@ def mlp_q_network(obs_dim: int, n_actions: int, hidden: Sequence[int]) -> nn.Mod
 def nature_cnn_q_network(in_channels: int, n_actions: int) -> nn.Module:
     """Mnih et al. 2015 Nature-DQN network for (in_channels, 84, 84) uint8 frames."""
     return nn.Sequential(
-        PixelInput(),
+        CodeInput(),  # uint8 frames drive the first DACs as 8-bit codes
         nn.Conv2d(in_channels, 32, 8, stride=4), nn.ReLU(),
         nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
         nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),

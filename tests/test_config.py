@@ -43,7 +43,7 @@ def test_every_preset_builds_and_records_its_name(name):
 
 
 def test_default_preset_matches_the_design_table():
-    # DESIGN.md "Energy model": Ron/Roff 100 kOhm / 1 MOhm, 128 levels, C2C 3.7 %,
+    # docs/design.md "Energy model": Ron/Roff 100 kOhm / 1 MOhm, 128 levels, C2C 3.7 %,
     # NL 0.04 / -0.63, 128 x 128 arrays, 8-bit ADC, 1-bit DAC, endurance 1e9.
     cfg = preset("default")
     d = cfg.device

@@ -1,4 +1,4 @@
-"""Tests for rlime.device: the pulse response of RRAM cells, checked against its own definition.
+"""Tests for rlime.hw.device: the pulse response of RRAM cells, checked against its own definition.
 
 device.py's definition: on a cell's own curve p = (u - u_min) / (u_max - u_min), one pulse moves
 p by s * (k0 + k1 * p) plus cycle-to-cycle noise of sigma = c2c_sigma per pulse; with

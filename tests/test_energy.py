@@ -1,4 +1,4 @@
-"""Tests for rlime.energy, rlime.baselines, rlime.wear: hand-computed joules, mapping, presets."""
+"""Tests for rlime.cost.energy, rlime.cost.baselines, rlime.cost.wear: hand-computed joules, mapping, presets."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ PHASES = DQN_PHASES.names
 CATEGORIES = categories(DQN_PHASES)
 from rlime.cost.wear import wear_report
 
-# --- the default preset's table, written out (pJ values from DESIGN.md "Energy model") --------
+# --- the default preset's table, written out (pJ values from docs/design.md "Energy model") --------
 V_W, T_W = 1.6, 50e-9            # write pulse
 V_R, T_R = 0.5, 10e-9            # read
 G_MID = (1e-6 + 1e-5) / 2        # 5.5e-6 S

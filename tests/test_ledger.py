@@ -1,4 +1,4 @@
-"""Tests for rlime.ledger: the Ledger API, and the operation counts RRAM layers charge, worked out
+"""Tests for rlime.hw.ledger: the Ledger API, and the operation counts RRAM layers charge, worked out
 by hand from the periphery model (docs/design.md) (bit-serial DAC: an n-bit input takes ceil(n / dac_bits)
 array cycles, each driving every row of every column tile and converting every column of every
 row tile; both cells of each differential pair are read; tile partial sums added digitally)."""

@@ -1,4 +1,4 @@
-"""rlime.moves: the compiled (CPU) selection of the weights an update moves is the tensor-op
+"""rlime.hw.moves: the compiled (CPU) selection of the weights an update moves is the tensor-op
 one, bit for bit."""
 
 from __future__ import annotations

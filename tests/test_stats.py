@@ -1,4 +1,4 @@
-"""Tests for rlime.stats: hand-worked numbers, bootstrap properties, normalisation, Pareto front."""
+"""Tests for rlime.bench.stats: hand-worked numbers, bootstrap properties, normalisation, Pareto front."""
 
 from __future__ import annotations
 

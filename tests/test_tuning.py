@@ -1,4 +1,4 @@
-"""Tests for rlime.tuning: accuracy of each scheme under variability, and exact accounting.
+"""Tests for rlime.hw.tuning: accuracy of each scheme under variability, and exact accounting.
 
 Statistics use M = 20 000 cells (10 000 weight pairs) with a seeded generator; tolerances are 5
 standard errors (std / sqrt(M) for a mean, std / sqrt(2 M) for a standard deviation).

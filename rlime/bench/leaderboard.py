@@ -10,7 +10,7 @@ where the protocol is ``summary["protocol"]`` (frameskip, sticky actions, action
 reward clipping, episode cap, ...; its short hash is the ``protocol_id`` column). Within a table
 one row per configuration (backend x preset x mapping x scheme), seeds aggregated:
 
-* per seed the final score (mean of the last 100 training returns, ``rlime.stats.final_score``,
+* per seed the final score (mean of the last 100 training returns, ``rlime.bench.stats.final_score``,
   as summary.json holds it); across seeds mean +- sample std (``stats.mean_std``), and the IQM
   with a 95 % stratified-bootstrap interval (``stats.iqm``, ``stats.stratified_bootstrap_ci``;
   strata = the envs of the table -- one per table here, so it is a plain bootstrap over seeds);

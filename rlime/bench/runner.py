@@ -4,7 +4,7 @@
                           [--dry-run] [--no-plots] [--no-progress]
     python -m rlime.bench --leaderboard-only DIR
 
-Every entry of the suite (see :mod:`rlime.suite` for the file format) is an ordinary
+Every entry of the suite (see :mod:`rlime.bench.suite` for the file format) is an ordinary
 ``python -m rlime.train`` run directory ``DIR/<name>``, run as its own process
 (``sys.executable -m rlime.train ... --run-dir DIR/<name> --no-progress``, output appended to
 ``DIR/<name>/train.log``, ``OMP_NUM_THREADS=1`` unless set: parallelism comes from processes).
@@ -33,7 +33,7 @@ conflicting run directory, Ray missing), 130 interrupted.
 instance; one CPU per task). DIR must then be on storage every Ray node sees. Ray is an optional
 extra: ``pip install 'rlime[ray]'``.
 
-The leaderboard (``DIR/leaderboard.{md,csv,json}``, ``DIR/plots/*.png``; :mod:`rlime.leaderboard`)
+The leaderboard (``DIR/leaderboard.{md,csv,json}``, ``DIR/plots/*.png``; :mod:`rlime.bench.leaderboard`)
 is written at the end, and on demand with ``--leaderboard-only DIR``.
 """
 

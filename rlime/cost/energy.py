@@ -130,7 +130,7 @@ class TechnologyPreset:
     fp32_mul_j: float = 3.7 * PJ
     int32_add_j: float = 0.1 * PJ
     # 8-bit multiply 0.2 pJ (Horowitz ISSCC 2014, 45 nm): the weight-gradient outer products
-    # multiply the periphery's 8-bit DAC codes of the input and of the error (rlime.layers)
+    # multiply the periphery's 8-bit DAC codes of the input and of the error (rlime.hw.layers)
     int8_mul_j: float = 0.2 * PJ
     # --- tuning-cost sweep: write pulses and verify reads are divided by this
     tuning_divisor: float = 1.0
@@ -268,7 +268,7 @@ PRESETS = {
         adc_j=0.99 * PJ),
     "pessimistic": _preset(
         "pessimistic",
-        # 10 pJ per write pulse, whatever the conductance (DESIGN.md pessimistic preset; ~8x the
+        # 10 pJ per write pulse, whatever the conductance (docs/design.md, pessimistic preset; ~8x the
         # V^2 G t of this cell at Gmax, 1.28 pJ, to cover write drivers and line charging)
         write_pulse_fixed_j=10.0 * PJ,
         # ADC by MNSIM's convention (MNSIM-2.0 Hardware_Model/ADC.py): energy = power x latency,

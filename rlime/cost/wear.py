@@ -1,7 +1,7 @@
 """Wear: how fast training writes cells, and how long the most-written cell lasts.
 
 `wear_report(pulse_counts, episodes, endurance)` takes the per-cell pulse counters (any shape;
-e.g. `rlime.device.CellSet.pulses` of every array, concatenated) after `episodes` episodes and
+e.g. `rlime.hw.device.CellSet.pulses` of every array, concatenated) after `episodes` episodes and
 projects, at the rate seen so far, how many episodes the most-written cell survives before it
 reaches its endurance (Lanza et al. 2019: 1e9 pulses required, 1e12 best reported).
 """

@@ -1,6 +1,6 @@
 """The run directory: the files a run leaves and how they are written safely.
 
-    config.toml        resolved configuration (rlime.run_config)
+    config.toml        resolved configuration (rlime.harness.run_config)
     episodes.jsonl     one JSON object per finished training episode
     evals.jsonl        one JSON object per evaluation round
     summary.json       totals, scores, baselines and ratios (rewritten at each checkpoint)

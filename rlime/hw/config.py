@@ -251,7 +251,7 @@ PRESETS = {
         preset="optimistic", device=DeviceConfig(endurance_pulses=1e12),
         forward=ConverterConfig(adc_bits=5), backward=ConverterConfig(adc_bits=5)),
     # pessimistic: 40 levels and 5 % cycle-to-cycle sigma (NeuroSim-tabulated PCMO/AlOx-class
-    # devices), read noise 1 % of range (assumption, stated in DESIGN.md's spirit).
+    # devices), read noise 1 % of range (assumption, stated as such).
     "pessimistic": lambda: HardwareConfig(
         preset="pessimistic", device=DeviceConfig(levels=40, c2c_sigma=0.05,
                                                   read_noise_sigma=0.01)),

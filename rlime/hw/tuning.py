@@ -10,7 +10,7 @@
 
 Every pulse (SET/RESET, with the conductance it saw) and every verify read is charged to the
 ledger's current phase. The verify loop touches only cells that still need pulses: on CPU each
-cell runs its loop to the end in compiled code (`rlime.verify_loop`); elsewhere it runs as
+cell runs its loop to the end in compiled code (`rlime.hw.verify_loop`); elsewhere it runs as
 batched tensor rounds over a shrinking set.
 """
 
@@ -33,7 +33,7 @@ class Tuner:
     """Programs cells (a whole set, or those at given positions) to target normalised
     conductances under one tuning scheme."""
 
-    compiled = True  # on CPU, run the verify loop compiled per cell (rlime.verify_loop)
+    compiled = True  # on CPU, run the verify loop compiled per cell (rlime.hw.verify_loop)
 
     def __init__(self, cfg: TuningConfig, model: PulseModel, generator: torch.Generator,
                  ledger: Ledger) -> None:

@@ -1,7 +1,7 @@
 """The pulse-by-pulse verify loop of `write-verify` / `gradual`, compiled per cell for CPU.
 
 Each cell is independent: pulse towards its goal, read back, stop within tolerance or when its
-pulse budget is spent. On a GPU the loop runs as batched tensor rounds (`rlime.tuning`); on a
+pulse budget is spent. On a GPU the loop runs as batched tensor rounds (`rlime.hw.tuning`); on a
 CPU a round over a shrinking set costs ~25 tensor passes or dispatches, and the slowest cell
 sets the number of rounds, so here each cell runs its own loop to the end in compiled code
 (numba), with the same physics as `PulseModel.step_once`, `PulseModel.read` and `wear`.

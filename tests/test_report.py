@@ -238,3 +238,22 @@ def test_report_without_summary_json_counts_episodes_and_says_so(trained, tmp_pa
     out = capsys.readouterr().out
     assert "note:" in out and "only the finished episodes are counted" in out
     assert set(result["run"]) == {"episodes", "total"}
+
+
+def test_report_prices_the_run_s_own_cells(trained, tmp_path):
+    """A run whose device has other conductances is re-priced with those cells' read energy."""
+    import shutil
+    run = tmp_path / "wide"
+    shutil.copytree(trained / "rram", run)
+    text = (run / "config.toml").read_text()
+    assert "g_max_siemens = 1e-05" in text
+    (run / "config.toml").write_text(text.replace("g_max_siemens = 1e-05", "g_max_siemens = 2e-05"))
+    same, wide = main([str(trained / "rram"), "--max-rows", "0"]), main([str(run), "--max-rows", "0"])
+    # forward energy grows by exactly the cell reads of the forward phases at the wider G_mid
+    reads = sum(same["ledger"].get(p, {}).get("cell_reads", 0) for p in ("act", "forward", "target"))
+    g_mid_step = (1e-6 + 2e-5) / 2 - (1e-6 + 1e-5) / 2
+    read_v, read_s = 0.5, 10e-9  # the default preset's read pulse
+    assert reads > 0
+    assert wide["energy"]["forward"] - same["energy"]["forward"] == pytest.approx(
+        reads * read_v**2 * g_mid_step * read_s, rel=1e-9)
+    assert wide["energy"]["gradient"] == pytest.approx(same["energy"]["gradient"], rel=1e-12)

@@ -40,6 +40,7 @@ from rlime.common.errors import ConfigError
 from rlime.cost.energy import (PRESETS as ENERGY_PRESETS, TechnologyPreset, categories, energy_preset,
                                price, price_tables, total, tuning_cost_scaled)
 from rlime.drl.phases import DQN_PHASES
+from rlime.hw.config import DeviceConfig, HardwareConfig
 from rlime.hw.ledger import LedgerSnapshot
 
 
@@ -337,6 +338,15 @@ def configured_preset(run_dir: Path, config: dict[str, Any] | None = None) -> st
     return value
 
 
+def configured_device(config: dict[str, Any]) -> DeviceConfig | None:
+    """The run's cells (`[hardware] device` of config.toml): their conductances set the read
+    and memory-mode energies whatever preset prices them; None if config.toml has none."""
+    hardware = config.get("hardware")
+    if not isinstance(hardware, dict) or "device" not in hardware:
+        return None
+    return HardwareConfig.from_dict(hardware).device
+
+
 def configured_minibatch(config: dict[str, Any]) -> int | None:
     """`[agent] batch_size` from config.toml, if it is a positive integer."""
     agent = config.get("agent", {})
@@ -372,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR", type=Path)
     p.add_argument("--preset", choices=sorted(ENERGY_PRESETS),
                    help="energy preset to re-price with (default: config.toml [run] "
-                        "energy_preset, else 'default')")
+                        "energy_preset, else 'default'); its prices are applied to the run's "
+                        "own cells (config.toml [hardware] device)")
     p.add_argument("--gpu", choices=sorted(GPU_PRESETS), default="titanx-maxwell")
     p.add_argument("--asic", choices=sorted(ASIC_PRESETS), default="dadiannao")
     p.add_argument("--utilisation", type=_parse_utilisation, default=DEFAULT_UTILISATION,
@@ -410,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
               file=sys.stderr)
         name = "default"
     try:
-        tech = energy_preset(name)
+        tech = energy_preset(name, configured_device(config))
     except ConfigError as err:
         raise _fail(f"{err} (from {run_dir / CONFIG_FILE}; or pass --preset)") from None
 

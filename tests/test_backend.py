@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from rlime.common.errors import ConfigError
 from rlime.drl.phases import DQN_PHASES
 from rlime.hw.backend import Backend, FloatBackend, RRAMBackend, make_backend
 from rlime.hw.config import preset
@@ -78,5 +79,5 @@ def test_a_network_is_placed_copied_trained_and_synced_through_the_same_calls(na
 
 
 def test_an_unknown_backend_is_refused():
-    with pytest.raises(ValueError, match="rram or float"):
+    with pytest.raises(ConfigError, match="unknown backend .analog.; choose one of rram, float"):
         make_backend("analog", preset("ideal"), "cpu", seed=0)

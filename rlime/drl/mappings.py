@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from rlime.common.errors import lookup
 from rlime.hw.backend import Backend
 from rlime.hw.chip import Chip
 from rlime.hw.layers import sync_weights
@@ -157,7 +158,5 @@ class SharedMapping(Mapping):
 
 
 def make_mapping(name: str, q: nn.Module, backend: Backend) -> Mapping:
-    kinds = {"separate": SeparateMapping, "time": TimeMapping, "shared": SharedMapping}
-    if name not in kinds:
-        raise ValueError(f"unknown mapping {name!r}; choose one of {', '.join(MAPPINGS)}")
-    return kinds[name](q, backend)
+    kinds = {"time": TimeMapping, "separate": SeparateMapping, "shared": SharedMapping}
+    return lookup(kinds, name, "mapping")(q, backend)

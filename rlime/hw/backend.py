@@ -17,6 +17,7 @@ from typing import Callable, ContextManager, Protocol
 import torch
 import torch.nn as nn
 
+from rlime.common.errors import lookup
 from rlime.hw.chip import Chip
 from rlime.hw.config import HardwareConfig
 from rlime.hw.layers import CrossbarLayer, copy_to_new_arrays, crossbar_layers, to_rram
@@ -174,8 +175,6 @@ def make_backend(name: str, hardware: HardwareConfig, device: torch.device | str
                  seed: int, phases: Phases = TRAINING_PHASES) -> Backend:
     """`rram`: a fresh `Chip` of `hardware` seeded with `seed`, its ledger over `phases`;
     `float`: plain PyTorch."""
-    if name == "rram":
-        return RRAMBackend(Chip(hardware, device, seed=seed, phases=phases))
-    if name == "float":
-        return FloatBackend(device, phases)
-    raise ValueError(f"unknown backend {name!r}; choose rram or float")
+    kinds = {"rram": lambda: RRAMBackend(Chip(hardware, device, seed=seed, phases=phases)),
+             "float": lambda: FloatBackend(device, phases)}
+    return lookup(kinds, name, "backend")()

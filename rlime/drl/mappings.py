@@ -125,7 +125,10 @@ class SeparateMapping(Mapping):
         for layer in target_layers:  # one full RESET pulse per target cell
             u = layer.cell_u
             ledger.add_tensor("reset_pulse_siemens", (cfg.g_min_siemens + cfg.range_siemens * u).sum())
+            # a full RESET saturates every healthy cell at its own Gmin; the controller knows
+            # it put them there (stuck cells stay, unseen, until a verify read finds them)
             layer.cell_u = torch.where(layer.cell_stuck, u, layer.cell_u_min)
+            layer.cell_belief = layer.cell_u_min.clone()
             layer.cell_pulses += 1
             if math.isfinite(cfg.endurance_pulses):
                 layer.cell_stuck |= layer.cell_pulses >= cfg.endurance_pulses

@@ -76,7 +76,7 @@ class CrossbarArray(nn.Module):
     @property
     def cells(self) -> CellSet:
         return CellSet(self.cell_u, self.cell_u_min, self.cell_u_max, self.cell_step_scale,
-                       self.cell_stuck, self.cell_pulses)
+                       self.cell_stuck, self.cell_pulses, self.cell_belief)
 
     def realised(self) -> torch.Tensor:
         """The weights the conductances encode, shape `shape`."""
@@ -169,8 +169,12 @@ class CrossbarArray(nn.Module):
         accumulator enabled they are kept there and add up): half a level, or for verified
         tuning its tolerance plus half a level, so that a weight the verify loop left within
         tolerance is not tuned again for that error alone. A programmed weight targets the
-        nearest level k as a canonical pair: G+ at level max(k, 0), G- at level max(-k, 0);
-        a cell already within half a level of its target gets no tuning at all.
+        nearest level k as a canonical pair: G+ at level max(k, 0), G- at level max(-k, 0),
+        each clamped into the cell's own calibrated range [u_min, u_max] -- a level outside it
+        is one the cell cannot hold, and pulsing towards it would only spend the pulse cap on
+        every update (the nominal level is kept wherever the cell can hold it, so the weight
+        stays on the nominal grid). A cell the controller believes within half a level of its
+        target gets no tuning at all: the plan sees beliefs, never the true conductances.
         """
         level = self.weight_scale / self.max_level
         delta, sel = select_moves(desired, current, self.residual, self.trigger_levels * level)
@@ -178,19 +182,19 @@ class CrossbarArray(nn.Module):
         k = torch.round(want / level).clamp_(-self.max_level, self.max_level)
         index = torch.cat([sel, sel + current.numel()])
         target = torch.cat([k.clamp(min=0), (-k).clamp(min=0)]) / self.max_level
-        now = self.cell_u.index_select(0, index)
+        target = torch.minimum(torch.maximum(target, self.cell_u_min.index_select(0, index)),
+                               self.cell_u_max.index_select(0, index))
+        now = self.cell_belief.index_select(0, index)
         tune = ((target - now).abs() * self.max_level >= 0.5).nonzero().squeeze(1)
         return Moves(sel, want, delta, index, target, tune)
 
-    def settle(self, moves: Moves, known: torch.Tensor, current: torch.Tensor) -> None:
-        """After tuning: the residual keeps what the controller knows is still missing, and
-        `current` (flat realised weights) is updated in place to the new realised weights.
-
-        `known` (per planned cell, normalised conductance) is what the controller believes the
-        cells hold: the last verify read, or the target where it fired open-loop or did not
-        tune the cell.
+    def settle(self, moves: Moves, current: torch.Tensor) -> None:
+        """After tuning: the residual keeps what the controller believes is still missing (from
+        the planned cells' beliefs), and `current` (flat realised weights) is updated in place
+        to the new realised weights.
         """
         if self.residual.numel():
+            known = self.cell_belief.index_select(0, moves.index)
             # what the range cannot hold is dropped, not kept (no windup at the bounds)
             m = moves.sel.numel()
             known_weight = self.weight_scale * (known[:m] - known[m:])
@@ -212,8 +216,8 @@ def program_arrays(chip: Chip, jobs: list[tuple[CrossbarArray, torch.Tensor, tor
     realised weights; it is updated in place to the new realised weights.
     """
     moves = [array.plan_moves(desired, current) for array, desired, current in jobs]
-    seen = chip.tuner.tune_jobs([(array.cells, m.index.index_select(0, m.tune),
-                                  m.target.index_select(0, m.tune))
-                                 for (array, _, _), m in zip(jobs, moves)])
-    for (array, _, current), m, last_read in zip(jobs, moves, seen):
-        array.settle(m, m.target.index_copy(0, m.tune, last_read), current)
+    chip.tuner.tune_jobs([(array.cells, m.index.index_select(0, m.tune),
+                           m.target.index_select(0, m.tune))
+                          for (array, _, _), m in zip(jobs, moves)])
+    for (array, _, current), m in zip(jobs, moves):
+        array.settle(m, current)

@@ -27,7 +27,8 @@ class DeviceConfig:
 
     Conductances in siemens; noise sigmas are fractions of the nominal range (g_max_siemens - g_min_siemens);
     `levels` programmable levels span that range, so one nominal pulse moves a cell by
-    1 / (levels - 1) of it.
+    1 / (levels - 1) of it. The nonlinearity labels are NeuroSim's (signed; mapped to its
+    parameter A by `rlime.hw.device.neurosim_param_a`, |label| <= 9 as its table).
     """
 
     # Ron = 100 kOhm, Roff = 1 MOhm, 128 levels, C2C 3.7 %, NL 0.04 / -0.63: Wu et al. VLSI 2018
@@ -36,11 +37,11 @@ class DeviceConfig:
     g_max_siemens: float = 1e-5         # Gmax = 1 / Ron
     levels: int = 128                   # programmable levels over [Gmin, Gmax]
     response: str = "nonlinear"         # linear, soft-bounds or nonlinear
-    nonlinearity_up: float = 0.04       # SET (potentiation) nonlinearity, 0 = linear
-    nonlinearity_down: float = -0.63    # RESET (depression) nonlinearity
+    nonlinearity_up: float = 0.04       # SET (LTP) NeuroSim nonlinearity label, 0 = linear
+    nonlinearity_down: float = -0.63    # RESET (LTD) label; < 0 saturates towards Gmin
     down_up_ratio: float = 1.0          # mean RESET step / mean SET step (up/down asymmetry)
     d2d_step_sigma: float = 0.0         # relative spread of the step size across cells
-    d2d_bound_sigma: float = 0.0        # spread of each cell's Gmin/Gmax, fraction of range
+    d2d_bound_sigma: float = 0.0        # lognormal sigma of each cell's Gmin and Gmax (relative)
     c2c_sigma: float = 0.037            # per pulse: n pulses spread by c2c_sigma * sqrt(n)
     read_noise_sigma: float = 0.0       # per read, fraction of range
     stuck_at_min_fraction: float = 0.0  # fraction of cells stuck at Gmin from the start
@@ -57,13 +58,15 @@ class DeviceConfig:
         require(self.response in RESPONSE_MODELS, "device.response", self.response,
                 f"choose one of {', '.join(RESPONSE_MODELS)}")
         for name in ("nonlinearity_up", "nonlinearity_down"):
-            require(abs(getattr(self, name)) <= 20, f"device.{name}", getattr(self, name),
-                    "it must be a number in [-20, 20] (0 = linear)")
+            require(abs(getattr(self, name)) <= 9, f"device.{name}", getattr(self, name),
+                    "it must be a NeuroSim nonlinearity label in [-9, 9] (0 = linear)")
         require(self.down_up_ratio > 0, "device.down_up_ratio", self.down_up_ratio, "it must be > 0")
         for name in ("d2d_step_sigma", "d2d_bound_sigma", "c2c_sigma", "read_noise_sigma"):
             value = getattr(self, name)
             require(math.isfinite(value) and value >= 0, f"device.{name}", value,
                     "it must be a finite number >= 0")
+        require(self.d2d_bound_sigma <= 1, "device.d2d_bound_sigma", self.d2d_bound_sigma,
+                "it must be <= 1 (a lognormal sigma)")
         require(self.d2d_step_sigma < 1, "device.d2d_step_sigma", self.d2d_step_sigma,
                 "it must be < 1 (a relative spread)")
         for name in ("stuck_at_min_fraction", "stuck_at_max_fraction"):
@@ -157,8 +160,9 @@ class TuningConfig:
 
     `tolerance_levels`: write-verify stops within this many levels of the target.
     `max_pulses`: cap per cell per update (verify schemes).
-    `coarse_fraction`: `gradual` first fires this fraction of the nominal pulse count
-    unverified, then finishes pulse by pulse with verify.
+    `coarse_window_levels`: `gradual` verifies full pulses until within this many levels, then
+    finishes with fine pulses of `fine_step_fraction` x the step (and x the cycle-to-cycle
+    sigma, and x the V^2 G t energy: shorter pulses, ISPP-like) to `tolerance_levels`.
     `residual`: keep the sub-level remainder of each update in a digital accumulator.
     """
 
@@ -170,7 +174,8 @@ class TuningConfig:
     scheme: str = "write-verify"  # open-loop, write-verify or gradual
     tolerance_levels: float = 2.0  # write-verify stops within this many levels
     max_pulses: int = 100          # cap per cell per update (verify schemes)
-    coarse_fraction: float = 0.75  # gradual: unverified share of the nominal pulses
+    coarse_window_levels: float = 4.0  # gradual: full pulses until within this many levels
+    fine_step_fraction: float = 0.25   # gradual: fine pulse step / full pulse step
     residual: bool = True          # keep sub-level remainders digitally
 
     def __post_init__(self) -> None:
@@ -181,8 +186,10 @@ class TuningConfig:
                 "it must be > 0 levels")
         require(self.max_pulses >= 1, "tuning.max_pulses", self.max_pulses,
                 "it must be an integer >= 1")
-        require(0 <= self.coarse_fraction <= 1, "tuning.coarse_fraction", self.coarse_fraction,
-                "it must be in [0, 1]")
+        require(self.coarse_window_levels > 0, "tuning.coarse_window_levels",
+                self.coarse_window_levels, "it must be > 0 levels (below tolerance_levels: none)")
+        require(0 < self.fine_step_fraction <= 1, "tuning.fine_step_fraction",
+                self.fine_step_fraction, "it must be in (0, 1]")
 
 
 @dataclass(frozen=True)

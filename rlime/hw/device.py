@@ -2,8 +2,9 @@
 
 State is kept as a normalised conductance u = (G - g_min_siemens) / (g_max_siemens - g_min_siemens): u = 0 is the
 nominal Gmin, u = 1 the nominal Gmax, and one nominal pulse moves a cell by 1 / (levels - 1).
-Each cell also has its own bounds [u_min, u_max] and step scale (device-to-device spread), a
-stuck flag and a pulse counter (wear).
+Each cell also has its own bounds [u_min, u_max] (device-to-device spread, lognormal in siemens so
+G > 0), a step scale, a stuck flag, a pulse counter (wear), and the controller's *belief*: the
+level the programming controller last programmed or verified for it (it never sees u itself).
 
 Pulse response of a cell on its own curve p = (u - u_min) / (u_max - u_min): every model is
 "one pulse moves p by s * (k0 + k1 * p)" with per-direction constants (k0, k1) and the cell's
@@ -11,41 +12,86 @@ step scale s, so n pulses have a closed form (p_n = p + n s k0 for k1 = 0, else
 p* - (p* - p) (1 + s k1)^n with p* = -k0 / k1). With d = 1 / (levels - 1):
 
 * ``linear``:      SET k0 = d, k1 = 0; RESET k0 = -d.
-* ``soft-bounds``: SET step d (1 - p) (shrinks towards Gmax); RESET step d p.
-* ``nonlinear``:   NeuroSim's exponential curve G(P) = B (1 - exp(-nu P / N)) + Gmin over
-  N = levels - 1 pulses: SET k1 = -(1 - exp(-nu / N)), p* = 1 / (1 - exp(-nu)); RESET mirrors
-  it on q = 1 - p with nu_down. nu = 0 is linear; nu > 0 gives steps that shrink as the cell
-  fills, nu < 0 steps that grow (nu is the number of e-foldings across the range, rlime's
-  parametrisation of NeuroSim's curve).
+* ``soft-bounds``: SET step d (1 - p) (shrinks towards Gmax); RESET step d p (aihwkit
+  SoftBoundsDevice); its cycle-to-cycle noise is multiplicative, proportional to the step
+  (aihwkit's default `mult_noise=True`).
+* ``nonlinear``:   NeuroSim's curve G(x) = B (1 - exp(-x / a)) + Gmin over the normalised pulse
+  position x in [0, 1] (x = P / Pmax, Pmax = levels - 1 pulses), B = range / (1 - exp(-1 / a)),
+  with a *signed* normalised A per direction taken from NeuroSim's nonlinearity label
+  (`neurosim_param_a`). SET walks x forwards, RESET walks the LTD curve backwards from Pmax
+  (MLP_NeuroSim_V3.0 Cell.cpp RealDevice::Write), so with the labels' usual signs (+ for LTP,
+  - for LTD) both directions saturate: SET steps shrink towards Gmax, RESET steps towards Gmin.
 
 RESET steps are additionally scaled by `down_up_ratio`. Every pulse adds cycle-to-cycle noise of
-sigma = c2c_sigma (fraction of the range), so n pulses spread by c2c_sigma * sqrt(n). Cells stay in
-[u_min, u_max]; stuck cells never move; a cell whose pulse count reaches `endurance_pulses` sticks
-where it is.
+sigma = c2c_sigma (fraction of the range; NeuroSim's sigmaCtoC), so n pulses spread by
+c2c_sigma * sqrt(n); soft-bounds scales it by step / d instead. Cells stay in [u_min, u_max];
+stuck cells never move; a cell whose pulse count reaches `endurance_pulses` sticks where it is.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from rlime.hw.config import DeviceConfig
 
-_LINEAR_NU = 1e-3  # |nu| below this is treated as linear (the exponential form loses precision)
+_LINEAR_NU = 1e-6  # |1 / a| below this is treated as linear (the exponential form loses precision)
+
+# NeuroSim's nonlinearity label is a scaled maximum deviation of the normalised curve
+# g(x) = (1 - exp(-x / a)) / (1 - exp(-1 / a)) from the line g = x:
+#     label = _LABEL_SCALE * max_x (g(x) - x) = _LABEL_SCALE * (K - a - a ln(K / a)),  K = 1 / (1 - exp(-1/a))
+# (the maximum is where g'(x) = 1). This is how the normalised-A table of NeuroSim's getParamA
+# (MLP_NeuroSim_V3.0 formula.cpp; documents/Nonlinearity-NormA.htm: labels 0.01..9 in steps of
+# 0.01) relates label and A/Pmax: the scale fitted to that table reproduces its entries to 5
+# digits across the range (0.01 -> 126.269, 0.63 -> 1.99733, 4.51 -> 0.2266, 9.00 -> 0.02281).
+# Inverting it is a smooth interpolation of the table; negative labels give negative A, as
+# getParamA returns sign(label) * table value.
+_LABEL_SCALE = 10.10153
+LABEL_RANGE = 9.0  # the table's range of |label|
+
+
+def _label_of(a: float) -> float:
+    k = 1.0 / -math.expm1(-1.0 / a)
+    return _LABEL_SCALE * (k - a - a * math.log(k / a))
+
+
+def neurosim_param_a(label: float) -> float:
+    """Signed normalised A (A / Pmax, pulses per pulse range) of NeuroSim's nonlinearity label;
+    inf for label 0 (linear)."""
+    if label == 0:
+        return math.inf
+    lo, hi = math.log(1e-3), math.log(1e7)  # the label falls as a grows: bisect on log a
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if _label_of(math.exp(mid)) > abs(label):
+            lo = mid
+        else:
+            hi = mid
+    return math.copysign(math.exp(0.5 * (lo + hi)), label)
 
 
 @dataclass
 class CellSet:
-    """M gathered cells (all 1-D tensors of length M); the unit the pulse model works on."""
+    """M gathered cells (all 1-D tensors of length M); the unit the pulse model works on.
+
+    `belief` is what the programming controller holds for each cell (normalised conductance):
+    its last verify read, or where its model says the last open-loop burst put the cell. It
+    starts at the cell's calibrated Gmin when not given.
+    """
 
     u: torch.Tensor          # normalised conductance, float32
-    u_min: torch.Tensor      # this cell's lower bound
-    u_max: torch.Tensor      # this cell's upper bound
-    step_scale: torch.Tensor  # this cell's step size relative to nominal
+    u_min: torch.Tensor      # this cell's lower bound (calibrated once, known to the controller)
+    u_max: torch.Tensor      # this cell's upper bound (ditto)
+    step_scale: torch.Tensor  # this cell's step size relative to nominal (unknown to it)
     stuck: torch.Tensor      # bool
     pulses: torch.Tensor     # int64, pulses taken over the cell's life
+    belief: torch.Tensor = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.belief is None:
+            self.belief = self.u_min.clone()
 
     def __len__(self) -> int:
         return self.u.numel()
@@ -63,13 +109,14 @@ class CellSet:
         return CellSet(*(getattr(self, f).index_select(0, index) for f in CELL_FIELDS))
 
     def put(self, index: torch.Tensor, part: "CellSet") -> None:
-        """Write the mutable state (u, stuck, pulses) of `part` back at `index`."""
-        self.u.index_copy_(0, index, part.u)
-        self.stuck.index_copy_(0, index, part.stuck)
-        self.pulses.index_copy_(0, index, part.pulses)
+        """Write the mutable state (u, stuck, pulses, belief) of `part` back at `index`."""
+        for name in MUTABLE_FIELDS:
+            getattr(self, name).index_copy_(0, index, getattr(part, name))
 
 
-CELL_FIELDS = ("u", "u_min", "u_max", "step_scale", "stuck", "pulses")
+CELL_FIELDS = ("u", "u_min", "u_max", "step_scale", "stuck", "pulses", "belief")
+MUTABLE_FIELDS = ("u", "stuck", "pulses", "belief")
+MIN_SPAN = 0.05  # smallest own range a cell can have (fraction of the nominal range)
 
 
 def fresh_cells(n: int, cfg: DeviceConfig, generator: torch.Generator,
@@ -77,13 +124,21 @@ def fresh_cells(n: int, cfg: DeviceConfig, generator: torch.Generator,
     """2 * n new cells for n weights on twin arrays: G+ cells first, then G- cells.
 
     Flat index i < n is the G+ cell of weight i, n + i its G- cell. Bounds and step scale are
-    drawn per cell (device-to-device spread); fresh cells sit at their own Gmin (u = u_min)
-    unless stuck at Gmax.
+    drawn per cell (device-to-device spread): each cell's Gmin and Gmax are lognormal around the
+    nominal ones, G = G_nominal * exp(d2d_bound_sigma * xi), so conductances stay > 0 siemens
+    (a relative spread as measured for RRAM arrays, e.g. Chen et al. IEDM 2015; aihwkit's
+    w_min_dtod / w_max_dtod are additive in weight units and can cross zero, which a
+    conductance cannot). A cell's own range is kept at least MIN_SPAN wide. Fresh cells sit at
+    their own Gmin (u = u_min) unless stuck at Gmax; the controller believes every fresh cell is
+    at its calibrated Gmin.
     """
     m = 2 * n
     kw = dict(generator=generator, device=device)
-    u_min = (cfg.d2d_bound_sigma * torch.randn(m, **kw)).clamp(-0.5, 0.45)
-    u_max = (1.0 + cfg.d2d_bound_sigma * torch.randn(m, **kw)).clamp(0.55, 1.5)
+    span = cfg.range_siemens
+    g_min = cfg.g_min_siemens * torch.exp(cfg.d2d_bound_sigma * torch.randn(m, **kw))
+    g_max = cfg.g_max_siemens * torch.exp(cfg.d2d_bound_sigma * torch.randn(m, **kw))
+    u_min = (g_min - cfg.g_min_siemens) / span
+    u_max = torch.maximum((g_max - cfg.g_min_siemens) / span, u_min + MIN_SPAN)
     step_scale = (1.0 + cfg.d2d_step_sigma * torch.randn(m, **kw)).clamp_min(0.05)
     draw = torch.rand(m, **kw)
     at_min = draw < cfg.stuck_at_min_fraction
@@ -91,7 +146,7 @@ def fresh_cells(n: int, cfg: DeviceConfig, generator: torch.Generator,
         draw < cfg.stuck_at_min_fraction + cfg.stuck_at_max_fraction)
     return CellSet(u=torch.where(at_max, u_max, u_min), u_min=u_min, u_max=u_max,
                    step_scale=step_scale, stuck=at_min | at_max,
-                   pulses=torch.zeros(m, dtype=torch.int64, device=device))
+                   pulses=torch.zeros(m, dtype=torch.int64, device=device), belief=u_min.clone())
 
 
 @dataclass
@@ -105,30 +160,49 @@ class PulseCounts:
     reset_siemens: torch.Tensor | float
 
 
+def _walk(p: torch.Tensor, n: torch.Tensor, k0: torch.Tensor, k1: torch.Tensor) -> torch.Tensor:
+    """p after n noise-free pulses of p += k0 + k1 p (the closed form of the module docstring)."""
+    linear = k1 == 0
+    fixed = torch.where(linear, 0.0, -k0 / torch.where(linear, 1.0, k1))
+    # p* - (p* - p)(1 + k1)^n, written as p + (p* - p)(1 - (1 + k1)^n) with expm1/log1p:
+    # for small |nu| p* is large and the direct form cancels catastrophically in float32
+    # (1 + k1 <= 0 only for extreme nu with few levels and a large step scale: pow directly)
+    positive = k1 > -1
+    log_rate = torch.log1p(torch.where(positive, k1, 0.0))
+    grown = torch.where(positive, torch.expm1(n * log_rate), torch.pow(1.0 + k1, n) - 1.0)
+    return torch.where(linear, p + n * k0, p - (fixed - p) * grown)
+
+
 class PulseModel:
     """The response of cells to programming pulses, per `DeviceConfig`."""
 
     def __init__(self, cfg: DeviceConfig) -> None:
         self.cfg = cfg
-        d = 1.0 / (cfg.levels - 1)
+        d = self.nominal_step = 1.0 / (cfg.levels - 1)
         r = cfg.down_up_ratio
         if cfg.response == "linear":
             up, down = (d, 0.0), (-d * r, 0.0)
         elif cfg.response == "soft-bounds":
             up, down = (d, -d), (0.0, -d * r)
         else:
-            up = self._exponential(cfg.nonlinearity_up, d)
-            q = self._exponential(cfg.nonlinearity_down, d)  # on q = 1 - p
-            # dq = k0 + k1 q  <=>  dp = -(k0 + k1) + k1 p
-            down = (-(q[0] + q[1]) * r, q[1] * r)
+            up = self._exponential(neurosim_param_a(cfg.nonlinearity_up), d)
+            k0, k1 = self._exponential(neurosim_param_a(cfg.nonlinearity_down), -d)
+            down = (k0 * r, k1 * r)
         (self.k0_up, self.k1_up), (self.k0_down, self.k1_down) = up, down
+        # aihwkit SoftBoundsDevice (mult_noise=True): noise sigma = dw_min_std * the actual step;
+        # here dw_min_std = c2c_sigma / d, so a full nominal step carries c2c_sigma
+        self.relative_noise = cfg.response == "soft-bounds"
 
     @staticmethod
-    def _exponential(nu: float, d: float) -> tuple[float, float]:
+    def _exponential(a: float, step: float) -> tuple[float, float]:
+        """(k0, k1) of one pulse moving x by `step` (+d SET, -d RESET) on NeuroSim's curve
+        g(x) = K (1 - exp(-x / a)), K = 1 / (1 - exp(-1 / a)) (formula.cpp NonlinearWeight):
+        g(x + step) = K - (K - g) exp(-step / a), i.e. k1 = exp(-step / a) - 1, k0 = -K k1."""
+        nu = 1.0 / a
         if abs(nu) < _LINEAR_NU:
-            return d, 0.0
-        k1 = -(1.0 - math.exp(-nu * d))
-        return -k1 / (1.0 - math.exp(-nu)), k1
+            return step, 0.0
+        k1 = math.expm1(-nu * step)
+        return -k1 / -math.expm1(-nu), k1
 
     def _coefficients(self, up: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         k0 = torch.where(up, self.k0_up, self.k0_down) * scale
@@ -139,8 +213,9 @@ class PulseModel:
               generator: torch.Generator) -> PulseCounts:
         """Fire n pulses (float tensor, >= 0) at every cell, SET where `up`, else RESET.
 
-        Updates cells.u, cells.pulses and cells.stuck in place and returns the cost; the
-        conductance at each pulse is approximated by the mean of the start and end states.
+        Updates cells.u, cells.pulses and cells.stuck in place (not the belief) and returns the
+        cost; the conductance at each pulse is approximated by the mean of the start and end
+        states.
         """
         span = cells.u_max - cells.u_min
         p = (cells.u - cells.u_min) / span
@@ -151,17 +226,37 @@ class PulseModel:
         if math.isfinite(self.cfg.endurance_pulses):
             left = (self.cfg.endurance_pulses - cells.pulses).clamp_min(0).to(n.dtype)
             moving = torch.minimum(n, left)
-        linear = k1 == 0
-        fixed = torch.where(linear, 0.0, -k0 / torch.where(linear, 1.0, k1))
-        # p* - (p* - p)(1 + k1)^n, written as p + (p* - p)(1 - (1 + k1)^n) with expm1/log1p:
-        # for small |nu| p* is large and the direct form cancels catastrophically in float32
-        # (1 + k1 <= 0 only for extreme nu with few levels and a large step scale: pow directly)
-        positive = k1 > -1
-        log_rate = torch.log1p(torch.where(positive, k1, 0.0))
-        grown = torch.where(positive, torch.expm1(moving * log_rate),
-                            torch.pow(1.0 + k1, moving) - 1.0)
-        p_new = torch.where(linear, p + moving * k0, p - (fixed - p) * grown)
-        return self._finish(cells, cells.u_min + span * p_new, n, up, generator, moving)
+        p_new = _walk(p, moving, k0, k1)
+        cfg = self.cfg
+        u_new = cells.u_min + span * p_new
+        if cfg.c2c_sigma > 0:
+            noise = torch.randn(u_new.shape, generator=generator, device=u_new.device)
+            u_new = u_new + self._burst_sigma(p, moving, k0, k1, span) * noise
+        u_new = torch.where(cells.stuck, cells.u, u_new.clamp_(min=cells.u_min, max=cells.u_max))
+        g_mid = cfg.g_min_siemens + (0.5 * cfg.range_siemens) * (cells.u + u_new)
+        n_up = torch.where(up, n, 0.0)
+        set_pulses, set_siemens = n_up.sum(), (n_up * g_mid).sum()
+        cells.u = u_new
+        self.wear(cells, n.to(torch.int64))
+        return PulseCounts(set_pulses, n.sum() - set_pulses, set_siemens,
+                           (n * g_mid).sum() - set_siemens)
+
+    def _burst_sigma(self, p: torch.Tensor, n: torch.Tensor, k0: torch.Tensor, k1: torch.Tensor,
+                     span: torch.Tensor) -> torch.Tensor | float:
+        """Std of the summed cycle-to-cycle noise of n pulses from p (fraction of the range).
+
+        Additive: c2c sqrt(n). Relative (soft-bounds): pulse j's sigma is c2c / d times its step
+        s_j = s_0 (1 + k1)^j, so the variance is (c2c / d)^2 s_0^2 (1 - r^2n) / (1 - r^2), r = 1 + k1
+        (the noise of earlier pulses is not fed through the later ones: the closed form's
+        approximation).
+        """
+        c2c = self.cfg.c2c_sigma
+        if not self.relative_noise:
+            return c2c * torch.sqrt(n)
+        step0 = span * (k0 + k1 * p)
+        r2 = (1.0 + k1) ** 2
+        geometric = torch.where(k1 == 0, n, -torch.expm1(n * torch.log(r2)) / (1.0 - r2))
+        return (c2c / self.nominal_step) * step0.abs() * torch.sqrt(geometric)
 
     def single_pulse_coefficients(self, cells: CellSet) -> tuple[torch.Tensor, ...]:
         """(c0_up, c1_up, c0_down, c1_down): one pulse moves u by c0 + c1 * u, per cell."""
@@ -172,18 +267,27 @@ class PulseModel:
             out += [k0 * cells.step_scale * span - c1 * cells.u_min, c1]
         return tuple(out)
 
+    def noise_sigmas(self, scale: float = 1.0) -> tuple[float, float]:
+        """(additive sigma, sigma per unit of step) of one pulse whose step is `scale` x a full
+        pulse's, as the verify loops apply them: sigma = additive + relative * |step|."""
+        c2c = self.cfg.c2c_sigma
+        return (0.0, c2c / self.nominal_step) if self.relative_noise else (c2c * scale, 0.0)
+
     def step_once(self, u: torch.Tensor, c0: torch.Tensor, c1: torch.Tensor,
                   u_min: torch.Tensor, u_max: torch.Tensor, stuck: torch.Tensor | None,
-                  generator: torch.Generator) -> torch.Tensor:
+                  generator: torch.Generator, noise: tuple[float, float] | None = None
+                  ) -> torch.Tensor:
         """u after one pulse with per-cell coefficients (c0, c1) of its direction.
 
-        Physics only (noise, bounds, `stuck` cells -- None when there are none); the caller
-        keeps count and calls `wear`.
+        Physics only (noise as `noise_sigmas` gives it -- a full pulse's when None --, bounds,
+        `stuck` cells, None when there are none); the caller keeps count and calls `wear`.
         """
-        u_new = torch.addcmul(c0, c1, u).add_(u)
-        if self.cfg.c2c_sigma > 0:
-            u_new.add_(torch.randn(u.shape, generator=generator, device=u.device),
-                       alpha=self.cfg.c2c_sigma)
+        additive, relative = self.noise_sigmas() if noise is None else noise
+        step = torch.addcmul(c0, c1, u)
+        u_new = step + u
+        if additive > 0 or relative > 0:
+            sigma = additive + relative * step.abs() if relative > 0 else additive
+            u_new = u_new + sigma * torch.randn(u.shape, generator=generator, device=u.device)
         u_new = u_new.clamp_(min=u_min, max=u_max)
         return u_new if stuck is None else torch.where(stuck, u, u_new)
 
@@ -193,38 +297,36 @@ class PulseModel:
         if math.isfinite(self.cfg.endurance_pulses):
             cells.stuck = cells.stuck | (cells.pulses >= self.cfg.endurance_pulses)
 
-    def _finish(self, cells: CellSet, u_new: torch.Tensor, n: torch.Tensor, up: torch.Tensor,
-                generator: torch.Generator, moving: torch.Tensor) -> PulseCounts:
-        """Noise, bounds, stuck cells, wear and cost of n pulses that moved cells to u_new
-        (`moving` of them before the cell wore out)."""
-        cfg = self.cfg
-        if cfg.c2c_sigma > 0:
-            noise = torch.randn(u_new.shape, generator=generator, device=u_new.device)
-            u_new = u_new + cfg.c2c_sigma * torch.sqrt(moving) * noise
-        u_new = torch.where(cells.stuck, cells.u, u_new.clamp_(min=cells.u_min, max=cells.u_max))
-        g_mid = cfg.g_min_siemens + (0.5 * cfg.range_siemens) * (cells.u + u_new)
-        n_up = torch.where(up, n, 0.0)
-        set_pulses, set_siemens = n_up.sum(), (n_up * g_mid).sum()
-        cells.u = u_new
-        self.wear(cells, n.to(torch.int64))
-        return PulseCounts(set_pulses, n.sum() - set_pulses, set_siemens,
-                           (n * g_mid).sum() - set_siemens)
-
-    def nominal_pulses(self, u: torch.Tensor, target: torch.Tensor,
-                       limit: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """(n, up): pulse count a nominal cell (bounds 0..1, scale 1) needs from u to target.
+    def nominal_pulses(self, u: torch.Tensor, target: torch.Tensor, limit: float,
+                       u_min: torch.Tensor | float = 0.0, u_max: torch.Tensor | float = 1.0
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, up): pulses a cell with step scale 1 on its calibrated bounds [u_min, u_max]
+        needs from u to target (u is what the controller believes, never the hidden state).
 
         n is rounded to whole pulses and capped at `limit`.
         """
         up = target >= u
+        span = u_max - u_min
+        p, goal = (u - u_min) / span, (target - u_min) / span
         k0, k1 = self._coefficients(up, torch.ones((), device=u.device))
         linear = k1 == 0
         safe_k1 = torch.where(linear, -0.5, k1)
         fixed = -k0 / safe_k1
-        remaining = ((fixed - target) / (fixed - u)).clamp_min(1e-12)
-        n = torch.where(linear, (target - u) / torch.where(linear, k0, 1.0),
+        remaining = ((fixed - goal) / (fixed - p)).clamp_min(1e-12)
+        n = torch.where(linear, (goal - p) / torch.where(linear, k0, 1.0),
                         torch.log(remaining) / torch.log1p(safe_k1))
         return torch.nan_to_num(n, nan=limit, posinf=limit).round().clamp(0, limit), up
+
+    def predict(self, u: torch.Tensor, n: torch.Tensor, up: torch.Tensor,
+                u_min: torch.Tensor | float = 0.0, u_max: torch.Tensor | float = 1.0
+                ) -> torch.Tensor:
+        """Where the controller's model says n pulses take a cell it believes at u: step scale
+        1, no noise, calibrated bounds (the belief after an open-loop burst)."""
+        span = u_max - u_min
+        k0, k1 = self._coefficients(up, torch.ones((), device=u.device))
+        p = _walk((u - u_min) / span, n, k0, k1)
+        return torch.minimum(torch.maximum(u_min + span * p, torch.as_tensor(u_min)),
+                             torch.as_tensor(u_max))
 
     def read(self, u: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One read of each cell's u with read noise (fraction of the range)."""

@@ -2,7 +2,7 @@
 
 `RRAMLinear` / `RRAMConv2d` are thin modules over a `CrossbarArray` (`array`), which holds the
 conductance state as buffers (so `state_dict` carries every cell: conductance, bounds, step
-scale, stuck flag, pulse count) and runs the MVMs. The layer exposes the realised weights as its
+scale, stuck flag, pulse count, the controller's belief) and runs the MVMs. The layer exposes the realised weights as its
 `weight` parameter: after every programming step `weight` is recomputed from the conductances,
 w = scale * (u+ - u-), never kept as a hidden float copy. Autograd runs the forward MVM on the
 arrays, the input gradient through the transposed arrays, and hands the weight gradient
@@ -44,6 +44,7 @@ class CrossbarLayer(nn.Module):
     cell_step_scale = _array_state("cell_step_scale")
     cell_stuck = _array_state("cell_stuck")
     cell_pulses = _array_state("cell_pulses")
+    cell_belief = _array_state("cell_belief")
     weight_scale = _array_state("weight_scale")
 
     def __init__(self, chip: Chip, weight: torch.Tensor, tiling: Tiling,
@@ -74,6 +75,11 @@ class CrossbarLayer(nn.Module):
         for name in self.array._buffers:
             if prefix + name in state_dict:
                 state_dict[f"{prefix}array.{name}"] = state_dict.pop(prefix + name)
+        # checkpoints from before the controller kept beliefs: it starts from one read of
+        # every cell (uncharged, as loading a checkpoint is not hardware work)
+        belief, u = f"{prefix}array.cell_belief", f"{prefix}array.cell_u"
+        if belief not in state_dict and u in state_dict:
+            state_dict[belief] = state_dict[u].clone()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 

@@ -1,12 +1,22 @@
 """Tuning schemes: turning target conductances into programming pulses and verify reads.
 
-* ``open-loop``: the pulse count a nominal cell needs (from the cell's present state) is fired in
-  one burst; no verify read. Cheap, and wrong by the cell's variability.
-* ``write-verify``: read, then pulse by pulse towards the target, reading back after each pulse,
-  until within `tolerance_levels` or the cell has used its nominal count + `max_pulses`.
-* ``gradual`` (TIME's gradually-write): read, fire `coarse_fraction` of the nominal count
-  unverified, read, then finish pulse by pulse as write-verify does -- fewer verify reads for
-  large changes.
+The controller acts only on what the hardware knows: each cell's calibrated bounds and its
+*belief* (`CellSet.belief`: the last verify read, or where its own model says the last
+open-loop burst put the cell). It never sees the true conductance except through a charged read.
+
+* ``open-loop``: the pulse count a cell with nominal step needs from its belief to the target
+  (on its calibrated bounds) is fired in one burst; no read. The belief moves to where the model
+  predicts the burst lands, so the cell's own variability accumulates unseen, as in NeuroSim's
+  RealDevice::Write (a state-blind pulse count).
+* ``write-verify``: read (charged), then pulse by pulse towards the target, reading back after
+  each pulse, until within `tolerance_levels` or the cell has used its nominal count +
+  `max_pulses`.
+* ``gradual`` (TIME's gradually-write, as an ISPP-like coarse-to-fine scheme: the write step is
+  shrunk near the target): read, verify full pulses until within `coarse_window_levels`, then
+  verify fine pulses -- `fine_step_fraction` f of the step and of the cycle-to-cycle sigma --
+  to `tolerance_levels`. A fine pulse is modelled as a pulse of f x the width: its V^2 G t
+  energy (the conductance sums) is charged at f, its count (fixed driver and wire energy, wear)
+  in full.
 
 Every pulse (SET/RESET, with the conductance it saw) and every verify read is charged to the
 ledger's current phase. The verify loop touches only cells that still need pulses: on CPU each
@@ -44,30 +54,32 @@ class Tuner:
         self.levels_per_unit = model.cfg.levels - 1
 
     def tune(self, cells: CellSet, target: torch.Tensor,
-                index: torch.Tensor | None = None) -> torch.Tensor:
+             index: torch.Tensor | None = None) -> torch.Tensor:
         """Move the cells of `cells` at `index` (all when None) in place towards `target` (one
         normalised conductance per programmed cell).
 
-        Returns what the controller last read of each programmed cell (the target itself under
-        open-loop, which never reads).
+        Returns the controller's belief of each programmed cell afterwards (also written to
+        `cells.belief`).
         """
         if index is not None and self.cfg.scheme != "write-verify":
             part = cells.take(index)  # open-loop and gradual work on gathered cells
             seen = self.tune(part, target)
             cells.put(index, part)
             return seen
-        if target.numel() == 0 or self.cfg.scheme == "open-loop":
-            if target.numel():
-                n, up = self.model.nominal_pulses(cells.u, target, _OPEN_LOOP_LIMIT)
-                self._charge(self.model.apply(cells, n, up, self.generator))
+        if target.numel() == 0:
             return target
-        coarse = self.cfg.coarse_fraction if self.cfg.scheme == "gradual" else 0.0
-        return self._verified(cells, target, coarse, index)
+        if self.cfg.scheme != "open-loop":
+            return self._verified(cells, target, index)
+        model, lo, hi = self.model, cells.u_min, cells.u_max
+        n, up = model.nominal_pulses(cells.belief, target, _OPEN_LOOP_LIMIT, lo, hi)
+        self._charge(model.apply(cells, n, up, self.generator))
+        cells.belief.copy_(model.predict(cells.belief, n, up, lo, hi))
+        return cells.belief
 
     def tune_jobs(self, jobs: list[tuple[CellSet, torch.Tensor, torch.Tensor]]
                      ) -> list[torch.Tensor]:
         """Several arrays at once: jobs of (cells, index, target) as for `tune`; returns the
-        last reads per job.
+        beliefs of the programmed cells per job.
 
         On CPU write-verify tunes job by job: only the cells its first read finds outside
         tolerance are gathered, once. Otherwise the jobs' cells are gathered into one set and
@@ -86,58 +98,74 @@ class Tuner:
     def _compiled_on(self, cells: CellSet) -> bool:
         return self.compiled and cells.u.device.type == "cpu"
 
-    def _verified(self, cells: CellSet, target: torch.Tensor, coarse: float,
+    def _stages(self) -> list[tuple[float, float]]:
+        """(step fraction, window in u) of each verify stage of the scheme."""
+        per_level = 1.0 / self.levels_per_unit
+        tol = self.cfg.tolerance_levels * per_level
+        if self.cfg.scheme == "write-verify":
+            return [(1.0, tol)]
+        coarse = max(self.cfg.coarse_window_levels, self.cfg.tolerance_levels) * per_level
+        return [(1.0, coarse), (self.cfg.fine_step_fraction, tol)]
+
+    def _verified(self, cells: CellSet, target: torch.Tensor,
                   index: torch.Tensor | None) -> torch.Tensor:
-        """Write-verify (coarse = 0) or gradual of the cells at `index` (all when None; gradual
-        takes gathered cells only)."""
+        """Write-verify or gradual of the cells at `index` (all when None): one charged read,
+        then each stage's verify loop over the cells still outside its window."""
         model, generator = self.model, self.generator
-        tol = self.cfg.tolerance_levels / self.levels_per_unit  # in u
-        seen = model.read(cells.u if index is None else cells.u.index_select(0, index), generator)
+        pick = (lambda t: t) if index is None else (lambda t: t.index_select(0, index))
+        seen = model.read(pick(cells.u), generator).clone()  # the read every verify starts with
         reads: list = [target.numel()]
-        n_nominal, up = model.nominal_pulses(seen, target, _OPEN_LOOP_LIMIT)
+        n_nominal, _ = model.nominal_pulses(seen, target, _OPEN_LOOP_LIMIT, pick(cells.u_min),
+                                            pick(cells.u_max))
         budget = n_nominal + self.cfg.max_pulses
-        if coarse > 0:
-            burst = torch.floor(coarse * n_nominal)
-            self._charge(model.apply(cells, burst, up, generator))
-            fired = burst > 0
-            seen = torch.where(fired, model.read(cells.u, generator), seen)
-            reads.append(fired.sum())
-            budget = budget - burst
-        pending = (((target - seen).abs() > tol) & (budget > 0)).nonzero().squeeze(1)
-        last_read = seen.clone()
-        if pending.numel():
-            goal, seen, budget = (t.index_select(0, pending) for t in (target, seen, budget))
+        g_min, half_range = model.cfg.g_min_siemens, 0.5 * model.cfg.range_siemens
+        for scale, window in self._stages():
+            pending = (((target - seen).abs() > window) & (budget > 0)).nonzero().squeeze(1)
+            if not pending.numel():
+                continue
+            goal, now, left = (t.index_select(0, pending) for t in (target, seen, budget))
             at = pending if index is None else index.index_select(0, pending)  # into `cells`
             work = cells.take(at)
+            before = work.pulses.clone()
             loop = self._compiled if self._compiled_on(cells) else self._rounds
-            set_n, pulses, set_sum, all_sum = loop(work, goal, seen, budget, tol)
+            set_n, pulses, set_sum, all_sum = loop(work, goal, now, left, window, scale)
             cells.put(at, work)
-            last_read.index_copy_(0, pending, seen)
+            seen.index_copy_(0, pending, now)
+            budget.index_copy_(0, pending, left - (work.pulses - before).to(left.dtype))
             reads.append(pulses)  # one verify read after every pulse
-            g_min, half_range = self.model.cfg.g_min_siemens, 0.5 * self.model.cfg.range_siemens
-            self._charge(PulseCounts(set_n, pulses - set_n, set_n * g_min + half_range * set_sum,
-                                     (pulses - set_n) * g_min + half_range * (all_sum - set_sum)))
+            # a pulse of `scale` x the width: V^2 G t charged at `scale` (module docstring)
+            self._charge(PulseCounts(
+                set_n, pulses - set_n, scale * (set_n * g_min + half_range * set_sum),
+                scale * ((pulses - set_n) * g_min + half_range * (all_sum - set_sum))))
         self._add("verify_reads", sum(reads))
-        return last_read
+        if index is None:
+            cells.belief.copy_(seen)
+        else:
+            cells.belief.index_copy_(0, index, seen)
+        return seen
 
     def _compiled(self, work: CellSet, goal: torch.Tensor, seen: torch.Tensor,
-                  budget: torch.Tensor, tol: float) -> tuple:
-        """Every cell's loop run to the end in compiled code (CPU)."""
+                  budget: torch.Tensor, tol: float, scale: float) -> tuple:
+        """Every cell's loop run to the end in compiled code (CPU), pulses of `scale` x the
+        full step."""
         cfg = self.model.cfg
+        coefficients = tuple(c * scale for c in self.model.single_pulse_coefficients(work))
         return verify_on_cpu(self.generator, work.u, seen, goal, budget, work.u_min, work.u_max,
-                             self.model.single_pulse_coefficients(work), work.stuck, work.pulses,
-                             cfg.c2c_sigma, cfg.read_noise_sigma, tol, cfg.endurance_pulses)
+                             coefficients, work.stuck, work.pulses, self.model.noise_sigmas(scale),
+                             cfg.read_noise_sigma, tol, cfg.endurance_pulses)
 
     def _rounds(self, work: CellSet, goal: torch.Tensor, seen: torch.Tensor,
-                budget: torch.Tensor, tol: float) -> tuple:
-        """The loop as batched tensor rounds, one pulse and one read per active cell per round
-        (any device). `work` and `seen` are updated in place; returns (SET pulses, pulses, sum
-        of u + u' over SET pulses, over all pulses)."""
+                budget: torch.Tensor, tol: float, scale: float) -> tuple:
+        """The loop as batched tensor rounds, one pulse (of `scale` x the full step) and one
+        read per active cell per round (any device). `work` and `seen` are updated in place;
+        returns (SET pulses, pulses, sum of u + u' over SET pulses, over all pulses)."""
         model, generator = self.model, self.generator
+        noise = model.noise_sigmas(scale)
         index = torch.arange(len(work), device=work.u.device)  # positions in `work`
-        # `work` itself; its stuck flags are copied because the write-back puts them into it
-        part = dataclasses.replace(work, stuck=work.stuck.clone())
-        c0_up, c1_up, c0_down, c1_down = model.single_pulse_coefficients(part)
+        # `work` itself; its stuck flags and beliefs are copied because the write-back puts them
+        # into it
+        part = dataclasses.replace(work, stuck=work.stuck.clone(), belief=work.belief.clone())
+        c0_up, c1_up, c0_down, c1_down = (c * scale for c in model.single_pulse_coefficients(part))
         u, lo, hi = part.u, part.u_min, part.u_max
         now = seen.clone()
         taken = torch.zeros_like(u)    # pulses each cell has taken in this call
@@ -153,7 +181,8 @@ class Tuner:
             full = n_active == index.numel()
             up = goal > now
             u_new = model.step_once(u, torch.where(up, c0_up, c0_down),
-                                    torch.where(up, c1_up, c1_down), lo, hi, stuck, generator)
+                                    torch.where(up, c1_up, c1_down), lo, hi, stuck, generator,
+                                    noise)
             act_f = active.to(u.dtype)
             if not full:
                 u_new = torch.where(active, u_new, u)
@@ -171,7 +200,7 @@ class Tuner:
             if n_active > index.numel() // 2 and rounds_left > 0:
                 continue
             # write back: state, last reads and wear (every cell that left took its pulses)
-            part = CellSet(u, lo, hi, part.step_scale, part.stuck, part.pulses)
+            part = CellSet(u, lo, hi, part.step_scale, part.stuck, part.pulses, part.belief)
             model.wear(part, (taken - written).to(torch.int64))
             written = taken.clone()
             work.put(index, part)
@@ -182,7 +211,8 @@ class Tuner:
              c1_down) = torch.stack([u, lo, hi, goal, now, budget, taken, written,
                                      c0_up, c1_up, c0_down, c1_down]).index_select(1, kept).unbind(0)
             part = CellSet(u, lo, hi, part.step_scale.index_select(0, kept),
-                           part.stuck.index_select(0, kept), part.pulses.index_select(0, kept))
+                           part.stuck.index_select(0, kept), part.pulses.index_select(0, kept),
+                           part.belief.index_select(0, kept))
             active = torch.ones_like(u, dtype=torch.bool)
             stuck = part.stuck if bool(part.stuck.any()) else None
             rounds_left = self._rounds_until_wear(part)

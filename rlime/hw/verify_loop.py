@@ -4,7 +4,8 @@ Each cell is independent: pulse towards its goal, read back, stop within toleran
 pulse budget is spent. On a GPU the loop runs as batched tensor rounds (`rlime.hw.tuning`); on a
 CPU a round over a shrinking set costs ~25 tensor passes or dispatches, and the slowest cell
 sets the number of rounds, so here each cell runs its own loop to the end in compiled code
-(numba), with the same physics as `PulseModel.step_once`, `PulseModel.read` and `wear`.
+(numba), with the same physics as `PulseModel.step_once` (noise sigma = additive + relative x
+|step|, `PulseModel.noise_sigmas`), `PulseModel.read` and `wear`.
 
 The Gaussian noise (cycle-to-cycle per pulse, read noise per verify read) is drawn in bulk from
 the chip's torch generator -- several times faster than drawing inside the compiled loop -- and
@@ -24,11 +25,12 @@ _EXPECTED_PULSES = 4  # per cell, for sizing a noise buffer; a short buffer is r
 
 @numba.njit(cache=True, nogil=True)
 def _loop(start, noise, totals, u, seen, goal, budget, lo, hi, c0_up, c1_up, c0_down, c1_down,
-          stuck, pulses, c2c_sigma, read_sigma, tol, endurance):  # pragma: no cover - compiled
+          stuck, pulses, noise_add, noise_rel, read_sigma, tol, endurance):  # pragma: no cover - compiled
     """Cells start.. in order until the noise left cannot cover a cell's whole budget;
     returns (the first cell not done, noise values used). `totals` += [SET pulses, pulses, sum
     of u + u' over SET pulses, over all pulses]."""
-    per_pulse = (c2c_sigma > 0) + (read_sigma > 0)
+    noisy = noise_add > 0 or noise_rel > 0
+    per_pulse = noisy + (read_sigma > 0)
     k = 0
     for i in range(start, u.shape[0]):
         if k + per_pulse * budget[i] > noise.shape[0]:
@@ -38,11 +40,12 @@ def _loop(start, noise, totals, u, seen, goal, budget, lo, hi, c0_up, c1_up, c0_
         while taken < budget[i]:
             up = gi > si
             if up:
-                moved = ui + c0_up[i] + c1_up[i] * ui
+                step = c0_up[i] + c1_up[i] * ui
             else:
-                moved = ui + c0_down[i] + c1_down[i] * ui
-            if c2c_sigma > 0:
-                moved += c2c_sigma * noise[k]
+                step = c0_down[i] + c1_down[i] * ui
+            moved = ui + step
+            if noisy:
+                moved += (noise_add + noise_rel * abs(step)) * noise[k]
                 k += 1
             moved = min(max(moved, lo[i]), hi[i])
             if stuck[i]:
@@ -72,26 +75,28 @@ def _loop(start, noise, totals, u, seen, goal, budget, lo, hi, c0_up, c1_up, c0_
 def verify_on_cpu(generator: torch.Generator, u: torch.Tensor, seen: torch.Tensor,
                   goal: torch.Tensor, budget: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
                   coefficients: tuple[torch.Tensor, ...], stuck: torch.Tensor,
-                  pulses: torch.Tensor, c2c_sigma: float, read_sigma: float, tol: float,
-                  endurance: float) -> tuple[float, float, float, float]:
+                  pulses: torch.Tensor, noise: tuple[float, float], read_sigma: float,
+                  tol: float, endurance: float) -> tuple[float, float, float, float]:
     """Run every cell's verify loop to the end, in place on CPU tensors.
 
     `u`, `seen` (last read), `stuck`, `pulses` are updated in place; `goal`, `budget` (pulses
     allowed), bounds and the per-cell single-pulse coefficients (c0_up, c1_up, c0_down,
-    c1_down) are read. Returns (SET pulses, all pulses, sum of u + u' over SET pulses, over all
+    c1_down) and the pulse noise (additive, relative: `PulseModel.noise_sigmas`) are read.
+    Returns (SET pulses, all pulses, sum of u + u' over SET pulses, over all
     pulses); every pulse is followed by one verify read.
     """
     arrays = [t.numpy() for t in (u, seen, goal, budget, lo, hi, *coefficients, stuck, pulses)]
     limit = endurance if math.isfinite(endurance) else np.inf
-    per_pulse = (c2c_sigma > 0) + (read_sigma > 0)
+    noise_add, noise_rel = (float(x) for x in noise)
+    per_pulse = (noise_add > 0 or noise_rel > 0) + (read_sigma > 0)
     longest = int(budget.max()) if budget.numel() else 0
     totals = np.zeros(4)
     start, n, rate = 0, u.numel(), float(_EXPECTED_PULSES * per_pulse)
     while start < n:
         # noise for the cells left at the rate seen so far (+25 %), and one whole budget
         size = int(rate * 1.25 * (n - start)) + per_pulse * longest
-        noise = torch.randn(size, generator=generator).numpy()
-        done, used = _loop(start, noise, totals, *arrays, float(c2c_sigma), float(read_sigma),
+        draws = torch.randn(size, generator=generator).numpy()
+        done, used = _loop(start, draws, totals, *arrays, noise_add, noise_rel, float(read_sigma),
                            float(tol), float(limit))
         rate = max(used / max(done - start, 1), 1.0)
         start = done

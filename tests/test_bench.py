@@ -417,6 +417,34 @@ def test_cli_exits_2_with_a_one_paragraph_message(tmp_path, capsys, name, text, 
     assert not (tmp_path / "out").exists()
 
 
+def test_bundled_suite_by_name_after_a_non_editable_install_from_any_directory(tmp_path):
+    """`pip install .` (a wheel: suites as package data), then `rlime.bench smoke` elsewhere."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for item in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / item, src / item)
+    for item in ("rlime", "agents", "envs", "experiments"):
+        shutil.copytree(ROOT / item, src / item, ignore=shutil.ignore_patterns("__pycache__"))
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "--no-build-isolation", "--target", str(site), str(src)], check=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, "-m", "rlime.bench", "smoke", "--dry-run", "--out",
+                           "out"], cwd=elsewhere, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(site)})
+    assert done.returncode == 0, done.stderr
+    assert f"suite smoke ({site / 'experiments' / 'smoke.toml'}): 4 runs" in done.stdout
+    assert load_suite("smoke.toml").entries == load_suite(SMOKE).entries
+
+
+def test_unknown_suite_name_lists_the_bundled_ones(capsys):
+    assert bench.main(["smok", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "smok" in err
+    assert "atari, cartpole_learning, classic, mappings, paper, smoke" in err
+
+
 def test_missing_suite_file_is_reported(tmp_path, capsys):
     assert bench.main([str(tmp_path / "nope.toml")]) == 2
     assert "nope.toml" in capsys.readouterr().err

@@ -1,9 +1,11 @@
-"""`python -m rlime.bench experiments/<suite>.toml`: run a benchmark suite, then its leaderboard.
+"""`python -m rlime.bench SUITE`: run a benchmark suite, then its leaderboard.
 
-    python -m rlime.bench SUITE.toml [--out DIR] [--workers N] [--executor local|ray]
+    python -m rlime.bench SUITE [--out DIR] [--workers N] [--executor local|ray]
                           [--dry-run] [--no-plots] [--no-progress]
     python -m rlime.bench --leaderboard-only DIR
 
+SUITE is a suite file, or the name of a suite bundled with rlime (smoke, classic, atari, paper,
+mappings, cartpole_learning: `experiments.suite_names()`), usable from any directory.
 Every entry of the suite (see :mod:`rlime.bench.suite` for the file format) is an ordinary
 ``python -m rlime.train`` run directory ``DIR/<name>``, run as its own process
 (``sys.executable -m rlime.train ... --run-dir DIR/<name> --no-progress``, output appended to
@@ -56,6 +58,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
+
+from experiments import suite_names
 
 from rlime.bench.leaderboard import MANIFEST, write_leaderboard
 from rlime.common.files import atomic_write
@@ -525,7 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "of rlime training runs, resuming what an earlier invocation left "
                     "unfinished, and write a leaderboard (Markdown, CSV, JSON) and plots.",
         epilog="Exit status: 0 all runs finished, 1 a run failed, 2 bad input, 130 interrupted.")
-    p.add_argument("suite", nargs="?", help="suite file, e.g. experiments/smoke.toml")
+    p.add_argument("suite", nargs="?",
+                   help="suite file (e.g. my_suite.toml) or bundled suite name: "
+                        + ", ".join(suite_names()))
     p.add_argument("--out", metavar="DIR", help="output directory (default runs/<suite name>)")
     p.add_argument("--workers", type=int, metavar="N",
                    help=f"runs at a time with --executor local (default: CPU count, "
@@ -546,7 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.leaderboard_only:
         if args.suite:
-            parser.error("give either a suite file or --leaderboard-only DIR, not both")
+            parser.error("give either a suite or --leaderboard-only DIR, not both")
         out = Path(args.leaderboard_only)
         if not out.is_dir():
             print(f"error: {out} is not a directory; give the --out directory of a bench run",
@@ -558,8 +564,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{out / 'leaderboard.md'} (.csv, .json)")
         return EXIT_OK
     if not args.suite:
-        parser.error("a suite file is required (e.g. experiments/smoke.toml), "
-                     "or --leaderboard-only DIR")
+        parser.error("a suite is required: a suite file or a bundled suite name ("
+                     + ", ".join(suite_names()) + "), or --leaderboard-only DIR")
     if args.workers is not None and args.workers < 1:
         parser.error(f"--workers {args.workers}: give a positive number of parallel runs")
     try:

@@ -23,7 +23,8 @@ import pytest
 
 from rlime.bench import runner as bench
 from rlime.bench.leaderboard import (COLUMNS, RunResult, aggregate_row, atari_aggregate, build_tables,
-                               load_runs, render_markdown, smooth_on_grid)
+                                     format_duration, load_runs, pareto_figure, plot_tables,
+                                     render_markdown, smooth_on_grid)
 from rlime.bench.stats import stratified_bootstrap_ci
 from rlime.bench.suite import SuiteError, load_suite, parse_suite
 
@@ -571,3 +572,48 @@ def test_smoothing_is_a_rolling_episode_mean_on_the_step_grid():
     out = smooth_on_grid(steps, values, np.array([0.0, 10.0, 25.0, 40.0, 100.0]), window=2)
     assert math.isnan(out[0])
     assert out[1:] == pytest.approx([1.0, 2.0, 6.0, 6.0])
+
+
+def test_markdown_shows_every_return_with_one_decimal_and_wall_time_in_units():
+    runs = [_run(A, 1, 10.0, energy=1e-6), _run(A, 2, 14.5, energy=1e-6)]
+    for run, wall in zip(runs, (700.0, 740.0)):
+        run.summary.update(wall_s=wall, best_eval_score=run.summary["final_score"],
+                           energy_per_episode_by_category={"tuning": 1e-7})
+    (table,) = build_tables(runs, n_resamples=200)
+    md = render_markdown([table])
+    row = next(line for line in md.splitlines() if line.startswith("| 1 | rram"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3] == "10.0 (s1), 14.5 (s2)"
+    assert cells[4] == "12.2 ± 3.2"
+    assert cells[5].startswith("12.2 [10.0, ")
+    assert cells[6] == "13.2" and cells[7] == "10.0, 14.5"     # eval mean, best eval per seed
+    assert cells[-2] == "12 min"
+    assert "| rram default/time/write-verify | 12.2 |" in md    # the per-category table
+
+
+@pytest.mark.parametrize("seconds,text", [(0.4, "0.4 s"), (4.25, "4.2 s"), (42.0, "42 s"),
+                                          (90.0, "1.5 min"), (720.0, "12 min"),
+                                          (3.1 * 3600, "3.1 h"), (None, "-")])
+def test_wall_time_is_formatted_for_people(seconds, text):
+    assert format_duration(seconds) == text
+
+
+def test_pareto_plot_has_several_labelled_energy_ticks_and_explains_its_band(tmp_path):
+    import matplotlib.pyplot as plt
+
+    runs = ([_run(A, s, 100.0 + s, energy=2e-5) for s in (1, 2)]
+            + [_run(B, s, 50.0 + s, energy=1.5e-5) for s in (1, 2)]   # within one decade
+            + [_run(F, s, 60.0 + s) for s in (1, 2)])
+    (table,) = build_tables(runs, n_resamples=200)
+    fig = pareto_figure(plt, table, {r["config"]: "C0" for r in table.rows})
+    fig.canvas.draw()
+    (ax,) = fig.axes
+    low, high = ax.get_xlim()
+    ticks = [label.get_text() for label in ax.get_xticklabels()
+             if label.get_text() and low <= label.get_position()[0] <= high]
+    assert len(ticks) >= 3, ticks
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "float: 95 % CI of that IQM" in legend
+    plt.close(fig)
+    (pareto,) = plot_tables([table], tmp_path)   # no episodes.jsonl: no curves, the PNG only
+    assert pareto.read_bytes().startswith(PNG_MAGIC)

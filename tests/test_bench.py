@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlime.bench import runner as bench
+from rlime.bench import estimate, runner as bench
 from rlime.bench.leaderboard import (COLUMNS, RunResult, aggregate_row, atari_aggregate, build_tables,
                                      format_duration, load_runs, pareto_figure, plot_tables,
                                      render_markdown, smooth_on_grid)
@@ -305,6 +305,46 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     text = capsys.readouterr().out
     assert text.count("start    CartPole") == 4 and "python -m rlime.train --env CartPole" in text
     assert not out.exists()
+
+
+def test_dry_run_estimates_time_memory_and_disk_per_entry_and_in_total(tmp_path, capsys):
+    assert bench.main(["smoke", "--out", str(tmp_path / "out"), "--dry-run", "--workers", "2"]) == 0
+    text = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in text.splitlines()
+            if line.startswith("  CartPole-")}
+    assert set(rows) == RUN_NAMES
+    rram = estimate.estimate_job(bench.plan(load_suite("smoke").entries[0], tmp_path))
+    assert rram.steps == 600 and rram.seconds == pytest.approx(600 / 335.0 + 5.0)
+    assert rows[RRAM_S1][1:4] == ["600", "335", format_duration(rram.seconds).split()[0]]
+    assert "total: 4 of 4 runs to do, 2,400 steps" in text and "with 2 workers" in text
+    assert "assumes: steps/s measured" in text and "* agent.hidden" in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_estimate_counts_what_is_left_and_matches_real_disk_use(smoke_dir):
+    for entry in load_suite(SMOKE).entries:
+        done = estimate.estimate_job(bench.plan(entry, smoke_dir))
+        assert done.steps == 0 and done.seconds == 0.0
+        on_disk = sum(f.stat().st_size for f in (smoke_dir / entry.name).iterdir())
+        assert 0.5 < done.disk_bytes / on_disk < 2.0, (entry.name, done.disk_bytes, on_disk)
+        half = bench.Job(entry, smoke_dir / entry.name, "resume", done_steps=450)
+        assert estimate.estimate_job(half).steps == 150
+
+
+def test_estimate_of_an_atari_run_holds_its_replay_buffer():
+    from agents.replay import ReplayBuffer
+
+    (entry,) = parse_suite('[matrix]\nenvs = ["Pong"]\n').entries
+    est = estimate.estimate_job(bench.Job(entry, Path("unused"), "start"))
+    replay = ReplayBuffer.estimate_bytes(1_000_000, (4, 84, 84), np.uint8, 4, 4)
+    assert replay > 6e9 and est.memory_bytes > replay and est.disk_bytes > replay
+    assert est.rate_key == "atari" and est.differs == ()
+    assert est.seconds > 10_000_000 / 52.0
+
+
+def test_makespan_schedules_longest_first_on_the_workers():
+    assert estimate.makespan([4.0, 1.0, 1.0, 1.0, 1.0], 2) == 4.0
+    assert estimate.makespan([3.0, 3.0], 1) == 6.0 and estimate.makespan([], 4) == 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -593,7 +633,8 @@ def test_markdown_shows_every_return_with_one_decimal_and_wall_time_in_units():
 
 @pytest.mark.parametrize("seconds,text", [(0.4, "0.4 s"), (4.25, "4.2 s"), (42.0, "42 s"),
                                           (90.0, "1.5 min"), (720.0, "12 min"),
-                                          (3.1 * 3600, "3.1 h"), (None, "-")])
+                                          (3.1 * 3600, "3.1 h"), (69 * 86400, "69 d"),
+                                          (None, "-")])
 def test_wall_time_is_formatted_for_people(seconds, text):
     assert format_duration(seconds) == text
 

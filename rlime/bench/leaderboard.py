@@ -381,10 +381,10 @@ def _ret(value: Any) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
-    """Wall time for people: "4.2 s", "42 s", "12 min", "3.1 h" (two significant digits)."""
+    """Wall time for people: "4.2 s", "42 s", "12 min", "3.1 h", "69 d" (two significant digits)."""
     if seconds is None or not math.isfinite(seconds):
         return "-"
-    for unit, size in (("h", 3600.0), ("min", 60.0)):
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
         if seconds >= size:
             value = seconds / size
             return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"

@@ -35,6 +35,10 @@ conflicting run directory, Ray missing), 130 interrupted.
 instance; one CPU per task). DIR must then be on storage every Ray node sees. Ray is an optional
 extra: ``pip install 'rlime[ray]'``.
 
+``--dry-run`` validates the suite, prints each entry's action and command, and estimates each
+entry's run time, peak memory and disk and the totals (:mod:`rlime.bench.estimate`: measured
+rates, stated with the estimate); it trains nothing and writes nothing.
+
 The leaderboard (``DIR/leaderboard.{md,csv,json}``, ``DIR/plots/*.png``; :mod:`rlime.bench.leaderboard`)
 is written at the end, and on demand with ``--leaderboard-only DIR``.
 """
@@ -61,6 +65,7 @@ from tqdm import tqdm
 
 from experiments import suite_names
 
+from rlime.bench.estimate import describe_estimates, estimate_plan
 from rlime.bench.leaderboard import MANIFEST, write_leaderboard
 from rlime.common.files import atomic_write
 from rlime.harness.run_config import RunConfig
@@ -91,6 +96,7 @@ class Job:
     action: str
     detail: str = ""
     argv: tuple[str, ...] = ()     # python -m rlime.train flags (start / resume / restart)
+    done_steps: int = 0            # steps its summary.json shows already done
 
     @property
     def name(self) -> str:
@@ -113,12 +119,12 @@ def plan(entry: Entry, out: Path) -> Job:
             return Job(entry, run_dir, "conflict", f"its config.toml differs: {mismatch}")
     steps = int(summary.get("steps", 0)) if summary else 0
     if summary and steps >= entry.total_steps:
-        return Job(entry, run_dir, "skip", f"finished ({steps:,} steps)")
+        return Job(entry, run_dir, "skip", f"finished ({steps:,} steps)", done_steps=steps)
     start = (*entry.argv, "--run-dir", str(run_dir), "--no-progress")
     if has_checkpoint:
         return Job(entry, run_dir, "resume", f"from step {steps:,} of {entry.total_steps:,}",
                    ("--resume", str(run_dir), "--total-steps", str(entry.total_steps),
-                    "--no-progress"))
+                    "--no-progress"), steps)
     if has_config:
         return Job(entry, run_dir, "restart", "stopped before its first checkpoint", start)
     return Job(entry, run_dir, "start", f"{entry.total_steps:,} steps", start)
@@ -539,7 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local processes (default) or Ray tasks (needs the 'ray' extra)")
     p.add_argument("--dry-run", action="store_true",
-                   help="validate the suite and print what would run; run nothing")
+                   help="validate the suite, print what would run and an estimate of its "
+                        "time, memory and disk; run nothing")
     p.add_argument("--leaderboard-only", metavar="DIR",
                    help="only (re)write DIR's leaderboard and plots from its runs")
     p.add_argument("--no-plots", action="store_true", help="leaderboard without plots")
@@ -578,6 +585,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         jobs = [plan(entry, out) for entry in suite.entries]
         print(f"suite {suite.name} ({suite.path}): {len(jobs)} runs in {out}")
         print(describe_plan(jobs))
+        workers = None if args.executor == "ray" else args.workers or os.cpu_count() or 1
+        print(describe_estimates(estimate_plan(jobs), workers))
         return EXIT_OK
     try:
         result = run_suite(suite, out, workers=args.workers, executor=args.executor,

@@ -299,6 +299,82 @@ def test_ray_executor_without_ray_installed_says_how_to_get_it(tmp_path, monkeyp
     assert not out.exists()
 
 
+@pytest.fixture(scope="module")
+def ray_head():
+    """A real Ray head on 127.0.0.1 with two worker CPUs (RAY_ADDRESS for the bench); stopped after."""
+    ray = pytest.importorskip("ray", reason="--executor ray needs the 'ray' extra: "
+                                            "pip install 'rlime[ray]'")
+    import socket
+    import tempfile
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")     # short: Ray's socket paths
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+           "RAY_USAGE_STATS_ENABLED": "0"}
+    ray_cli = [sys.executable, "-c", "from ray.scripts.scripts import main; main()"]
+    subprocess.run([*ray_cli, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                    "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp}"],
+                   env=env, check=True, capture_output=True)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        ray.shutdown()
+        subprocess.run([*ray_cli, "stop", "--force"], env=env, capture_output=True)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _results(out: Path) -> list[dict]:
+    """The leaderboard's rows without what depends on the machine's speed."""
+    rows = json.loads((out / "leaderboard.json").read_text())["tables"][0]["rows"]
+    return [{k: v for k, v in r.items() if k not in ("wall_s", "sps")} for r in rows]
+
+
+@pytest.mark.slow
+def test_ray_executor_on_a_local_cluster_gives_the_local_leaderboard(ray_head, smoke_dir,
+                                                                      tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", ray_head)
+    out = tmp_path / "smoke"
+    assert bench.main(["smoke", "--out", str(out), "--executor", "ray", "--no-progress",
+                       "--no-plots"]) == 0
+    assert _results(out) == _results(smoke_dir)
+    for name in RUN_NAMES:
+        assert "# rlime.bench (ray worker pid " in (out / name / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_ray_worker_killed_mid_run_is_retried_from_the_run_directory(ray_head, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", ray_head)
+    suite = tmp_path / "long.toml"      # the smoke suite's rram seed 1, long enough to kill
+    suite.write_text(SMOKE.read_text().replace('"float"]', ']').replace("[1, 2]", "[1]")
+                     .replace("total_steps = 600", "total_steps = 6000"))
+    out = tmp_path / "out"
+    run_dir = out / RRAM_S1
+    killed = []
+
+    def kill_worker():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            log = run_dir / "train.log"
+            if (run_dir / "checkpoint.pt").exists() and log.exists():
+                pid = int(log.read_text().split("ray worker pid ")[1].split(")")[0])
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.02)
+
+    threading.Thread(target=kill_worker, daemon=True).start()
+    assert bench.main([str(suite), "--out", str(out), "--executor", "ray", "--no-progress",
+                       "--no-plots"]) == 0
+    assert killed, "the run finished before its worker could be killed"
+    headers = [line for line in (run_dir / "train.log").read_text().splitlines()
+               if line.startswith("# rlime.bench")]
+    assert len(headers) == 2 and ": start " in headers[0] and ": resume from step" in headers[1]
+    assert f"pid {killed[0]})" in headers[0] and f"pid {killed[0]})" not in headers[1]
+    assert _summary(run_dir)["steps"] == 6000
+
+
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     assert bench.main([str(SMOKE), "--out", str(out), "--dry-run"]) == 0

@@ -76,6 +76,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 LOG_FILE = "train.log"
 LOG_TAIL_LINES = 20
 POLL_S = 0.5
+RAY_RETRIES = 3
 
 
 class BenchError(RuntimeError):
@@ -185,13 +186,27 @@ def child_environment() -> dict[str, str]:
     return env
 
 
-def start_process(cmd: Sequence[str], log, env: dict[str, str]) -> subprocess.Popen:
+def start_process(cmd: Sequence[str], log, env: dict[str, str], *,
+                  die_with_parent: bool = False) -> subprocess.Popen:
     """Start one training process (its own process group; output to the open `log` file).
 
+    `die_with_parent` (Linux): the process gets SIGTERM -- checkpoint and stop -- when the one
+    that started it dies (a killed Ray worker leaves no orphan run holding the directory).
     Module-level so tests can count or replace launches.
     """
     return subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                            stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                            preexec_fn=_term_with_parent if die_with_parent else None)
+
+
+def _term_with_parent() -> None:
+    """In the child before exec: ask Linux for SIGTERM when the parent dies (else nothing)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def prepare(job: Job) -> None:
@@ -318,15 +333,21 @@ def _signal(proc: subprocess.Popen, sig: int) -> None:
         pass
 
 
-def _ray_task(job_argv: list[str], run_dir: str, log_path: str, env: dict[str, str],
-              action: str) -> int:
-    """Body of one Ray task: run the training process on the worker, forward cancellation."""
-    cmd = train_command(job_argv)   # the worker's own interpreter
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a") as log:
-        log.write(f"# rlime.bench (ray) {action}\n# {shlex.join(cmd)}\n")
+def _ray_task(entry: Entry, out: str, env: dict[str, str]) -> int:
+    """Body of one Ray task: plan the entry from its directory, run it on this worker.
+
+    Planned here, not on the driver, so a task Ray retries after its worker died resumes the
+    run from the checkpoint the dead attempt left. The log header names the worker's pid."""
+    job = plan(entry, Path(out))
+    if job.action == "skip":
+        return 0
+    prepare(job)
+    cmd = train_command(job.argv)   # the worker's own interpreter
+    with open(job.log, "a") as log:
+        log.write(f"# rlime.bench (ray worker pid {os.getpid()}): {job.action} {job.detail}\n"
+                  f"# {shlex.join(cmd)}\n")
         log.flush()
-        proc = start_process(cmd, log, {**os.environ, **env})
+        proc = start_process(cmd, log, {**os.environ, **env}, die_with_parent=True)
         try:
             return proc.wait()
         except KeyboardInterrupt:  # ray.cancel(): let the run checkpoint
@@ -335,7 +356,10 @@ def _ray_task(job_argv: list[str], run_dir: str, log_path: str, env: dict[str, s
 
 
 class RayExecutor:
-    """Each job a Ray task (one CPU); the output directory must be shared by the nodes."""
+    """Each job a Ray task (one CPU); the output directory must be shared by the nodes.
+
+    A task whose worker dies (node lost, process killed) is retried up to RAY_RETRIES times;
+    the retry resumes from the run's last checkpoint."""
 
     def __init__(self) -> None:
         try:
@@ -351,18 +375,12 @@ class RayExecutor:
         ray = self.ray
         if not ray.is_initialized():
             ray.init()  # RAY_ADDRESS, or a local instance
-        task = ray.remote(num_cpus=1)(_ray_task)
+        task = ray.remote(num_cpus=1, max_retries=RAY_RETRIES)(_ray_task)
         env = {k: v for k, v in child_environment().items()
                if k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONUNBUFFERED")}
         refs, outcomes, t0 = {}, [], time.monotonic()
         for job in jobs:
-            try:
-                prepare(job)
-            except (RunDirError, OSError) as err:
-                outcomes.append(Outcome(job.name, "failed", None, 0.0, str(err)))
-                monitor.finished(outcomes[-1])
-                continue
-            refs[task.remote(list(job.argv), str(job.run_dir), str(job.log), env, job.action)] = job
+            refs[task.remote(job.entry, str(job.run_dir.parent), env)] = job
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1, timeout=POLL_S)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from envs import resolve_env
 from rlime.bench import estimate, runner as bench
 from rlime.bench.leaderboard import (COLUMNS, RunResult, aggregate_row, atari_aggregate, build_tables,
                                      format_duration, load_runs, pareto_figure, plot_tables,
@@ -45,6 +46,20 @@ def smoke_dir(tmp_path_factory):
     return out
 
 
+@pytest.fixture
+def finished_dir(tmp_path):
+    """The smoke suite's run directories as finished runs leave them, written without training."""
+    out = tmp_path / "finished"
+    for entry in load_suite(SMOKE).entries:
+        run_dir = out / entry.name
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.toml").write_text(entry.config.to_toml(resolve_env(entry.env)))
+        (run_dir / "summary.json").write_text(json.dumps({"steps": entry.total_steps}))
+        (run_dir / "checkpoint.pt").write_bytes(b"")
+        (run_dir / "train.log").write_text("# rlime.bench (written by the test)\n")
+    return out
+
+
 def _summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
@@ -59,6 +74,7 @@ def _csv_rows(out: Path) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_smoke_suite_runs_every_entry_to_its_budget(smoke_dir):
     runs = {p.name for p in smoke_dir.iterdir() if p.is_dir() and p.name != "plots"}
     assert runs == RUN_NAMES
@@ -71,6 +87,7 @@ def test_smoke_suite_runs_every_entry_to_its_budget(smoke_dir):
     assert manifest["name"] == "smoke" and len(manifest["entries"]) == 4
 
 
+@pytest.mark.slow
 def test_leaderboard_files_and_plots_exist(smoke_dir):
     for ext in ("md", "csv", "json"):
         assert (smoke_dir / f"leaderboard.{ext}").stat().st_size > 200
@@ -81,6 +98,7 @@ def test_leaderboard_files_and_plots_exist(smoke_dir):
         assert data.startswith(PNG_MAGIC) and len(data) > 10_000
 
 
+@pytest.mark.slow
 def test_leaderboard_has_one_row_per_configuration_with_all_columns(smoke_dir):
     rows = _csv_rows(smoke_dir)
     with open(smoke_dir / "leaderboard.csv", newline="") as f:
@@ -98,6 +116,7 @@ def test_leaderboard_has_one_row_per_configuration_with_all_columns(smoke_dir):
     assert "rram default/time/write-verify" in md and "| float |" in md
 
 
+@pytest.mark.slow
 def test_leaderboard_values_match_the_runs_summaries(smoke_dir):
     data = json.loads((smoke_dir / "leaderboard.json").read_text())
     rows = {r["config"]: r for r in data["tables"][0]["rows"]}
@@ -124,6 +143,7 @@ def test_leaderboard_values_match_the_runs_summaries(smoke_dir):
     assert sorted([rram["score_rank"], float_row["score_rank"]])[0] == 1
 
 
+@pytest.mark.slow
 def test_leaderboard_only_rewrites_from_the_run_directories(smoke_dir, capsys):
     before = _csv_rows(smoke_dir)
     assert bench.main(["--leaderboard-only", str(smoke_dir), "--no-plots"]) == 0
@@ -131,6 +151,7 @@ def test_leaderboard_only_rewrites_from_the_run_directories(smoke_dir, capsys):
     assert "2 configurations in 1 tables" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_leaderboard_without_manifest_labels_runs_from_their_files(smoke_dir, tmp_path):
     for name in (RRAM_S1, "CartPole-float-s1"):
         shutil.copytree(smoke_dir / name, tmp_path / name)
@@ -159,15 +180,16 @@ class Launches:
         monkeypatch.setattr(bench, "start_process", start)
 
 
-def test_rerunning_a_finished_suite_launches_nothing(smoke_dir, monkeypatch, capsys):
-    mtimes = {n: (smoke_dir / n / "summary.json").stat().st_mtime_ns for n in RUN_NAMES}
+def test_rerunning_a_finished_suite_launches_nothing(finished_dir, monkeypatch, capsys):
+    mtimes = {n: (finished_dir / n / "summary.json").stat().st_mtime_ns for n in RUN_NAMES}
     launches = Launches(monkeypatch)
-    assert bench.main([str(SMOKE), "--out", str(smoke_dir), "--no-progress", "--no-plots"]) == 0
+    assert bench.main([str(SMOKE), "--out", str(finished_dir), "--no-progress", "--no-plots"]) == 0
     assert launches.commands == []
-    assert {n: (smoke_dir / n / "summary.json").stat().st_mtime_ns for n in RUN_NAMES} == mtimes
+    assert {n: (finished_dir / n / "summary.json").stat().st_mtime_ns for n in RUN_NAMES} == mtimes
     assert "4 finished" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_interrupted_suite_resumes_only_the_unfinished_run(smoke_dir, tmp_path, monkeypatch):
     out = tmp_path / "smoke"
     shutil.copytree(smoke_dir, out)
@@ -186,16 +208,16 @@ def test_interrupted_suite_resumes_only_the_unfinished_run(smoke_dir, tmp_path, 
     assert len(_csv_rows(out)) == 2
 
 
-def test_plan_decides_skip_resume_restart_and_conflict(smoke_dir, tmp_path):
+def test_plan_decides_skip_resume_restart_and_conflict(finished_dir, tmp_path):
     suite = load_suite(SMOKE)
     entry = next(e for e in suite.entries if e.name == RRAM_S1)
-    assert bench.plan(entry, smoke_dir).action == "skip"
-    raised = bench.plan(type(entry)(**{**entry.__dict__, "total_steps": 900}), smoke_dir)
+    assert bench.plan(entry, finished_dir).action == "skip"
+    raised = bench.plan(type(entry)(**{**entry.__dict__, "total_steps": 900}), finished_dir)
     assert raised.action == "resume"                   # a larger budget extends the run
     assert raised.argv[raised.argv.index("--total-steps") + 1] == "900"
     assert bench.plan(entry, tmp_path).action == "start"
     # died before its first checkpoint: config.toml but no checkpoint -> start again, log kept
-    shutil.copytree(smoke_dir / RRAM_S1, tmp_path / RRAM_S1)
+    shutil.copytree(finished_dir / RRAM_S1, tmp_path / RRAM_S1)
     (tmp_path / RRAM_S1 / "checkpoint.pt").unlink()
     (tmp_path / RRAM_S1 / "summary.json").unlink()
     job = bench.plan(entry, tmp_path)
@@ -205,20 +227,20 @@ def test_plan_decides_skip_resume_restart_and_conflict(smoke_dir, tmp_path):
     # a directory of another configuration is never touched
     other = parse_suite(SMOKE.read_text().replace("[32, 32]", "[16, 16]"), SMOKE)
     clash = next(e for e in other.entries if e.name == RRAM_S1)
-    job = bench.plan(clash, smoke_dir)
+    job = bench.plan(clash, finished_dir)
     assert job.action == "conflict" and "agent.hidden" in job.detail
 
 
-def test_conflicting_run_directory_stops_the_suite_before_anything_runs(smoke_dir, tmp_path,
+def test_conflicting_run_directory_stops_the_suite_before_anything_runs(finished_dir, tmp_path,
                                                                       monkeypatch, capsys):
     suite_file = tmp_path / "smoke.toml"
     suite_file.write_text(SMOKE.read_text().replace("[32, 32]", "[16, 16]"))
     launches = Launches(monkeypatch)
-    assert bench.main([str(suite_file), "--out", str(smoke_dir), "--no-progress"]) == 2
+    assert bench.main([str(suite_file), "--out", str(finished_dir), "--no-progress"]) == 2
     assert launches.commands == []
     err = capsys.readouterr().err
     assert "agent.hidden" in err and RRAM_S1 in err
-    assert json.loads((smoke_dir / "suite.json").read_text())["file"] == str(SMOKE)
+    assert not (finished_dir / "suite.json").exists()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,6 +419,7 @@ def test_dry_run_estimates_time_memory_and_disk_per_entry_and_in_total(tmp_path,
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_estimate_counts_what_is_left_and_matches_real_disk_use(smoke_dir):
     for entry in load_suite(SMOKE).entries:
         done = estimate.estimate_job(bench.plan(entry, smoke_dir))

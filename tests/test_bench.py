@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlime.bench import runner as bench
+from envs import resolve_env
+from rlime.bench import estimate, runner as bench
 from rlime.bench.leaderboard import (COLUMNS, RunResult, aggregate_row, atari_aggregate, build_tables,
-                               load_runs, render_markdown, smooth_on_grid)
+                                     format_duration, load_runs, pareto_figure, plot_tables,
+                                     render_markdown, smooth_on_grid)
 from rlime.bench.stats import stratified_bootstrap_ci
 from rlime.bench.suite import SuiteError, load_suite, parse_suite
 
@@ -44,6 +46,20 @@ def smoke_dir(tmp_path_factory):
     return out
 
 
+@pytest.fixture
+def finished_dir(tmp_path):
+    """The smoke suite's run directories as finished runs leave them, written without training."""
+    out = tmp_path / "finished"
+    for entry in load_suite(SMOKE).entries:
+        run_dir = out / entry.name
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.toml").write_text(entry.config.to_toml(resolve_env(entry.env)))
+        (run_dir / "summary.json").write_text(json.dumps({"steps": entry.total_steps}))
+        (run_dir / "checkpoint.pt").write_bytes(b"")
+        (run_dir / "train.log").write_text("# rlime.bench (written by the test)\n")
+    return out
+
+
 def _summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
@@ -58,6 +74,7 @@ def _csv_rows(out: Path) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_smoke_suite_runs_every_entry_to_its_budget(smoke_dir):
     runs = {p.name for p in smoke_dir.iterdir() if p.is_dir() and p.name != "plots"}
     assert runs == RUN_NAMES
@@ -70,6 +87,7 @@ def test_smoke_suite_runs_every_entry_to_its_budget(smoke_dir):
     assert manifest["name"] == "smoke" and len(manifest["entries"]) == 4
 
 
+@pytest.mark.slow
 def test_leaderboard_files_and_plots_exist(smoke_dir):
     for ext in ("md", "csv", "json"):
         assert (smoke_dir / f"leaderboard.{ext}").stat().st_size > 200
@@ -80,6 +98,7 @@ def test_leaderboard_files_and_plots_exist(smoke_dir):
         assert data.startswith(PNG_MAGIC) and len(data) > 10_000
 
 
+@pytest.mark.slow
 def test_leaderboard_has_one_row_per_configuration_with_all_columns(smoke_dir):
     rows = _csv_rows(smoke_dir)
     with open(smoke_dir / "leaderboard.csv", newline="") as f:
@@ -97,6 +116,7 @@ def test_leaderboard_has_one_row_per_configuration_with_all_columns(smoke_dir):
     assert "rram default/time/write-verify" in md and "| float |" in md
 
 
+@pytest.mark.slow
 def test_leaderboard_values_match_the_runs_summaries(smoke_dir):
     data = json.loads((smoke_dir / "leaderboard.json").read_text())
     rows = {r["config"]: r for r in data["tables"][0]["rows"]}
@@ -123,6 +143,7 @@ def test_leaderboard_values_match_the_runs_summaries(smoke_dir):
     assert sorted([rram["score_rank"], float_row["score_rank"]])[0] == 1
 
 
+@pytest.mark.slow
 def test_leaderboard_only_rewrites_from_the_run_directories(smoke_dir, capsys):
     before = _csv_rows(smoke_dir)
     assert bench.main(["--leaderboard-only", str(smoke_dir), "--no-plots"]) == 0
@@ -130,6 +151,7 @@ def test_leaderboard_only_rewrites_from_the_run_directories(smoke_dir, capsys):
     assert "2 configurations in 1 tables" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_leaderboard_without_manifest_labels_runs_from_their_files(smoke_dir, tmp_path):
     for name in (RRAM_S1, "CartPole-float-s1"):
         shutil.copytree(smoke_dir / name, tmp_path / name)
@@ -158,15 +180,16 @@ class Launches:
         monkeypatch.setattr(bench, "start_process", start)
 
 
-def test_rerunning_a_finished_suite_launches_nothing(smoke_dir, monkeypatch, capsys):
-    mtimes = {n: (smoke_dir / n / "summary.json").stat().st_mtime_ns for n in RUN_NAMES}
+def test_rerunning_a_finished_suite_launches_nothing(finished_dir, monkeypatch, capsys):
+    mtimes = {n: (finished_dir / n / "summary.json").stat().st_mtime_ns for n in RUN_NAMES}
     launches = Launches(monkeypatch)
-    assert bench.main([str(SMOKE), "--out", str(smoke_dir), "--no-progress", "--no-plots"]) == 0
+    assert bench.main([str(SMOKE), "--out", str(finished_dir), "--no-progress", "--no-plots"]) == 0
     assert launches.commands == []
-    assert {n: (smoke_dir / n / "summary.json").stat().st_mtime_ns for n in RUN_NAMES} == mtimes
+    assert {n: (finished_dir / n / "summary.json").stat().st_mtime_ns for n in RUN_NAMES} == mtimes
     assert "4 finished" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_interrupted_suite_resumes_only_the_unfinished_run(smoke_dir, tmp_path, monkeypatch):
     out = tmp_path / "smoke"
     shutil.copytree(smoke_dir, out)
@@ -185,16 +208,16 @@ def test_interrupted_suite_resumes_only_the_unfinished_run(smoke_dir, tmp_path, 
     assert len(_csv_rows(out)) == 2
 
 
-def test_plan_decides_skip_resume_restart_and_conflict(smoke_dir, tmp_path):
+def test_plan_decides_skip_resume_restart_and_conflict(finished_dir, tmp_path):
     suite = load_suite(SMOKE)
     entry = next(e for e in suite.entries if e.name == RRAM_S1)
-    assert bench.plan(entry, smoke_dir).action == "skip"
-    raised = bench.plan(type(entry)(**{**entry.__dict__, "total_steps": 900}), smoke_dir)
+    assert bench.plan(entry, finished_dir).action == "skip"
+    raised = bench.plan(type(entry)(**{**entry.__dict__, "total_steps": 900}), finished_dir)
     assert raised.action == "resume"                   # a larger budget extends the run
     assert raised.argv[raised.argv.index("--total-steps") + 1] == "900"
     assert bench.plan(entry, tmp_path).action == "start"
     # died before its first checkpoint: config.toml but no checkpoint -> start again, log kept
-    shutil.copytree(smoke_dir / RRAM_S1, tmp_path / RRAM_S1)
+    shutil.copytree(finished_dir / RRAM_S1, tmp_path / RRAM_S1)
     (tmp_path / RRAM_S1 / "checkpoint.pt").unlink()
     (tmp_path / RRAM_S1 / "summary.json").unlink()
     job = bench.plan(entry, tmp_path)
@@ -204,20 +227,20 @@ def test_plan_decides_skip_resume_restart_and_conflict(smoke_dir, tmp_path):
     # a directory of another configuration is never touched
     other = parse_suite(SMOKE.read_text().replace("[32, 32]", "[16, 16]"), SMOKE)
     clash = next(e for e in other.entries if e.name == RRAM_S1)
-    job = bench.plan(clash, smoke_dir)
+    job = bench.plan(clash, finished_dir)
     assert job.action == "conflict" and "agent.hidden" in job.detail
 
 
-def test_conflicting_run_directory_stops_the_suite_before_anything_runs(smoke_dir, tmp_path,
+def test_conflicting_run_directory_stops_the_suite_before_anything_runs(finished_dir, tmp_path,
                                                                       monkeypatch, capsys):
     suite_file = tmp_path / "smoke.toml"
     suite_file.write_text(SMOKE.read_text().replace("[32, 32]", "[16, 16]"))
     launches = Launches(monkeypatch)
-    assert bench.main([str(suite_file), "--out", str(smoke_dir), "--no-progress"]) == 2
+    assert bench.main([str(suite_file), "--out", str(finished_dir), "--no-progress"]) == 2
     assert launches.commands == []
     err = capsys.readouterr().err
     assert "agent.hidden" in err and RRAM_S1 in err
-    assert json.loads((smoke_dir / "suite.json").read_text())["file"] == str(SMOKE)
+    assert not (finished_dir / "suite.json").exists()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,12 +321,129 @@ def test_ray_executor_without_ray_installed_says_how_to_get_it(tmp_path, monkeyp
     assert not out.exists()
 
 
+@pytest.fixture(scope="module")
+def ray_head():
+    """A real Ray head on 127.0.0.1 with two worker CPUs (RAY_ADDRESS for the bench); stopped after."""
+    ray = pytest.importorskip("ray", reason="--executor ray needs the 'ray' extra: "
+                                            "pip install 'rlime[ray]'")
+    import socket
+    import tempfile
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")     # short: Ray's socket paths
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+           "RAY_USAGE_STATS_ENABLED": "0"}
+    ray_cli = [sys.executable, "-c", "from ray.scripts.scripts import main; main()"]
+    subprocess.run([*ray_cli, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                    "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp}"],
+                   env=env, check=True, capture_output=True)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        ray.shutdown()
+        subprocess.run([*ray_cli, "stop", "--force"], env=env, capture_output=True)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _results(out: Path) -> list[dict]:
+    """The leaderboard's rows without what depends on the machine's speed."""
+    rows = json.loads((out / "leaderboard.json").read_text())["tables"][0]["rows"]
+    return [{k: v for k, v in r.items() if k not in ("wall_s", "sps")} for r in rows]
+
+
+@pytest.mark.slow
+def test_ray_executor_on_a_local_cluster_gives_the_local_leaderboard(ray_head, smoke_dir,
+                                                                      tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", ray_head)
+    out = tmp_path / "smoke"
+    assert bench.main(["smoke", "--out", str(out), "--executor", "ray", "--no-progress",
+                       "--no-plots"]) == 0
+    assert _results(out) == _results(smoke_dir)
+    for name in RUN_NAMES:
+        assert "# rlime.bench (ray worker pid " in (out / name / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_ray_worker_killed_mid_run_is_retried_from_the_run_directory(ray_head, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", ray_head)
+    suite = tmp_path / "long.toml"      # the smoke suite's rram seed 1, long enough to kill
+    suite.write_text(SMOKE.read_text().replace('"float"]', ']').replace("[1, 2]", "[1]")
+                     .replace("total_steps = 600", "total_steps = 6000"))
+    out = tmp_path / "out"
+    run_dir = out / RRAM_S1
+    killed = []
+
+    def kill_worker():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            log = run_dir / "train.log"
+            if (run_dir / "checkpoint.pt").exists() and log.exists():
+                pid = int(log.read_text().split("ray worker pid ")[1].split(")")[0])
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.02)
+
+    threading.Thread(target=kill_worker, daemon=True).start()
+    assert bench.main([str(suite), "--out", str(out), "--executor", "ray", "--no-progress",
+                       "--no-plots"]) == 0
+    assert killed, "the run finished before its worker could be killed"
+    headers = [line for line in (run_dir / "train.log").read_text().splitlines()
+               if line.startswith("# rlime.bench")]
+    assert len(headers) == 2 and ": start " in headers[0] and ": resume from step" in headers[1]
+    assert f"pid {killed[0]})" in headers[0] and f"pid {killed[0]})" not in headers[1]
+    assert _summary(run_dir)["steps"] == 6000
+
+
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     assert bench.main([str(SMOKE), "--out", str(out), "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert text.count("start    CartPole") == 4 and "python -m rlime.train --env CartPole" in text
     assert not out.exists()
+
+
+def test_dry_run_estimates_time_memory_and_disk_per_entry_and_in_total(tmp_path, capsys):
+    assert bench.main(["smoke", "--out", str(tmp_path / "out"), "--dry-run", "--workers", "2"]) == 0
+    text = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in text.splitlines()
+            if line.startswith("  CartPole-")}
+    assert set(rows) == RUN_NAMES
+    rram = estimate.estimate_job(bench.plan(load_suite("smoke").entries[0], tmp_path))
+    assert rram.steps == 600 and rram.seconds == pytest.approx(600 / 335.0 + 5.0)
+    assert rows[RRAM_S1][1:4] == ["600", "335", format_duration(rram.seconds).split()[0]]
+    assert "total: 4 of 4 runs to do, 2,400 steps" in text and "with 2 workers" in text
+    assert "assumes: steps/s measured" in text and "* agent.hidden" in text
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_estimate_counts_what_is_left_and_matches_real_disk_use(smoke_dir):
+    for entry in load_suite(SMOKE).entries:
+        done = estimate.estimate_job(bench.plan(entry, smoke_dir))
+        assert done.steps == 0 and done.seconds == 0.0
+        on_disk = sum(f.stat().st_size for f in (smoke_dir / entry.name).iterdir())
+        assert 0.5 < done.disk_bytes / on_disk < 2.0, (entry.name, done.disk_bytes, on_disk)
+        half = bench.Job(entry, smoke_dir / entry.name, "resume", done_steps=450)
+        assert estimate.estimate_job(half).steps == 150
+
+
+def test_estimate_of_an_atari_run_holds_its_replay_buffer():
+    from agents.replay import ReplayBuffer
+
+    (entry,) = parse_suite('[matrix]\nenvs = ["Pong"]\n').entries
+    est = estimate.estimate_job(bench.Job(entry, Path("unused"), "start"))
+    replay = ReplayBuffer.estimate_bytes(1_000_000, (4, 84, 84), np.uint8, 4, 4)
+    assert replay > 6e9 and est.memory_bytes > replay and est.disk_bytes > replay
+    assert est.rate_key == "atari" and est.differs == ()
+    assert est.seconds > 10_000_000 / 52.0
+
+
+def test_makespan_schedules_longest_first_on_the_workers():
+    assert estimate.makespan([4.0, 1.0, 1.0, 1.0, 1.0], 2) == 4.0
+    assert estimate.makespan([3.0, 3.0], 1) == 6.0 and estimate.makespan([], 4) == 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,6 +555,34 @@ def test_cli_exits_2_with_a_one_paragraph_message(tmp_path, capsys, name, text, 
     assert err.startswith("error: ") and str(path) in err and key in err
     assert err.strip().count("\n") == 0
     assert not (tmp_path / "out").exists()
+
+
+def test_bundled_suite_by_name_after_a_non_editable_install_from_any_directory(tmp_path):
+    """`pip install .` (a wheel: suites as package data), then `rlime.bench smoke` elsewhere."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for item in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / item, src / item)
+    for item in ("rlime", "agents", "envs", "experiments"):
+        shutil.copytree(ROOT / item, src / item, ignore=shutil.ignore_patterns("__pycache__"))
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "--no-build-isolation", "--target", str(site), str(src)], check=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, "-m", "rlime.bench", "smoke", "--dry-run", "--out",
+                           "out"], cwd=elsewhere, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(site)})
+    assert done.returncode == 0, done.stderr
+    assert f"suite smoke ({site / 'experiments' / 'smoke.toml'}): 4 runs" in done.stdout
+    assert load_suite("smoke.toml").entries == load_suite(SMOKE).entries
+
+
+def test_unknown_suite_name_lists_the_bundled_ones(capsys):
+    assert bench.main(["smok", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "smok" in err
+    assert "atari, cartpole_learning, classic, mappings, paper, smoke" in err
 
 
 def test_missing_suite_file_is_reported(tmp_path, capsys):
@@ -543,3 +711,49 @@ def test_smoothing_is_a_rolling_episode_mean_on_the_step_grid():
     out = smooth_on_grid(steps, values, np.array([0.0, 10.0, 25.0, 40.0, 100.0]), window=2)
     assert math.isnan(out[0])
     assert out[1:] == pytest.approx([1.0, 2.0, 6.0, 6.0])
+
+
+def test_markdown_shows_every_return_with_one_decimal_and_wall_time_in_units():
+    runs = [_run(A, 1, 10.0, energy=1e-6), _run(A, 2, 14.5, energy=1e-6)]
+    for run, wall in zip(runs, (700.0, 740.0)):
+        run.summary.update(wall_s=wall, best_eval_score=run.summary["final_score"],
+                           energy_per_episode_by_category={"tuning": 1e-7})
+    (table,) = build_tables(runs, n_resamples=200)
+    md = render_markdown([table])
+    row = next(line for line in md.splitlines() if line.startswith("| 1 | rram"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3] == "10.0 (s1), 14.5 (s2)"
+    assert cells[4] == "12.2 ± 3.2"
+    assert cells[5].startswith("12.2 [10.0, ")
+    assert cells[6] == "13.2" and cells[7] == "10.0, 14.5"     # eval mean, best eval per seed
+    assert cells[-2] == "12 min"
+    assert "| rram default/time/write-verify | 12.2 |" in md    # the per-category table
+
+
+@pytest.mark.parametrize("seconds,text", [(0.4, "0.4 s"), (4.25, "4.2 s"), (42.0, "42 s"),
+                                          (90.0, "1.5 min"), (720.0, "12 min"),
+                                          (3.1 * 3600, "3.1 h"), (69 * 86400, "69 d"),
+                                          (None, "-")])
+def test_wall_time_is_formatted_for_people(seconds, text):
+    assert format_duration(seconds) == text
+
+
+def test_pareto_plot_has_several_labelled_energy_ticks_and_explains_its_band(tmp_path):
+    import matplotlib.pyplot as plt
+
+    runs = ([_run(A, s, 100.0 + s, energy=2e-5) for s in (1, 2)]
+            + [_run(B, s, 50.0 + s, energy=1.5e-5) for s in (1, 2)]   # within one decade
+            + [_run(F, s, 60.0 + s) for s in (1, 2)])
+    (table,) = build_tables(runs, n_resamples=200)
+    fig = pareto_figure(plt, table, {r["config"]: "C0" for r in table.rows})
+    fig.canvas.draw()
+    (ax,) = fig.axes
+    low, high = ax.get_xlim()
+    ticks = [label.get_text() for label in ax.get_xticklabels()
+             if label.get_text() and low <= label.get_position()[0] <= high]
+    assert len(ticks) >= 3, ticks
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "float: 95 % CI of that IQM" in legend
+    plt.close(fig)
+    (pareto,) = plot_tables([table], tmp_path)   # no episodes.jsonl: no curves, the PNG only
+    assert pareto.read_bytes().startswith(PNG_MAGIC)

@@ -371,6 +371,26 @@ def _fmt(value: Any, spec: str = ".4g") -> str:
     return str(value)
 
 
+#: Every return (score, IQM and its interval, eval) is shown with one decimal.
+RETURN_SPEC = ".1f"
+
+
+def _ret(value: Any) -> str:
+    """A return as the Markdown tables show it (RETURN_SPEC)."""
+    return _fmt(value, RETURN_SPEC)
+
+
+def format_duration(seconds: float | None) -> str:
+    """Wall time for people: "4.2 s", "42 s", "12 min", "3.1 h", "69 d" (two significant digits)."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= size:
+            value = seconds / size
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+
+
 def _protocol_line(p: dict[str, Any]) -> str:
     cap = p.get("max_episode_steps")
     return (f"env id `{p.get('env_id')}` (v{p.get('env_version', '?')}), frameskip "
@@ -389,7 +409,7 @@ def render_markdown(tables: Sequence[Table], aggregate: Sequence[dict[str, Any]]
         lines += [description, ""]
     lines += ["Score = per seed the mean of the last 100 training-episode returns (raw game "
               "score); rows ranked by its IQM across seeds, with a 95 % stratified-bootstrap "
-              "interval. Costs are means over seeds; energy in joules; `GPU/RRAM` and `ASIC/RRAM` "
+              "interval; returns with one decimal. Costs are means over seeds; energy in joules; `GPU/RRAM` and `ASIC/RRAM` "
               "are the baseline energy of the same training workload over the RRAM chip's. "
               "Float rows run the Q-network in float PyTorch: no device writes, no device "
               "energy. `E/ep rank` ranks energy per episode (1 = least); `Pareto` marks rows "
@@ -405,25 +425,24 @@ def render_markdown(tables: Sequence[Table], aggregate: Sequence[dict[str, Any]]
             header += ["human-norm. (mean / IQM)"]
         header += ["eval", "best eval per seed", "writes total", "writes/ep", "energy/ep (J)", "energy total (J)",
                    "GPU (J)", "ASIC (J)", "GPU/RRAM", "ASIC/RRAM", "E/ep rank", "Pareto",
-                   "wall (s)", "SPS"]
+                   "wall", "SPS"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in t.rows:
             cells = [_fmt(r["score_rank"]), r["config"], str(r["seeds"]),
-                     ", ".join(f"{_fmt(x, '.1f')} (s{s})" for x, s in
+                     ", ".join(f"{_ret(x)} (s{s})" for x, s in
                                zip(r["final_scores"], r["seed_list"])),
-                     f"{_fmt(r['score_mean'], '.2f')} ± {_fmt(r['score_std'], '.2f')}",
-                     f"{_fmt(r['iqm'], '.2f')} [{_fmt(r['iqm_ci_low'], '.2f')}, "
-                     f"{_fmt(r['iqm_ci_high'], '.2f')}]"]
+                     f"{_ret(r['score_mean'])} ± {_ret(r['score_std'])}",
+                     f"{_ret(r['iqm'])} [{_ret(r['iqm_ci_low'])}, {_ret(r['iqm_ci_high'])}]"]
             if t.is_atari:
                 cells += [f"{_fmt(r['hns_mean'], '.3f')} / {_fmt(r['hns_iqm'], '.3f')}"]
-            cells += [_fmt(r["eval_mean"], ".2f"),
-                      ", ".join(_fmt(x, ".0f") for x in r["eval_best_per_seed"]),
+            cells += [_ret(r["eval_mean"]), ", ".join(_ret(x) for x in r["eval_best_per_seed"]),
                       _fmt(r["writes_total"], ".4g"),
                       _fmt(r["writes_per_episode"], ".4g"), _fmt(r["energy_j_per_episode"], ".3e"),
                       _fmt(r["energy_j_total"], ".3e"), _fmt(r["gpu_j"], ".3e"),
                       _fmt(r["asic_j"], ".3e"), _fmt(r["gpu_over_rram"], ".3g"),
                       _fmt(r["asic_over_rram"], ".3g"), _fmt(r["energy_rank"]),
-                      "★" if r["pareto"] else "", _fmt(r["wall_s"], ".0f"), _fmt(r["sps"], ".0f")]
+                      "★" if r["pareto"] else "", format_duration(r["wall_s"]),
+                      _fmt(r["sps"], ".0f")]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         costed = [r for r in t.rows if r["energy_per_episode_tuning"] is not None]
@@ -432,7 +451,7 @@ def render_markdown(tables: Sequence[Table], aggregate: Sequence[dict[str, Any]]
                       "| configuration | best eval | " + " | ".join(CATEGORIES) + " |",
                       "|" + "---|" * (len(CATEGORIES) + 2)]
             for r in costed:
-                lines.append(f"| {r['config']} | {_fmt(r['eval_best'], '.1f')} | " + " | ".join(
+                lines.append(f"| {r['config']} | {_ret(r['eval_best'])} | " + " | ".join(
                     _fmt(r[f'energy_per_episode_{c}'], '.3e') for c in CATEGORIES) + " |")
             lines.append("")
     if aggregate:
@@ -584,7 +603,9 @@ def plot_tables(tables: Sequence[Table], plots_dir: str | Path) -> list[Path]:
             if _plot_curves(plt, t, colors, path):
                 written.append(path)
             path = plots_dir / f"{t.slug}-pareto.png"
-            _plot_pareto(plt, t, colors, path)
+            fig = pareto_figure(plt, t, colors)
+            fig.savefig(path)
+            plt.close(fig)
             written.append(path)
     return written
 
@@ -637,7 +658,8 @@ def _plot_curves(plt, t: Table, colors: dict[str, Any], path: Path) -> bool:
     return True
 
 
-def _plot_pareto(plt, t: Table, colors: dict[str, Any], path: Path) -> None:
+def pareto_figure(plt, t: Table, colors: dict[str, Any]):
+    """Return (IQM, 95 % CI) vs energy per episode of each row, with the Pareto front."""
     fig, ax = plt.subplots(figsize=(7.5, 5.2), constrained_layout=True)
     costed = [r for r in t.rows if r["energy_j_per_episode"] and r["iqm"] is not None]
     for r in costed:
@@ -658,20 +680,23 @@ def _plot_pareto(plt, t: Table, colors: dict[str, Any], path: Path) -> None:
         if r["energy_j_per_episode"] is None and r["iqm"] is not None:
             ax.axhline(r["iqm"], color=colors[r["config"]], ls=":", lw=1.5,
                        label=f"{r['config']} (no device energy): IQM")
-            ax.axhspan(r["iqm_ci_low"], r["iqm_ci_high"], color=colors[r["config"]], alpha=0.1)
+            ax.axhspan(r["iqm_ci_low"], r["iqm_ci_high"], color=colors[r["config"]], alpha=0.1,
+                       label=f"{r['config']}: 95 % CI of that IQM")
     if costed:
-        from matplotlib.ticker import NullFormatter
+        from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
 
         xs = [r["energy_j_per_episode"] for r in costed]
         ax.set_xscale("log")
-        ax.set_xlim(min(xs) / 4, max(xs) * 4)     # >= one decade: labelled major ticks
+        ax.set_xlim(min(xs) / 4, max(xs) * 4)
+        # labelled ticks at 1, 2 and 5 x 10^k (several within even a narrow range), as "20 µJ"
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(EngFormatter(unit="J"))
         ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("energy per training episode (J, log scale)")
+    ax.set_xlabel("energy per training episode (log scale)")
     ax.set_ylabel("final score: IQM over seeds\n(mean of last 100 episode returns per seed)")
     ax.set_title(f"{t.key}: return vs energy per episode\n"
                  f"(bars: 95 % bootstrap CI of the IQM; min–max energy over seeds)")
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="best")
-    fig.savefig(path)
-    plt.close(fig)
+    return fig

@@ -1,9 +1,11 @@
-"""`python -m rlime.bench experiments/<suite>.toml`: run a benchmark suite, then its leaderboard.
+"""`python -m rlime.bench SUITE`: run a benchmark suite, then its leaderboard.
 
-    python -m rlime.bench SUITE.toml [--out DIR] [--workers N] [--executor local|ray]
+    python -m rlime.bench SUITE [--out DIR] [--workers N] [--executor local|ray]
                           [--dry-run] [--no-plots] [--no-progress]
     python -m rlime.bench --leaderboard-only DIR
 
+SUITE is a suite file, or the name of a suite bundled with rlime (smoke, classic, atari, paper,
+mappings, cartpole_learning: `experiments.suite_names()`), usable from any directory.
 Every entry of the suite (see :mod:`rlime.bench.suite` for the file format) is an ordinary
 ``python -m rlime.train`` run directory ``DIR/<name>``, run as its own process
 (``sys.executable -m rlime.train ... --run-dir DIR/<name> --no-progress``, output appended to
@@ -33,6 +35,10 @@ conflicting run directory, Ray missing), 130 interrupted.
 instance; one CPU per task). DIR must then be on storage every Ray node sees. Ray is an optional
 extra: ``pip install 'rlime[ray]'``.
 
+``--dry-run`` validates the suite, prints each entry's action and command, and estimates each
+entry's run time, peak memory and disk and the totals (:mod:`rlime.bench.estimate`: measured
+rates, stated with the estimate); it trains nothing and writes nothing.
+
 The leaderboard (``DIR/leaderboard.{md,csv,json}``, ``DIR/plots/*.png``; :mod:`rlime.bench.leaderboard`)
 is written at the end, and on demand with ``--leaderboard-only DIR``.
 """
@@ -57,6 +63,9 @@ from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
 
+from experiments import suite_names
+
+from rlime.bench.estimate import describe_estimates, estimate_plan
 from rlime.bench.leaderboard import MANIFEST, write_leaderboard
 from rlime.common.files import atomic_write
 from rlime.harness.run_config import RunConfig
@@ -67,6 +76,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 LOG_FILE = "train.log"
 LOG_TAIL_LINES = 20
 POLL_S = 0.5
+RAY_RETRIES = 3
 
 
 class BenchError(RuntimeError):
@@ -87,6 +97,7 @@ class Job:
     action: str
     detail: str = ""
     argv: tuple[str, ...] = ()     # python -m rlime.train flags (start / resume / restart)
+    done_steps: int = 0            # steps its summary.json shows already done
 
     @property
     def name(self) -> str:
@@ -109,12 +120,12 @@ def plan(entry: Entry, out: Path) -> Job:
             return Job(entry, run_dir, "conflict", f"its config.toml differs: {mismatch}")
     steps = int(summary.get("steps", 0)) if summary else 0
     if summary and steps >= entry.total_steps:
-        return Job(entry, run_dir, "skip", f"finished ({steps:,} steps)")
+        return Job(entry, run_dir, "skip", f"finished ({steps:,} steps)", done_steps=steps)
     start = (*entry.argv, "--run-dir", str(run_dir), "--no-progress")
     if has_checkpoint:
         return Job(entry, run_dir, "resume", f"from step {steps:,} of {entry.total_steps:,}",
                    ("--resume", str(run_dir), "--total-steps", str(entry.total_steps),
-                    "--no-progress"))
+                    "--no-progress"), steps)
     if has_config:
         return Job(entry, run_dir, "restart", "stopped before its first checkpoint", start)
     return Job(entry, run_dir, "start", f"{entry.total_steps:,} steps", start)
@@ -175,13 +186,27 @@ def child_environment() -> dict[str, str]:
     return env
 
 
-def start_process(cmd: Sequence[str], log, env: dict[str, str]) -> subprocess.Popen:
+def start_process(cmd: Sequence[str], log, env: dict[str, str], *,
+                  die_with_parent: bool = False) -> subprocess.Popen:
     """Start one training process (its own process group; output to the open `log` file).
 
+    `die_with_parent` (Linux): the process gets SIGTERM -- checkpoint and stop -- when the one
+    that started it dies (a killed Ray worker leaves no orphan run holding the directory).
     Module-level so tests can count or replace launches.
     """
     return subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                            stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                            preexec_fn=_term_with_parent if die_with_parent else None)
+
+
+def _term_with_parent() -> None:
+    """In the child before exec: ask Linux for SIGTERM when the parent dies (else nothing)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def prepare(job: Job) -> None:
@@ -308,15 +333,21 @@ def _signal(proc: subprocess.Popen, sig: int) -> None:
         pass
 
 
-def _ray_task(job_argv: list[str], run_dir: str, log_path: str, env: dict[str, str],
-              action: str) -> int:
-    """Body of one Ray task: run the training process on the worker, forward cancellation."""
-    cmd = train_command(job_argv)   # the worker's own interpreter
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a") as log:
-        log.write(f"# rlime.bench (ray) {action}\n# {shlex.join(cmd)}\n")
+def _ray_task(entry: Entry, out: str, env: dict[str, str]) -> int:
+    """Body of one Ray task: plan the entry from its directory, run it on this worker.
+
+    Planned here, not on the driver, so a task Ray retries after its worker died resumes the
+    run from the checkpoint the dead attempt left. The log header names the worker's pid."""
+    job = plan(entry, Path(out))
+    if job.action == "skip":
+        return 0
+    prepare(job)
+    cmd = train_command(job.argv)   # the worker's own interpreter
+    with open(job.log, "a") as log:
+        log.write(f"# rlime.bench (ray worker pid {os.getpid()}): {job.action} {job.detail}\n"
+                  f"# {shlex.join(cmd)}\n")
         log.flush()
-        proc = start_process(cmd, log, {**os.environ, **env})
+        proc = start_process(cmd, log, {**os.environ, **env}, die_with_parent=True)
         try:
             return proc.wait()
         except KeyboardInterrupt:  # ray.cancel(): let the run checkpoint
@@ -325,7 +356,10 @@ def _ray_task(job_argv: list[str], run_dir: str, log_path: str, env: dict[str, s
 
 
 class RayExecutor:
-    """Each job a Ray task (one CPU); the output directory must be shared by the nodes."""
+    """Each job a Ray task (one CPU); the output directory must be shared by the nodes.
+
+    A task whose worker dies (node lost, process killed) is retried up to RAY_RETRIES times;
+    the retry resumes from the run's last checkpoint."""
 
     def __init__(self) -> None:
         try:
@@ -341,18 +375,12 @@ class RayExecutor:
         ray = self.ray
         if not ray.is_initialized():
             ray.init()  # RAY_ADDRESS, or a local instance
-        task = ray.remote(num_cpus=1)(_ray_task)
+        task = ray.remote(num_cpus=1, max_retries=RAY_RETRIES)(_ray_task)
         env = {k: v for k, v in child_environment().items()
                if k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONUNBUFFERED")}
         refs, outcomes, t0 = {}, [], time.monotonic()
         for job in jobs:
-            try:
-                prepare(job)
-            except (RunDirError, OSError) as err:
-                outcomes.append(Outcome(job.name, "failed", None, 0.0, str(err)))
-                monitor.finished(outcomes[-1])
-                continue
-            refs[task.remote(list(job.argv), str(job.run_dir), str(job.log), env, job.action)] = job
+            refs[task.remote(job.entry, str(job.run_dir.parent), env)] = job
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1, timeout=POLL_S)
@@ -525,7 +553,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "of rlime training runs, resuming what an earlier invocation left "
                     "unfinished, and write a leaderboard (Markdown, CSV, JSON) and plots.",
         epilog="Exit status: 0 all runs finished, 1 a run failed, 2 bad input, 130 interrupted.")
-    p.add_argument("suite", nargs="?", help="suite file, e.g. experiments/smoke.toml")
+    p.add_argument("suite", nargs="?",
+                   help="suite file (e.g. my_suite.toml) or bundled suite name: "
+                        + ", ".join(suite_names()))
     p.add_argument("--out", metavar="DIR", help="output directory (default runs/<suite name>)")
     p.add_argument("--workers", type=int, metavar="N",
                    help=f"runs at a time with --executor local (default: CPU count, "
@@ -533,7 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local processes (default) or Ray tasks (needs the 'ray' extra)")
     p.add_argument("--dry-run", action="store_true",
-                   help="validate the suite and print what would run; run nothing")
+                   help="validate the suite, print what would run and an estimate of its "
+                        "time, memory and disk; run nothing")
     p.add_argument("--leaderboard-only", metavar="DIR",
                    help="only (re)write DIR's leaderboard and plots from its runs")
     p.add_argument("--no-plots", action="store_true", help="leaderboard without plots")
@@ -546,7 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.leaderboard_only:
         if args.suite:
-            parser.error("give either a suite file or --leaderboard-only DIR, not both")
+            parser.error("give either a suite or --leaderboard-only DIR, not both")
         out = Path(args.leaderboard_only)
         if not out.is_dir():
             print(f"error: {out} is not a directory; give the --out directory of a bench run",
@@ -558,8 +589,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{out / 'leaderboard.md'} (.csv, .json)")
         return EXIT_OK
     if not args.suite:
-        parser.error("a suite file is required (e.g. experiments/smoke.toml), "
-                     "or --leaderboard-only DIR")
+        parser.error("a suite is required: a suite file or a bundled suite name ("
+                     + ", ".join(suite_names()) + "), or --leaderboard-only DIR")
     if args.workers is not None and args.workers < 1:
         parser.error(f"--workers {args.workers}: give a positive number of parallel runs")
     try:
@@ -572,6 +603,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         jobs = [plan(entry, out) for entry in suite.entries]
         print(f"suite {suite.name} ({suite.path}): {len(jobs)} runs in {out}")
         print(describe_plan(jobs))
+        workers = None if args.executor == "ray" else args.workers or os.cpu_count() or 1
+        print(describe_estimates(estimate_plan(jobs), workers))
         return EXIT_OK
     try:
         result = run_suite(suite, out, workers=args.workers, executor=args.executor,

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from envs import resolve_env
+from experiments import bundled, suite_names
 
 from rlime.bench.labels import run_labels, run_name
 from rlime.common.errors import ConfigError
@@ -129,14 +130,24 @@ class Suite:
 # ---------------------------------------------------------------------------------------------
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Read, validate and expand a suite file; SuiteError on any problem."""
-    path = Path(path)
+def load_suite(suite: str | Path) -> Suite:
+    """Read, validate and expand a suite: a file path, or a bundled suite's name ("smoke").
+
+    A path that exists wins; otherwise a bare name (with or without ``.toml``) is looked up
+    among the suites bundled as package data (`experiments.suite_names()`). SuiteError on any
+    problem, naming the bundled suites when neither is found.
+    """
+    path = Path(suite)
+    name = path.stem if path.parent == Path(".") and path.suffix in ("", ".toml") else None
+    if not path.is_file() and name in suite_names():
+        bundled_file = bundled(f"{name}.toml")
+        return parse_suite(bundled_file.read_text(), Path(str(bundled_file)))
     try:
         text = path.read_text()
     except OSError as err:
         raise SuiteError(f"{path}: cannot read the suite file ({err.strerror or err}); give the "
-                         f"path of a TOML suite such as experiments/smoke.toml") from None
+                         f"path of a TOML suite file or the name of a bundled suite: "
+                         f"{', '.join(suite_names())}") from None
     return parse_suite(text, path)
 
 

@@ -112,7 +112,8 @@ class Trainer:
         stop = cfg.total_steps if session_steps is None else min(cfg.total_steps,
                                                                  self.step + session_steps)
         # events after the checkpoint's step are lost work (those at its step it saw)
-        writer = SummaryWriter(str(self.run_dir.path), purge_step=self.step + 1 if self.step else None)
+        writer = SummaryWriter(str(self.run_dir.path),
+                               purge_step=self.step + 1 if self.step else None)
         if self.obs is None:
             self.obs, _ = self.envs.reset(seed=cfg.seed if self.step == 0 else cfg.seed + self.step)
         self._bar = tqdm(total=cfg.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
@@ -121,7 +122,6 @@ class Trainer:
                                     "[{elapsed}{postfix}]")
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         self._clock = (time.monotonic(), self.step)
-        self.rate = RecentRate(SPS_WINDOW_S)
         self.rate.add(self.step)
         try:
             if self.step == 0:  # a run killed before its first periodic checkpoint can resume
@@ -290,7 +290,7 @@ class Trainer:
         if state.get("version") != CHECKPOINT_VERSION or "agent" not in state:
             raise RunDirError(f"{self.run_dir.checkpoint_file} is not an rlime checkpoint of "
                               f"version {CHECKPOINT_VERSION}")
-        saved = dataclasses.replace(RunConfig.from_toml(state["config"]),  # what a resume may change
+        saved = dataclasses.replace(RunConfig.from_toml(state["config"]),  # may change on resume
                                     total_steps=self.cfg.total_steps, threads=self.cfg.threads)
         if saved != self.cfg:
             raise RunDirError(f"{self.run_dir.checkpoint_file} belongs to a different configuration "

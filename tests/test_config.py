@@ -320,3 +320,36 @@ def test_leaderboard_loads_without_suite_run_config_or_agents():
             "'rlime.harness', 'agents'))])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_threads_default_to_omp_num_threads_else_physical_cores(monkeypatch):
+    import os
+
+    from rlime.harness.train import choose_threads, physical_cores
+
+    assert resolve([("run.env", "CartPole"), ("run.threads", 3)]).threads == 3
+    assert choose_threads(3) == (3, "run.threads")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert choose_threads(0) == (2, "OMP_NUM_THREADS")
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    cores = physical_cores()
+    assert choose_threads(0) == (cores, "physical cores")
+    assert 1 <= cores <= len(os.sched_getaffinity(0))
+    with pytest.raises(ConfigError, match="run.threads"):
+        resolve([("run.env", "CartPole"), ("run.threads", -1)])
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:99", "gpu"])
+def test_a_device_this_machine_lacks_is_a_config_error_naming_the_choices(device):
+    with pytest.raises(ConfigError) as err:
+        RunConfig(env="CartPole", device=device)
+    assert f"run.device = {device!r} is not allowed" in str(err.value) and "cpu" in str(err.value)
+
+
+def test_atari_evaluates_three_times_in_the_first_hour_of_a_cpu_run_but_checkpoints_rarely():
+    cfg = resolve([("run.env", "Pong")])
+    steps_per_hour = 90 * 3600  # a CPU Pong run on the chip
+    assert steps_per_hour // cfg.eval_every >= 3
+    assert cfg.checkpoint_every >= 250_000  # each one holds up to the whole replay (7.3 GB)
+    assert resolve([("run.env", "Pong"), ("run.eval_every", 5000)]).checkpoint_every == 250_000
+    assert resolve([("run.env", "CartPole"), ("run.eval_every", 5000)]).checkpoint_every == 5000

@@ -43,14 +43,14 @@ def _returns(run_dir: Path) -> list[float]:
 
 def _single_thread_run(run_dir: Path) -> list[float]:
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     try:
-        assert main(ARGS + ["--run-dir", str(run_dir)]) == 0
+        assert main(ARGS + ["--threads", "1", "--run-dir", str(run_dir)]) == 0
     finally:
         torch.set_num_threads(threads)
     return _returns(run_dir)
 
 
+@pytest.mark.slow  # 6000 steps; the float backend's fast coverage is in test_train.py
 def test_float_cartpole_returns_match_the_recording(tmp_path):
     if os.environ.get("RLIME_RECORD_GOLDEN"):
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,

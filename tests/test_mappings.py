@@ -177,6 +177,7 @@ def _run(tmp_path, mapping):
     return episodes, json.loads((run_dir / "summary.json").read_text())
 
 
+@pytest.mark.slow  # two 900-step runs; test_shared_is_labelled_... is the fast end-to-end one
 def test_ideal_separate_and_time_learn_identically_at_different_cost(tmp_path):
     sep, sep_summary = _run(tmp_path, "separate")
     tim, tim_summary = _run(tmp_path, "time")

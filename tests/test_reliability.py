@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from rlime.harness.cli import main
 
@@ -32,6 +33,7 @@ def _pulses(ledger: dict) -> int:
                + row.get("rram_memory_write_bits", 0) for row in ledger.values())
 
 
+@pytest.mark.slow  # 3000 steps; the fast SIGKILL case is the one before the first checkpoint
 def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     run_dir = tmp_path / "killed"
     cmd = [sys.executable, "-m", "rlime.train", *FAST, "--total-steps", "3000",
@@ -63,7 +65,46 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
         + _pulses(parts["abandoned"]) + _pulses(parts["in_progress"]))
 
 
+def test_a_run_killed_before_its_first_periodic_checkpoint_resumes_from_step_0(tmp_path):
+    run_dir, straight = tmp_path / "early", tmp_path / "straight"
+    args = [*FAST, "--total-steps", "1000", "--checkpoint-every", "100000"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "rlime.train", *args, "--run-dir", str(run_dir)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(_lines(run_dir / "episodes.jsonl")) < 5:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and _lines(run_dir / "episodes.jsonl")
+    assert main(["--resume", str(run_dir), "--no-progress"]) == 0
+    assert main([*args, "--threads", "1", "--run-dir", str(straight)]) == 0
+    # the step-0 checkpoint holds the envs and random streams: the resumed run is the straight one
+    assert _lines(run_dir / "episodes.jsonl") == _lines(straight / "episodes.jsonl")
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 1000
+
+
+def test_a_run_without_a_checkpoint_starts_over_and_its_partial_files_are_set_aside(
+        finished_run, capsys):
+    # as a directory left by a run killed before the step-0 checkpoint (or by an older rlime)
+    (finished_run / "checkpoint.pt").unlink()
+    before = _files(finished_run)
+    assert main(["--resume", str(finished_run), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "starting it over from step 0" in err and "partial-1" in err
+    assert _files(finished_run / "partial-1") == {k: v for k, v in before.items()
+                                                  if k != "config.toml"}
+    for name in ("episodes.jsonl", "config.toml"):  # same seed: the same run again
+        assert (finished_run / name).read_bytes() == before[name]
+    assert json.loads((finished_run / "summary.json").read_text())["steps"] == 300
+
+
 @pytest.mark.parametrize("args,needle", [
+    (["--device", "tpu"], "run.device"),
+    pytest.param(["--device", "cuda"], "run.device",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is here")),
+    (["--threads", "-1"], "run.threads"),
+    (["--set", "agent.learning_rate=abc"], "agent.learning_rate"),
     (["--set", "device.levels=1"], "device.levels"),
     (["--set", "device.c2c_sigma=-0.1"], "device.c2c_sigma"),
     (["--set", "agent.batch_size=0"], "agent.batch_size"),
@@ -77,6 +118,14 @@ def test_invalid_settings_are_refused_before_anything_is_written(tmp_path, capsy
     assert main(FAST + args + ["--run-dir", str(run_dir)]) == 2
     err = capsys.readouterr().err
     assert needle in err and ("allowed" in err or "form" in err)
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not run_dir.exists()
+
+
+def test_an_env_dqn_cannot_learn_is_refused_before_a_directory_is_made(tmp_path, capsys):
+    run_dir = tmp_path / "pendulum"
+    assert main(FAST + ["--env", "Pendulum-v1", "--run-dir", str(run_dir)]) == 2
+    assert "discrete" in capsys.readouterr().err
     assert not run_dir.exists()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 
 if sys.version_info >= (3, 11):
@@ -91,6 +92,108 @@ def test_tensorboard_reader_finds_the_documented_tags(rram_run):
         assert tag in tags, tag
     returns = events.Scalars("charts/episodic_return")
     assert len(returns) == len(_episodes(rram_run))
+    # SPS every 100 steps (not only at checkpoints), positive once two samples exist
+    sps = events.Scalars("charts/SPS")
+    assert [s.step for s in sps] == list(range(100, 801, 100)) and all(s.value > 0 for s in sps)
+
+
+def test_recent_rate_follows_the_last_window_not_the_session_average():
+    from rlime.harness.train import RecentRate
+
+    now = [0.0]
+    rate = RecentRate(30.0, clock=lambda: now[0])
+    step = 0
+    for second in range(1, 101):  # 10 steps/s for 60 s, then 100 steps/s
+        now[0] = float(second)
+        step += 10 if second <= 60 else 100
+        rate.add(step)
+    assert rate.rate() == pytest.approx(100, rel=0.05)  # the session average is 46
+
+
+def _trainer(tmp_path, *args):
+    from rlime.harness.cli import build_parser, config_from_args
+    from rlime.harness.run_dir import RunDirectory
+    from rlime.harness.train import Trainer
+
+    cfg, _ = config_from_args(build_parser().parse_args(FAST + ["--backend", "float", *args]))
+    return Trainer(cfg, RunDirectory(tmp_path / "t"), progress=False)
+
+
+def test_progress_phase_tells_replay_filling_from_learning(tmp_path):
+    trainer = _trainer(tmp_path, "--set", "agent.learning_starts=80000")
+    trainer.step = 52_300
+    assert trainer.phase() == "filling replay 52k/80k"
+    trainer.step = 80_004
+    assert trainer.phase() == "learning"
+
+
+def test_progress_bar_refreshes_by_time_and_shows_phase_and_recent_sps(tmp_path, capsys,
+                                                                       monkeypatch):
+    import rlime.harness.train as train
+
+    monkeypatch.setattr(train, "REFRESH_S", 1e9)  # only the first step and the end are drawn
+    args = [a for a in FAST if a != "--no-progress"]
+    assert main(args + ["--total-steps", "600", "--run-dir", str(tmp_path / "bar")]) == 0
+    bar = capsys.readouterr().err.replace("\r", "\n")
+    drawn = [line for line in bar.splitlines() if " sps, ETA " in line]
+    assert "filling replay 1/200" in drawn[0] and "learning" in drawn[-1]
+    # drawn at the first step, before the evaluation at 400 and at the end (redrawn after
+    # checkpoint lines), at no other step
+    assert {re.search(r"(\d+)/600 \[", line)[1] for line in drawn} == {"1", "400", "600"}
+    assert any("400/600" in line and "evaluating (2 episodes)" in line for line in drawn)
+    assert "[00:0" in drawn[-1] and " 0 sps" not in drawn[-1]
+
+
+def test_checkpoints_say_what_they_hold_and_the_replay_can_be_left_out(tmp_path, capsys):
+    full, lean = tmp_path / "full", tmp_path / "lean"
+    assert main(FAST + ["--total-steps", "300", "--run-dir", str(full)]) == 0
+    err = capsys.readouterr().err
+    assert f"checkpoint at step 0 -> {full / 'checkpoint.pt'}: about " in err
+    assert "replay 10.7 kB: 277 transitions" in err  # saved at step 300
+    assert main(FAST + ["--total-steps", "300", "--set", "run.checkpoint_replay=false",
+                        "--run-dir", str(lean)]) == 0
+    assert "replay not saved (run.checkpoint_replay)" in capsys.readouterr().err
+    assert (lean / "checkpoint.pt").stat().st_size < (full / "checkpoint.pt").stat().st_size
+
+
+def test_a_resume_without_the_replay_refills_it_before_training_again(tmp_path):
+    run_dir = tmp_path / "lean"
+    assert main(FAST + ["--total-steps", "800", "--session-steps", "400", "--set",
+                        "run.checkpoint_replay=false", "--run-dir", str(run_dir)]) == 0
+    assert main(["--resume", str(run_dir), "--no-progress"]) == 0
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    trained = [s.step for s in events.Scalars("losses/td_loss")]
+    # learning_starts = 200: rounds up to step 400, none while 200 steps refill, then again
+    assert trained[0] == 250 and 400 in trained
+    assert not [s for s in trained if 400 < s <= 600] and trained[-1] == 800
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 800
+
+
+def test_time_split_accumulates_over_resumes_whose_threads_may_differ(tmp_path):
+    run_dir = tmp_path / "split"
+    assert main(FAST + ["--total-steps", "700", "--session-steps", "600",
+                        "--run-dir", str(run_dir)]) == 0
+    first = json.loads((run_dir / "summary.json").read_text())["time_split_s"]
+    # another machine's thread count is no other configuration
+    assert main(["--resume", str(run_dir), "--threads", "1", "--no-progress"]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 700
+    assert all(summary["time_split_s"][phase] >= seconds for phase, seconds in first.items())
+    assert sum(summary["time_split_s"].values()) <= summary["wall_s"]
+
+
+def test_threads_are_chosen_applied_and_printed(tmp_path, capsys):
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        assert main(FAST + ["--threads", "2", "--total-steps", "50",
+                            "--run-dir", str(tmp_path / "threads")]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert "torch threads: 2 (run.threads" in capsys.readouterr().err
 
 
 def test_float_backend_writes_nothing(tmp_path):

@@ -27,6 +27,7 @@ from rlime.harness.train import Interrupted, Trainer
 from agents.dqn import NumericalFailure
 
 ALIASES = {"agent.learning_rate": ("--lr",)}
+RESUME_KEYS = ("run.total_steps", "run.threads")  # the flags --resume takes from the command line
 
 
 def _default(key: str, env_keys: set[str]) -> str:
@@ -69,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list every --set key with its value (for --env and the other flags, "
                         "if given) and what it means, then exit")
     p.add_argument("--run-dir", help="output directory (default runs/<env>-<backend>-<mapping>-s<seed>)")
-    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
+    p.add_argument("--resume", metavar="DIR",
+                   help="continue the run in DIR from its checkpoint (--total-steps and "
+                        "--threads may change); a run without one starts over")
     p.add_argument("--session-steps", type=int, metavar="N",
                    help="pause after N more steps with a checkpoint (continue with --resume)")
     p.add_argument("--profile", action="store_true",
@@ -117,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RunDirError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    print(f"torch threads: {trainer.threads} ({trainer.threads_reason}; --threads N sets them)",
+          file=sys.stderr)
     try:
         summary = trainer.run(args.session_steps)
     except Interrupted:
@@ -142,12 +147,19 @@ def _prepare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Train
         if not run_dir.config_file.exists():
             raise RunDirError(f"{run_dir.path} holds no config.toml; there is no run to resume")
         cfg = RunConfig.from_toml(run_dir.config_file.read_text())
-        total_steps = getattr(args, "run.total_steps")
-        if total_steps is not None:  # the one thing a resume may change: the budget
-            cfg = dataclasses.replace(cfg, total_steps=parse_value("run.total_steps", total_steps))
+        for key in RESUME_KEYS:  # what a resume may change: the budget, the machine's threads
+            if getattr(args, key) is not None:
+                cfg = dataclasses.replace(cfg, **{key.partition(".")[2]:
+                                                  parse_value(key, getattr(args, key))})
         run_dir.claim()
         trainer = Trainer(cfg, run_dir, progress=not args.no_progress, profile=args.profile)
-        trainer.restore()
+        if run_dir.checkpoint_file.exists():
+            trainer.restore()
+        else:
+            folder = run_dir.set_aside()
+            print(f"{run_dir.path} has no checkpoint.pt (the run stopped before its first "
+                  f"checkpoint): starting it over from step 0 with its config.toml; its partial "
+                  f"files were moved to {folder}", file=sys.stderr)
         return trainer
     if not getattr(args, "run.env"):
         parser.error("--env is required (or --resume DIR)")
@@ -156,8 +168,9 @@ def _prepare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Train
     if run_dir.config_file.exists():
         raise RunDirError(f"{path} already holds a run (config.toml); continue it with "
                           f"--resume {path}, or choose another --run-dir")
-    run_dir.claim()
+    # built before the directory is claimed: a run that cannot start leaves no directory
     trainer = Trainer(cfg, run_dir, progress=not args.no_progress, profile=args.profile)
+    run_dir.claim()
     atomic_write(run_dir.config_file, cfg.to_toml(trainer.spec))
     return trainer
 

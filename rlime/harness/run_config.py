@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import tomli_w
+import torch
 
 from agents.config import DQNConfig
 from experiments import HYPERPARAMS, bundled
@@ -45,10 +46,12 @@ class RunConfig:
     seed: int = 1                   # random seed
     num_envs: int = 1               # parallel environments
     device: str = "cpu"             # torch device
+    threads: int = 0                # torch CPU threads (0: OMP_NUM_THREADS, else physical cores)
     eval_every: int = 10_000        # steps between evaluation rounds
     eval_episodes: int = 10         # episodes per evaluation round (0 = none)
     eval_epsilon: float = 0.001     # Dopamine's evaluation epsilon
     checkpoint_every: int = 10_000  # steps between checkpoints
+    checkpoint_replay: bool = True  # checkpoints hold the replay (exact resume; false: refilled)
     terminal_on_life_loss: bool = False  # Atari: a lost life ends the training episode (not the logged game)
     agent: DQNConfig = field(default_factory=DQNConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
@@ -65,6 +68,11 @@ class RunConfig:
         for name in ("total_steps", "num_envs", "eval_every", "checkpoint_every"):
             require(getattr(self, name) >= 1, f"run.{name}", getattr(self, name),
                     "an integer >= 1")
+        require(self.threads >= 0, "run.threads", self.threads,
+                "an integer >= 1, or 0 (OMP_NUM_THREADS if set, else the physical cores)")
+        devices = device_choices()
+        require(self.device in devices, "run.device", self.device,
+                f"a torch device of this machine: {', '.join(devices)}")
         require(self.eval_episodes >= 0, "run.eval_episodes", self.eval_episodes,
                 "an integer >= 0 (0 = no evaluation)")
         require(0 <= self.seed < 2**31, "run.seed", self.seed, "an integer in [0, 2**31)")
@@ -87,6 +95,16 @@ class RunConfig:
                      hardware=HardwareConfig.from_dict(data["hardware"]))
 
 
+def device_choices() -> list[str]:
+    """The torch devices this machine has: cpu, cuda and cuda:N per GPU, mps."""
+    choices = ["cpu"]
+    if torch.cuda.is_available():
+        choices += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    if torch.backends.mps.is_available():
+        choices.append("mps")
+    return choices
+
+
 # every section of settings and the dataclass whose fields are its keys
 SECTIONS = {"run": RunConfig, "agent": DQNConfig, **HARDWARE_SECTIONS}
 # settings that follow another one unless given themselves
@@ -94,8 +112,9 @@ FOLLOWS = {"run.energy_preset": "run.preset", "run.checkpoint_every": "run.eval_
 # the settings `python -m rlime.train` has a flag for (--total-steps for run.total_steps, ...)
 FLAGS = ("run.env", "run.backend", "run.mapping", "run.preset", "run.energy_preset",
          "tuning.scheme", "run.total_steps", "run.seed", "run.num_envs", "run.device",
-         "run.eval_every", "run.eval_episodes", "run.checkpoint_every", "agent.double_dqn",
-         "agent.update_rule", "agent.learning_rate", "run.terminal_on_life_loss")
+         "run.threads", "run.eval_every", "run.eval_episodes", "run.checkpoint_every",
+         "agent.double_dqn", "agent.update_rule", "agent.learning_rate",
+         "run.terminal_on_life_loss")
 
 
 def flag(key: str) -> str:

@@ -5,7 +5,10 @@
     evals.jsonl        one JSON object per evaluation round
     summary.json       totals, scores, baselines and ratios (rewritten at each checkpoint)
     events.out.tfevents.*   TensorBoard
-    checkpoint.pt      latest checkpoint (written to a temporary file, fsynced, renamed)
+    checkpoint.pt      latest checkpoint, from step 0 on (written to a temporary file, fsynced,
+                       renamed)
+    partial-N/         what a run that stopped before its first checkpoint had written
+                       (set aside when --resume starts it over)
     .lock              held (flock) by the process using the directory
 
 Appends are line-buffered; on resume the JSONL files are cut back to the records the
@@ -91,14 +94,24 @@ class RunDirectory:
         text = json.dumps(json_safe(data), indent=2, allow_nan=False)
         atomic_write(self.path / name, text + "\n")
 
+    def set_aside(self) -> Path:
+        """Move every file but config.toml and .lock into a new folder `partial-N` (N = 1, 2, ...)
+        and return it: the leftovers of a run that stopped before its first checkpoint."""
+        number = 1
+        while (self.path / f"partial-{number}").exists():
+            number += 1
+        folder = self.path / f"partial-{number}"
+        folder.mkdir()
+        for file in self.path.iterdir():
+            if file.is_file() and file.name not in (self.config_file.name, ".lock"):
+                file.rename(folder / file.name)
+        return folder
+
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         with atomic_writer(self.checkpoint_file) as f:
             torch.save(state, f)
 
     def load_checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-        if not self.checkpoint_file.exists():
-            raise RunDirError(f"{self.path} has no checkpoint.pt to resume from; start a new run "
-                              f"with --run-dir instead of --resume")
         try:
             return torch.load(self.checkpoint_file, map_location=map_location, weights_only=False)
         except Exception as err:  # a truncated or foreign file

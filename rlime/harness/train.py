@@ -5,18 +5,24 @@ replay, the ledger attribution (`rlime.harness.attribution`: setup, episodes, ev
 abandoned, in progress), the episode log (`rlime.harness.episode_log`: episodes.jsonl,
 evals.jsonl, TensorBoard) and summary.json (`rlime.harness.summary`).
 
-Checkpoints (every `checkpoint_every` steps, and on SIGINT/SIGTERM) hold everything needed to
-continue exactly: cells, counters, ledger, optimizer, replay, random streams, progress, and the
-environments themselves where they can be saved (classic control; ALE envs restart with fresh
-episodes and the unfinished ones are reported as `abandoned`).
+Checkpoints (at step 0, every `checkpoint_every` steps, and on SIGINT/SIGTERM) hold everything
+needed to continue exactly: cells, counters, ledger, optimizer, replay, random streams, progress,
+time split, and the environments themselves where they can be saved (classic control; ALE envs
+restart with fresh episodes and the unfinished ones are reported as `abandoned`). With
+`run.checkpoint_replay = false` the replay is left out: a resumed run refills it for
+`learning_starts` steps before it trains again, and no longer matches an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
 import signal
+import sys
 import time
+from collections import deque
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -40,6 +46,9 @@ from rlime.harness.summary import RunFacts, summarise
 from rlime.hw.backend import make_backend
 
 CHECKPOINT_VERSION = 2
+REFRESH_S = 1.0    # seconds between progress-bar refreshes
+SPS_WINDOW_S = 30.0  # seconds of recent steps the shown and logged SPS average over
+SPS_EVERY = 100    # steps between charts/SPS points (CleanRL's cadence)
 
 
 class Interrupted(Exception):
@@ -57,6 +66,8 @@ class Trainer:
         self.spec = resolve_env(cfg.env).configured(
             terminal_on_life_loss=cfg.terminal_on_life_loss)
         self.device = torch.device(cfg.device)
+        self.threads, self.threads_reason = choose_threads(cfg.threads)
+        torch.set_num_threads(self.threads)
         self.envs = make_vector_env(self.spec, cfg.num_envs, cfg.seed,
                                     terminal_on_life_loss=cfg.terminal_on_life_loss)
         self.eval_env = make_vector_env(self.spec, 1, cfg.seed + 100_003, eval_mode=True)
@@ -81,6 +92,10 @@ class Trainer:
         self.episode_log = EpisodeLog(run_dir, self.tech)
         self.wall_before = 0.0                         # seconds spent in earlier sessions
         self._clock = (time.monotonic(), 0)            # (start time, start step) of this session
+        self.rate = RecentRate(SPS_WINDOW_S)
+        self.learn_from = cfg.agent.learning_starts    # training rounds run after this step
+        self._bar: tqdm | None = None
+        self._saved_step: int | None = None            # step of the last checkpoint written
         self.obs = None
         self.last_losses: dict[str, float] = {}
         self._stop_signal: int | None = None
@@ -96,34 +111,42 @@ class Trainer:
         cfg = self.cfg
         stop = cfg.total_steps if session_steps is None else min(cfg.total_steps,
                                                                  self.step + session_steps)
-        writer = SummaryWriter(str(self.run_dir.path), purge_step=self.step or None)
+        # events after the checkpoint's step are lost work (those at its step it saw)
+        writer = SummaryWriter(str(self.run_dir.path),
+                               purge_step=self.step + 1 if self.step else None)
         if self.obs is None:
             self.obs, _ = self.envs.reset(seed=cfg.seed if self.step == 0 else cfg.seed + self.step)
-        bar = tqdm(total=cfg.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
-                   disable=not self.progress, desc=f"{self.spec.name} {cfg.backend}")
+        self._bar = tqdm(total=cfg.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
+                         disable=not self.progress, desc=f"{self.spec.name} {cfg.backend}",
+                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                                    "[{elapsed}{postfix}]")
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         self._clock = (time.monotonic(), self.step)
+        self.rate.add(self.step)
         try:
+            if self.step == 0:  # a run killed before its first periodic checkpoint can resume
+                self._checkpoint()
+            shown = -REFRESH_S
             while self.step < stop:
                 if before_step is not None:
                     before_step(self)
                 self._vector_step(writer)
-                if self.progress and self.step % (50 * cfg.num_envs) < cfg.num_envs:
-                    bar.n = self.step
-                    bar.set_postfix(self._postfix(), refresh=True)
+                if self.progress and time.monotonic() - shown >= REFRESH_S:
+                    self._show()
+                    shown = time.monotonic()
                 if self._stop_signal is not None:
                     raise Interrupted()
-            bar.n = self.step
-            bar.refresh()
+            self._show()
         finally:
-            bar.close()
+            self._bar.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             writer.flush()
-            if self._stop_signal is not None:
+            if self._stop_signal is not None and self._saved_step != self.step:
                 self._checkpoint()
             writer.close()
-        self._checkpoint()
+        if self._saved_step != self.step:
+            self._checkpoint()
         return self.summary()
 
     def _on_signal(self, signum: int, frame) -> None:
@@ -135,8 +158,15 @@ class Trainer:
         return self.wall_before + time.monotonic() - self._clock[0]
 
     def sps(self) -> float:
-        """Environment steps per second in this session."""
+        """Environment steps per second, averaged over this session."""
         return (self.step - self._clock[1]) / max(time.monotonic() - self._clock[0], 1e-9)
+
+    def phase(self) -> str:
+        """What the run is doing: "filling replay 52k/80k" (no training yet) or "learning"."""
+        if self.step > self.learn_from:
+            return "learning"
+        starts = self.cfg.agent.learning_starts
+        return f"filling replay {_count(starts - (self.learn_from - self.step))}/{_count(starts)}"
 
     def summary(self) -> dict[str, Any]:
         """summary.json as of now."""
@@ -151,13 +181,20 @@ class Trainer:
             dead_cell_fraction=self.agent.dead_cell_fraction(), wall_s=self.wall,
             sps=self.sps(), time_split_s=self.timer.seconds, run_dir=str(self.run_dir.path)))
 
-    def _postfix(self) -> dict[str, str]:
+    def _show(self, phase: str | None = None) -> None:
+        """Refresh the progress bar: `phase` (default: `self.phase()`), recent SPS and ETA,
+        mean return of the last 100 episodes, programming pulses and energy so far."""
+        if not self.progress:
+            return
         recent = self.episode_log.recent
         total = self.backend.snapshot()
         energy = sum(price(total, self.tech).values())
-        return {"ret": f"{np.mean(recent):.1f}" if recent else "-",
-                "sps": f"{self.sps():.0f}",
-                "writes": f"{total.writes:.3g}", "energy": f"{energy:.3g}J"}
+        sps = self.rate.rate()
+        eta = tqdm.format_interval((self.cfg.total_steps - self.step) / sps) if sps > 0 else "?"
+        ret = f"{np.mean(recent):.1f}" if recent else "-"
+        self._bar.n = self.step
+        self._bar.set_postfix_str(f"{phase or self.phase()} | {sps:.0f} sps, ETA {eta} | "
+                                  f"ret {ret} | writes {total.writes:.3g} | {energy:.3g} J")
 
     def _vector_step(self, writer: SummaryWriter) -> None:
         cfg, agent = self.cfg, self.agent
@@ -171,8 +208,8 @@ class Trainer:
         self.obs = next_obs
         before, self.step = self.step, self.step + cfg.num_envs
         a = cfg.agent
-        if self.step > a.learning_starts:
-            rounds = self.step // a.train_freq - max(before, a.learning_starts) // a.train_freq
+        if self.step > self.learn_from:
+            rounds = self.step // a.train_freq - max(before, self.learn_from) // a.train_freq
             for _ in range(rounds * a.gradient_steps):
                 metrics = agent.train_step(self.replay)
             if rounds:
@@ -185,12 +222,15 @@ class Trainer:
         if info["game_over"].any():
             with self.timer.phase("logging"):
                 self._log_episodes(info, eps, writer)
+        if self.step // SPS_EVERY > before // SPS_EVERY:
+            self.rate.add(self.step)
+            writer.add_scalar("charts/SPS", self.rate.rate(), self.step)
         if cfg.eval_episodes and self.step // cfg.eval_every > before // cfg.eval_every:
+            self._show(f"evaluating ({cfg.eval_episodes} episodes)")
             with self.timer.phase("evaluation"):
                 self._evaluate(writer)
         if self.step // cfg.checkpoint_every > before // cfg.checkpoint_every:
             with self.timer.phase("checkpoint"):
-                writer.add_scalar("charts/SPS", self.sps(), self.step)
                 writer.flush()
                 self._checkpoint()
 
@@ -216,34 +256,56 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------------
 
     def _checkpoint(self) -> None:
+        """Write checkpoint.pt and summary.json, saying on stderr first what is saved."""
         self.attribution.attribute()
         state = {
             "version": CHECKPOINT_VERSION, "config": self.cfg.to_toml(self.spec),
             "step": self.step, "log": self.episode_log.state_dict(),
-            "agent": self.agent.state_dict(), "replay": self.replay.state_dict(),
+            "agent": self.agent.state_dict(),
+            "replay": self.replay.state_dict() if self.cfg.checkpoint_replay else None,
             "backend": self.backend.state_dict(), "attribution": self.attribution.state_dict(),
-            "wall": self.wall, "obs": self.obs,
+            "wall": self.wall, "time_split_s": dict(self.timer.seconds), "obs": self.obs,
             "envs": _save_envs(self.envs), "eval_env": _save_envs(self.eval_env),
         }
+        tqdm.write(self._checkpoint_line(state), file=sys.stderr)
         self.run_dir.save_checkpoint(state)
         self.run_dir.write_json("summary.json", self.summary())
+        self._saved_step = self.step
+
+    def _checkpoint_line(self, state: dict[str, Any]) -> str:
+        """'checkpoint at step N -> path: about X MB (replay ..., agent ..., ...)', from the
+        bytes of the arrays, tensors and pickles in `state`."""
+        sizes = {part: _nbytes(value) for part, value in state.items()}
+        total = sum(sizes.values())
+        replay = (f"replay {_size(sizes['replay'])}: {len(self.replay):,} transitions"
+                  if state["replay"] is not None else "replay not saved (run.checkpoint_replay)")
+        envs = sizes["envs"] + sizes["eval_env"]
+        other = total - sizes["replay"] - sizes["agent"] - envs
+        return (f"checkpoint at step {self.step:,} -> {self.run_dir.checkpoint_file}: about "
+                f"{_size(total)} ({replay}; agent {_size(sizes['agent'])}; envs {_size(envs)}; "
+                f"other {_size(other)})")
 
     def restore(self) -> None:
         state = self.run_dir.load_checkpoint(self.device)
         if state.get("version") != CHECKPOINT_VERSION or "agent" not in state:
             raise RunDirError(f"{self.run_dir.checkpoint_file} is not an rlime checkpoint of "
                               f"version {CHECKPOINT_VERSION}")
-        saved = dataclasses.replace(RunConfig.from_toml(state["config"]),
-                                    total_steps=self.cfg.total_steps)
+        saved = dataclasses.replace(RunConfig.from_toml(state["config"]),  # may change on resume
+                                    total_steps=self.cfg.total_steps, threads=self.cfg.threads)
         if saved != self.cfg:
             raise RunDirError(f"{self.run_dir.checkpoint_file} belongs to a different configuration "
                               f"than {self.run_dir.config_file}; restore the matching config.toml "
                               f"or start a new run")
         self.agent.load_state_dict(state["agent"])
-        self.replay.load_state_dict(state["replay"])
         self.backend.load_state_dict(state["backend"])
         self.attribution.load_state_dict(state["attribution"])
         self.step, self.wall_before = state["step"], state["wall"]
+        if state["replay"] is not None:
+            self.replay.load_state_dict(state["replay"])
+        else:  # saved without its replay: refill it before training again
+            self.learn_from = self.step + self.cfg.agent.learning_starts
+        self.timer.seconds.clear()  # the time split continues that of the earlier sessions
+        self.timer.seconds.update(state.get("time_split_s", {}))  # older checkpoints: none
         self.episode_log.load_state_dict(state["log"])
         envs = _load_envs(state["envs"])
         if envs is not None:
@@ -271,3 +333,81 @@ def _save_envs(envs) -> bytes | None:
 
 def _load_envs(blob: bytes | None):
     return pickle.loads(blob) if blob is not None else None
+
+
+def choose_threads(requested: int) -> tuple[int, str]:
+    """(torch CPU threads, why): `requested` if >= 1, else OMP_NUM_THREADS if it is set to an
+    integer >= 1, else the physical cores this process may use."""
+    if requested >= 1:
+        return requested, "run.threads"
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env.isdigit() and int(env) >= 1:
+        return int(env), "OMP_NUM_THREADS"
+    return physical_cores(), "physical cores"
+
+
+def physical_cores() -> int:
+    """Physical cores among the CPUs this process may run on: distinct (package, core id) pairs
+    in Linux sysfs over the CPU affinity mask, capped by a cgroup v2 CPU quota (cpu.max); the
+    logical CPU count where sysfs cannot be read."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        list(range(os.cpu_count() or 1))
+    try:
+        cores = {tuple((Path(f"/sys/devices/system/cpu/cpu{cpu}/topology") / name).read_text()
+                       for name in ("physical_package_id", "core_id")) for cpu in cpus}
+    except OSError:
+        cores = set(cpus)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        limit = max(1, int(quota) // int(period)) if quota != "max" else len(cores)
+    except (OSError, ValueError):
+        limit = len(cores)
+    return max(1, min(len(cores), limit))
+
+
+class RecentRate:
+    """Steps per second over about the last `window_s` seconds of `add`ed (time, step) samples."""
+
+    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s = window_s
+        self._clock = clock
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def add(self, step: int) -> None:
+        now = self._clock()
+        self._samples.append((now, step))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window_s:
+            self._samples.popleft()
+
+    def rate(self) -> float:
+        """Steps per second between the oldest kept sample and the newest (0 before two)."""
+        (t0, s0), (t1, s1) = self._samples[0], self._samples[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def _count(n: int) -> str:
+    """A step count for the progress bar: 300, 1000, 52k."""
+    return f"{n // 1000}k" if n >= 10_000 else str(n)
+
+
+def _nbytes(obj: Any) -> int:
+    """Bytes of the tensors, arrays and byte strings in `obj` (nested dicts, lists, tuples)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, (bytes, str)):
+        return len(obj)
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v) for v in obj)
+    return 0
+
+
+def _size(nbytes: int) -> str:
+    """Bytes in kB, MB or GB (powers of 1000)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{nbytes / 1e3:.1f} kB"

@@ -288,7 +288,7 @@ def test_train_help_shows_each_flag_s_setting_and_default(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "(run.seed; default: 1)" in out and "--lr" in out
     assert "(tuning.scheme; default: the preset's)" in out
-    assert "(run.checkpoint_every; default: --eval-every)" in out
+    assert "(run.checkpoint_every; default: per env, else --eval-every)" in out
 
 
 def test_suite_argv_resolves_to_the_entry_s_config():

@@ -31,8 +31,9 @@ RESUME_KEYS = ("run.total_steps", "run.threads")  # the flags --resume takes fro
 
 
 def _default(key: str, env_keys: set[str]) -> str:
-    if key in FOLLOWS:
-        return flag(FOLLOWS[key])
+    if key in FOLLOWS:  # an env's hyperparams.toml entry may set it; else it follows its leader
+        lead = flag(FOLLOWS[key])
+        return f"per env, else {lead}" if key in env_keys else lead
     if key == "run.device":
         return "cuda if available, else cpu"
     section, _, name = key.partition(".")

@@ -509,3 +509,16 @@ def test_read_noise_has_the_configured_sigma_and_leaves_cells_alone():
     assert_std(r - 0.5, sigma, "read error")
     quiet = PulseModel(DeviceConfig(read_noise_sigma=0.0))
     assert torch.equal(quiet.read(u, gen()), u)
+
+
+@pytest.mark.parametrize("u0", [0.0, 0.5, 1.0])
+def test_proportional_read_noise_scales_with_the_conductance(u0):
+    # NeuroSim's read, I = V G (1 + N(0, sigma)): at u the sigma is sigma x G / range =
+    # sigma (g_min / range + u) -- 0.011 x sigma at Gmin, 1.11 x sigma at Gmax on the default
+    # device (Gmax / Gmin = 10) -- checked to 5 standard errors.
+    sigma = 0.01
+    cfg = DeviceConfig(read_noise_sigma=sigma, read_noise_model="proportional")
+    r = PulseModel(cfg).read(torch.full((M,), u0), gen(13))
+    expected = sigma * (cfg.g_min_siemens + u0 * cfg.range_siemens) / cfg.range_siemens
+    assert_mean(r - u0, 0.0, expected, "read error")
+    assert_std(r - u0, expected, "read error")

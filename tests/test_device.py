@@ -509,3 +509,38 @@ def test_read_noise_has_the_configured_sigma_and_leaves_cells_alone():
     assert_std(r - 0.5, sigma, "read error")
     quiet = PulseModel(DeviceConfig(read_noise_sigma=0.0))
     assert torch.equal(quiet.read(u, gen()), u)
+
+
+@pytest.mark.parametrize("u0", [0.0, 0.5, 1.0])
+def test_proportional_read_noise_scales_with_the_conductance(u0):
+    # NeuroSim's read, I = V G (1 + N(0, sigma)): at u the sigma is sigma x G / range =
+    # sigma (g_min / range + u) -- 0.011 x sigma at Gmin, 1.11 x sigma at Gmax on the default
+    # device (Gmax / Gmin = 10) -- checked to 5 standard errors.
+    sigma = 0.01
+    cfg = DeviceConfig(read_noise_sigma=sigma, read_noise_model="proportional")
+    r = PulseModel(cfg).read(torch.full((M,), u0), gen(13))
+    expected = sigma * (cfg.g_min_siemens + u0 * cfg.range_siemens) / cfg.range_siemens
+    assert_mean(r - u0, 0.0, expected, "read error")
+    assert_std(r - u0, expected, "read error")
+
+
+def test_full_reset_lands_at_gmin_with_one_pulse_of_noise_and_wears():
+    # One full RESET from mid-range: u = u_min + max(0, c2c N(0, 1)) (one pulse's noise, the
+    # part below Gmin clipped): half of the cells exactly at u_min (binomial, 5 standard
+    # errors), the mean offset c2c / sqrt(2 pi) (5 standard errors of max(0, X)); one pulse of
+    # wear each, charged at the conductance the pulse starts from; stuck cells stay.
+    cfg = DeviceConfig()
+    model = PulseModel(cfg)
+    cells = cells_at(0.5)
+    cells.stuck[:100] = True
+    counts = model.full_reset(cells, gen(14))
+    healthy = cells.u[100:].double()
+    at_min = (healthy == 0).double().mean()
+    assert abs(float(at_min) - 0.5) < Z * 0.5 / math.sqrt(healthy.numel())
+    c2c = cfg.c2c_sigma
+    sd = c2c * math.sqrt(0.5 - 1 / (2 * math.pi))  # std of max(0, X), X ~ N(0, c2c^2)
+    assert abs(float(healthy.mean()) - c2c / math.sqrt(2 * math.pi)) < Z * sd / math.sqrt(healthy.numel())
+    assert torch.all(cells.u[:100] == 0.5) and torch.all(cells.pulses == 1)
+    assert counts.reset_pulses == M
+    g_half = cfg.g_min_siemens + 0.5 * cfg.range_siemens
+    assert math.isclose(float(counts.reset_siemens), M * g_half, rel_tol=1e-5)

@@ -262,16 +262,19 @@ SAMPLES = 3000
 Z_READ = 5.0
 
 
+@pytest.mark.parametrize("model", ["additive", "proportional"])
 @pytest.mark.parametrize("kind", ["linear", "conv"])
-def test_mvm_read_noise_has_the_spread_of_its_definition(kind):
-    # The ideal preset plus read noise on 16 x 16 tiles: every cell read adds iid noise of
-    # sigma (fraction of the range) to each cell of the differential pair, so a tile's partial
-    # sum gets sigma * sqrt(2) * scale * ||inputs driving it|| and the output, summed over
-    # tiles, variance 2 sigma^2 scale^2 ||inputs||^2 (the whole im2col patch for a conv). The
-    # transposed MVM alike with the error. One input repeated SAMPLES times gives independent
-    # draws; every element's variance is checked to 5 standard errors (sqrt(2 / (n - 1))).
+def test_mvm_read_noise_has_the_spread_of_its_definition(kind, model):
+    # The ideal preset plus read noise on 16 x 16 tiles: every cell read adds iid noise to each
+    # cell of the differential pair -- sigma x range ("additive") or sigma x G ("proportional",
+    # NeuroSim's read) -- so the output, summed over tiles, has variance
+    # sigma^2 scale^2 sum_i x_i^2 V_i with V_i = 2 (additive) or (g0 + u+_i)^2 + (g0 + u-_i)^2,
+    # g0 = g_min / range (the whole im2col patch for a conv). The transposed MVM alike with the
+    # error. One input repeated SAMPLES times gives independent draws; every element's variance
+    # is checked to 5 standard errors (sqrt(2 / (n - 1))).
     torch.manual_seed(0)
-    cfg = ideal(False).with_overrides({"device.read_noise_sigma": READ_SIGMA})
+    cfg = ideal(False).with_overrides({"device.read_noise_sigma": READ_SIGMA,
+                                       "device.read_noise_model": model})
     if kind == "linear":
         float_layer, x1, g1 = nn.Linear(40, 20), torch.randn(1, 40), torch.randn(1, 20)
     else:
@@ -281,19 +284,49 @@ def test_mvm_read_noise_has_the_spread_of_its_definition(kind):
     x = x1.expand(SAMPLES, *x1.shape[1:]).clone().requires_grad_(True)
     y = layer(x)
     y.backward(g1.expand_as(y))
-    variance = 2 * READ_SIGMA**2 * layer.array._full_scale() ** 2
-    if kind == "linear":
-        expected_y = variance * x1.pow(2).sum() * torch.ones(y.shape[1:])
-        expected_x = variance * g1.pow(2).sum() * torch.ones(x.shape[1:])
+    variance = READ_SIGMA**2 * layer.array._full_scale() ** 2
+    if model == "additive":
+        v = 2 * torch.ones_like(float_layer.weight)
     else:
-        ones = torch.ones_like(float_layer.weight)
-        expected_y = variance * F.conv2d(x1.pow(2), ones, padding=1)[0]
-        expected_x = variance * torch.nn.grad.conv2d_input(x1.shape, ones, g1.pow(2),
-                                                           padding=1)[0]
+        dev = cfg.device
+        u = layer.array.cell_u.double() + dev.g_min_siemens / dev.range_siemens
+        n = u.numel() // 2
+        v = (u[:n] ** 2 + u[n:] ** 2).float().view(float_layer.weight.shape)
+    if kind == "linear":
+        expected_y = variance * x1.pow(2) @ v.t()
+        expected_x = variance * g1.pow(2) @ v
+    else:
+        expected_y = variance * F.conv2d(x1.pow(2), v, padding=1)
+        expected_x = variance * torch.nn.grad.conv2d_input(x1.shape, v, g1.pow(2), padding=1)
     bound = Z_READ * (2 / (SAMPLES - 1)) ** 0.5
-    for observed, expected in ((y.detach().var(0), expected_y), (x.grad.var(0), expected_x)):
+    for observed, expected in ((y.detach().var(0), expected_y[0]), (x.grad.var(0), expected_x[0])):
         ratio = observed / expected
         assert float((ratio - 1).abs().max()) < bound
+
+
+@pytest.mark.parametrize("dac_bits", [1, 2, 8])
+def test_bit_serial_read_noise_is_drawn_per_cycle(dac_bits):
+    # 8-bit inputs driven dac_bits at a time (8, 4 or 1 cycles), additive read noise, no ADC:
+    # each cycle's read draws fresh noise that the shift-and-add scales by the digit's place, so
+    # an output's variance is 2 sigma^2 scale^2 unit^2 sum_i sum_c (d_ic 2^(k c))^2, unit the
+    # DAC's LSB -- for 1-bit cycles about half of the 2 sigma^2 scale^2 ||x||^2 of one draw
+    # per partial sum. Checked as in the test above (5 standard errors per element).
+    torch.manual_seed(1)
+    cfg = ideal(False).with_overrides({"device.read_noise_sigma": READ_SIGMA,
+                                       "forward.input_bits": 8, "forward.dac_bits": dac_bits})
+    float_layer, x1 = nn.Linear(40, 20), torch.randn(1, 40)
+    layer = to_rram(nn.Sequential(float_layer), Chip(cfg))[0]
+    with torch.no_grad():
+        y = layer(x1.expand(SAMPLES, 40).clone())
+    unit = float(x1.abs().max()) / 255
+    codes = (x1 / unit).round().abs().long()
+    base = 2**dac_bits
+    weight = sum(((codes // base**c) % base * base**c).double() ** 2 for c in range(-(-8 // dac_bits)))
+    expected = 2 * READ_SIGMA**2 * layer.array._full_scale() ** 2 * unit**2 * float(weight.sum())
+    ratio = y.var(0).double() / expected
+    assert float((ratio - 1).abs().max()) < Z_READ * (2 / (SAMPLES - 1)) ** 0.5
+    if dac_bits == 8:  # one cycle: the whole code at once
+        assert float(weight.sum()) == float((codes.double() ** 2).sum())
 
 
 # --------------------------------------------------------------------------- residual / plan

@@ -8,13 +8,18 @@ data and nothing is counted.
 
 * ``separate`` (baseline): target network on its own arrays; a sync reads every Q weight out
   through the buffer (one read + sense per Q cell, weight words through the buffer and one
-  network hop), RESETs every target cell to Gmin (one full RESET pulse per cell), then programs
+  network hop), RESETs every target cell to Gmin (one full RESET pulse per cell through the
+  pulse model, `PulseModel.full_reset`: each cell lands at its own Gmin plus one pulse's
+  cycle-to-cycle noise, wears by one pulse; the controller believes it at Gmin), then programs
   every target cell to the Q level with the chip's tuning scheme. Replay in off-chip DRAM: every
   stored transition and every sampled minibatch crosses the DRAM interface.
 * ``time`` (default; TIME's DRL-specific mapping as rlime defines it): replay in RRAM
   memory-mode subarrays of the same bank (no off-chip traffic); target arrays share the Q
   periphery by time-multiplexing and are synced in-bank differentially: both arrays are read
-  and compared, and only target cells whose level differs are tuned.
+  and compared, and only target cells whose level differs are tuned. The comparison read
+  is charged for every Q and target cell; a verified scheme's tuning then charges its own first
+  read of each tuned target cell again (a simplification: one read per tuned cell too many, a
+  fraction of a sync's reads equal to the fraction of target cells tuned).
 * ``shared``: no target arrays; the target values come from the Q arrays as they are before
   the current update (target period 1). No sync writes, half the weight arrays -- a different
   algorithm from DQN (learning is less stable), labelled as such. Replay as in ``time``.
@@ -121,19 +126,15 @@ class SeparateMapping(Mapping):
         words = sum(layer.weight.numel() for layer in q_layers) * _weight_bits(chip)
         ledger.add("buffer_bits", words)
         ledger.add("noc_bit_hops", words)
-        cfg = chip.cfg.device
+        model = chip.pulse_model
         for layer in target_layers:  # one full RESET pulse per target cell
-            u = layer.cell_u
-            ledger.add_tensor("reset_pulse_siemens", (cfg.g_min_siemens + cfg.range_siemens * u).sum())
-            # a full RESET saturates every healthy cell at its own Gmin; the controller knows
-            # it put them there (stuck cells stay, unseen, until a verify read finds them)
-            layer.cell_u = torch.where(layer.cell_stuck, u, layer.cell_u_min)
+            cells = layer.array.cells
+            counts = model.full_reset(cells, chip.generator)
+            layer.cell_u, layer.cell_pulses, layer.cell_stuck = cells.u, cells.pulses, cells.stuck
             layer.cell_belief = layer.cell_u_min.clone()
-            layer.cell_pulses += 1
-            if math.isfinite(cfg.endurance_pulses):
-                layer.cell_stuck |= layer.cell_pulses >= cfg.endurance_pulses
+            ledger.add("reset_pulses", counts.reset_pulses)
+            ledger.add_tensor("reset_pulse_siemens", counts.reset_siemens)
             layer.weight.data = layer.realised()
-        ledger.add("reset_pulses", cells)
         sync_weights(chip, q_layers, target_layers)
 
 

@@ -98,7 +98,9 @@ class CrossbarArray(nn.Module):
         codes, unit = per.dac(x, tiling.memory_format)
         partials = tiling.partials(codes, self._tiles(weight)[0])
         y = self._convert(per, partials, tiling.rows_used, self.adc_range_forward,
-                          lambda: tiling.input_norms(codes))
+                          lambda: self._read_variance(
+                              per.drive_squares(codes), tiling.input_sums,
+                              lambda s: tiling.partials(s, self._read_weights()[0])))
         return tiling.to_layout(y) * unit, codes, unit
 
     def error_codes(self, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -116,7 +118,10 @@ class CrossbarArray(nn.Module):
             return tiling.exact_transposed(g, weight, input_size)
         partials = tiling.transposed_partials(g, self._tiles(weight)[1], input_size)
         y = self._convert(per, partials, tiling.cols_used, self.adc_range_backward,
-                          lambda: tiling.error_norms(g, input_size))
+                          lambda: self._read_variance(
+                              per.drive_squares(g), lambda s: tiling.error_sums(s, input_size),
+                              lambda s: tiling.transposed_partials(s, self._read_weights()[1],
+                                                                   input_size)))
         return tiling.to_layout(y)
 
     def weight_grad(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -137,10 +142,29 @@ class CrossbarArray(nn.Module):
         self.chip.ledger.add_row(counts[direction].row * input_size[0], phase)
 
     def _convert(self, per: Periphery, partials: torch.Tensor, lines: torch.Tensor,
-                 ranges: torch.Tensor, drive_norms: Callable[[], torch.Tensor]) -> torch.Tensor:
+                 ranges: torch.Tensor, read_variance: Callable[[], torch.Tensor]) -> torch.Tensor:
         """Read noise, ADC and digital tile sum of partial sums (code units)."""
         return per.convert(partials, tile_dim=self.tiling.tile_dim, scale=self._full_scale(),
-                           lines=lines, ranges=ranges, drive_norms=drive_norms)
+                           lines=lines, ranges=ranges, read_variance=read_variance)
+
+    def _read_variance(self, squares: torch.Tensor, sums: Callable, products: Callable
+                       ) -> torch.Tensor:
+        """Read-noise variance of each partial sum in (read_sigma x scale)^2 from the drive
+        `squares` (`Periphery.drive_squares`): additive, 2 x their sum over the lines (two cells
+        per weight); proportional, their products with each weight's (g0 + u+)^2 + (g0 + u-)^2
+        (`_read_weights`)."""
+        if self.chip.cfg.device.read_noise_model == "additive":
+            return sums(squares).mul_(2.0)
+        return products(squares)
+
+    def _read_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """`tiling.tiles` of (g0 + u+)^2 + (g0 + u-)^2 per weight, g0 = g_min / range: each
+        cell's read-noise variance in (read_sigma x range)^2 when it is proportional to G
+        (NeuroSim Cell.cpp IdealDevice::Read, sigma x G)."""
+        dev = self.chip.cfg.device
+        g = self.cell_u + dev.g_min_siemens / dev.range_siemens
+        n = g.numel() // 2
+        return self.tiling.tiles((g[:n] ** 2 + g[n:] ** 2).view(self.shape))
 
     def _full_scale(self) -> float:
         """`weight_scale` as a Python float for the periphery's scalar arithmetic, read from its

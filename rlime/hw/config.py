@@ -19,6 +19,7 @@ from rlime.common.settings import build, check_types
 RESPONSE_MODELS = ("linear", "soft-bounds", "nonlinear")
 TUNING_SCHEMES = ("open-loop", "write-verify", "gradual")
 ADC_RANGES = ("calibrated", "fixed")
+READ_NOISE_MODELS = ("additive", "proportional")
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,12 @@ class DeviceConfig:
 
     Conductances in siemens; noise sigmas are fractions of the nominal range (g_max_siemens - g_min_siemens);
     `levels` programmable levels span that range, so one nominal pulse moves a cell by
-    1 / (levels - 1) of it. The nonlinearity labels are NeuroSim's (signed; mapped to its
+    1 / (levels - 1) of it. `read_noise_model` "proportional" makes a read's sigma
+    read_noise_sigma x G (NeuroSim's read, I = V G (1 + N(0, sigmaReadNoise)), Cell.cpp
+    IdealDevice::Read) instead of read_noise_sigma x range. `relaxation_sigma`: the spread a
+    cell's conductance takes right after it was programmed (post-programming relaxation, seen
+    after write-verify on RRAM arrays, e.g. Wan et al. Nature 2022, Extended Data Fig. 3); the
+    verify reads happen before it, so it is what makes write-verify imperfect. The nonlinearity labels are NeuroSim's (signed; mapped to its
     parameter A by `rlime.hw.device.neurosim_param_a`, |label| <= 9 as its table).
     """
 
@@ -43,7 +49,9 @@ class DeviceConfig:
     d2d_step_sigma: float = 0.0         # relative spread of the step size across cells
     d2d_bound_sigma: float = 0.0        # lognormal sigma of each cell's Gmin and Gmax (relative)
     c2c_sigma: float = 0.037            # per pulse: n pulses spread by c2c_sigma * sqrt(n)
-    read_noise_sigma: float = 0.0       # per read, fraction of range
+    read_noise_sigma: float = 0.0       # per read: fraction of range, or of G (proportional)
+    read_noise_model: str = "additive"  # additive (sigma x range) or proportional (sigma x G)
+    relaxation_sigma: float = 0.0       # once after each programming event, fraction of range
     stuck_at_min_fraction: float = 0.0  # fraction of cells stuck at Gmin from the start
     stuck_at_max_fraction: float = 0.0  # fraction of cells stuck at Gmax from the start
     endurance_pulses: float = 1e9       # Lanza et al. 2019 (requirement); math.inf = no wear-out
@@ -61,7 +69,10 @@ class DeviceConfig:
             require(abs(getattr(self, name)) <= 9, f"device.{name}", getattr(self, name),
                     "it must be a NeuroSim nonlinearity label in [-9, 9] (0 = linear)")
         require(self.down_up_ratio > 0, "device.down_up_ratio", self.down_up_ratio, "it must be > 0")
-        for name in ("d2d_step_sigma", "d2d_bound_sigma", "c2c_sigma", "read_noise_sigma"):
+        require(self.read_noise_model in READ_NOISE_MODELS, "device.read_noise_model",
+                self.read_noise_model, f"choose one of {', '.join(READ_NOISE_MODELS)}")
+        for name in ("d2d_step_sigma", "d2d_bound_sigma", "c2c_sigma", "read_noise_sigma",
+                     "relaxation_sigma"):
             value = getattr(self, name)
             require(math.isfinite(value) and value >= 0, f"device.{name}", value,
                     "it must be a finite number >= 0")

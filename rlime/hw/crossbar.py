@@ -8,14 +8,17 @@ tile produces partial sums per row, converted by the same kind of ADC.
 
 Periphery model (per direction, `ConverterConfig`): inputs are quantised by the DAC to
 `input_bits` magnitude bits of their per-sample abs-max; each tile's partial sum gets read noise
-(iid Gaussian on every cell of a read, exactly summed: sigma_read * sqrt(2) * ||x_tile|| * scale
-for a differential pair), ADC noise, then the ADC rounds it to `adc_bits` over its range: a
-calibrated per-tile range (running peak, see `Periphery.convert`) or a fixed one,
-+-min(adc_bound, lines used) x full scale. All of this happens in DAC code units (see
-`Periphery`), so every ADC range is per tile. The ADC is applied once per tile partial sum, i.e. to
-the shift-and-added result of the bit-serial cycles; the ledger counts the bit-serial schedule
-(ceil(input_bits / dac_bits) cycles, each with one DAC drive per row and one ADC conversion per
-column).
+(iid Gaussian on every cell of every bit-serial cycle's read, exactly summed in closed form, see
+`Periphery.drive_squares`: additive, variance 2 sigma^2 scale^2 sum_i s_i for a differential
+pair; proportional to G, sigma^2 scale^2 sum_i s_i ((g0 + u+_i)^2 + (g0 + u-_i)^2) -- NeuroSim
+Cell.cpp IdealDevice::Read, I = V G (1 + N(0, sigma)) --, g0 = g_min / range), ADC noise, then
+the ADC rounds it to `adc_bits` over its range: a calibrated per-tile range (running peak, see
+`Periphery.convert`) or a fixed one, +-min(adc_bound, lines used) x full scale. All of this
+happens in DAC code units (see `Periphery`), so every ADC range is per tile. The ledger counts
+the bit-serial schedule (ceil(input_bits / dac_bits) cycles, each with one DAC drive per row and
+one ADC conversion per column); the ADC rounding and its noise are applied once per tile
+partial sum, to the shift-and-added result of the cycles (a simplification: per-cycle rounding
+would add up to cycles x LSB^2 / 12 of quantisation variance in place of LSB^2 / 12).
 
 Geometry and tile MVMs sit behind one interface, `Tiling`: `LinearTiling` (partial sums by
 strided-view batched matmuls) and `ConvTiling`. Convolutions map channel-aligned: a row tile
@@ -87,7 +90,7 @@ class Periphery:
 
     def convert(self, partials: torch.Tensor, *, tile_dim: int, scale: float,
                 lines: torch.Tensor, ranges: torch.Tensor,
-                drive_norms: Callable[[], torch.Tensor]) -> torch.Tensor:
+                read_variance: Callable[[], torch.Tensor]) -> torch.Tensor:
         """ADC conversion of tile partial sums (code units), then their digital sum over tiles
         (`tile_dim` removed).
 
@@ -97,14 +100,20 @@ class Periphery:
         (T,), a running peak of |partial sum| x adc_headroom kept by the layer and updated here
         in place (decaying by adc_decay per conversion); a tile's first conversion calibrates
         on itself. Then read noise, ADC noise and rounding to `adc_bits` over the range.
-        `drive_norms()` gives the norm of the codes that drove each partial sum (broadcastable
-        against `partials`); it is called only with read noise. `partials` must be a fresh
-        contiguous tensor: it is overwritten.
+        `read_variance()` gives the read-noise variance of each partial sum in units of
+        (read_sigma x scale)^2 (code^2 x range^2; broadcastable against `partials`); it is
+        called only with read noise. `partials` must be a fresh contiguous tensor: it is
+        overwritten.
+
+        The running peak lags the weights: after an update that scales a tile's partial sums by
+        k, a k > 1 clips the one conversion that sees it first (the range follows on the next),
+        and a k < 1 keeps the old, coarser LSB until the peak has decayed, ln(k) / ln(adc_decay)
+        conversions (693 for k = 1/2 at the default 0.999): up to log2(1/k) bits of resolution
+        lost meanwhile, as a periodically, not continuously, recalibrated ADC would.
         """
         cfg = self.cfg
-        if self.read_sigma > 0:  # iid noise on every cell read, summed exactly (differential pair)
-            read_std = self.read_sigma * 2**0.5 * scale * drive_norms()
-            partials = partials + read_std * self._randn(partials)
+        if self.read_sigma > 0:  # iid noise on every cell read, summed exactly
+            partials = partials + (self.read_sigma * scale) * read_variance().sqrt_() * self._randn(partials)
         out_shape = partials.shape[:tile_dim] + partials.shape[tile_dim + 1:]
         # (outer, T, inner): every per-tile operation below runs over contiguous rows
         grid = partials.view(math.prod(partials.shape[:tile_dim]), partials.shape[tile_dim], -1)
@@ -124,6 +133,24 @@ class Periphery:
         lsb = full.mul_(unit / half)
         codes = grid.div_(_per_tile(lsb, grid)).round_().clamp_(-half, half - 1)
         return _tile_sum(codes, lsb).view(out_shape)
+
+    def drive_squares(self, codes: torch.Tensor) -> torch.Tensor:
+        """Per code, the read-noise weight of the cell it drives summed over the bit-serial
+        cycles: an input of n bits drives k = dac_bits of them per cycle, digit d_c at place
+        2^(k c), and each cycle's read draws fresh noise that the shift-and-add scales by the
+        place, so the variance is sum_c (d_c 2^(k c))^2 x the cell's (not code^2, as one draw
+        per partial sum would give: for a full-scale 8-bit code 255 it is 21845 against 65025).
+        Unquantised inputs (input_bits None) have no digits: code^2."""
+        if self.cfg.input_bits is None:
+            return codes * codes
+        base = float(2**self.cfg.dac_bits)
+        rest, total, place = codes.abs(), torch.zeros_like(codes), 1.0
+        for _ in range(self.cfg.cycles()):
+            digit = torch.remainder(rest, base)
+            total.add_((digit * place) ** 2)
+            rest = torch.div(rest - digit, base)
+            place *= base
+        return total
 
     def _randn(self, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(like.shape, generator=self.generator, device=like.device,
@@ -280,8 +307,9 @@ class Tiling(abc.ABC):
         """Partial sums of input codes (B, ...) on every row tile (fresh, contiguous)."""
 
     @abc.abstractmethod
-    def input_norms(self, codes: torch.Tensor) -> torch.Tensor:
-        """Norm of the codes driving each forward partial sum (broadcastable against it)."""
+    def input_sums(self, squares: torch.Tensor) -> torch.Tensor:
+        """Sum of per-input `squares` (shaped like the input codes) over the lines driving each
+        forward partial sum (broadcastable against it)."""
 
     @abc.abstractmethod
     def transposed_partials(self, g: torch.Tensor, bwd: torch.Tensor,
@@ -289,8 +317,9 @@ class Tiling(abc.ABC):
         """Partial sums of error codes g (B, ...) on every column tile (fresh, contiguous)."""
 
     @abc.abstractmethod
-    def error_norms(self, g: torch.Tensor, input_size: torch.Size) -> torch.Tensor:
-        """Norm of the codes driving each transposed partial sum (broadcastable against it)."""
+    def error_sums(self, squares: torch.Tensor, input_size: torch.Size) -> torch.Tensor:
+        """Sum of per-error `squares` (shaped like the error codes) over the lines driving each
+        transposed partial sum (broadcastable against it)."""
 
     @abc.abstractmethod
     def to_layout(self, y: torch.Tensor) -> torch.Tensor:
@@ -337,18 +366,18 @@ class LinearTiling(Tiling):
         """(T_r, B, out) from x (B, in)."""
         return _tiled_products(codes, fwd, self.rows)
 
-    def input_norms(self, codes: torch.Tensor) -> torch.Tensor:
+    def input_sums(self, squares: torch.Tensor) -> torch.Tensor:
         """(T_r, B, 1)."""
-        return _slice_norms(codes, self.row_tiles, self.rows)
+        return _slice_sums(squares, self.row_tiles, self.rows)
 
     def transposed_partials(self, g: torch.Tensor, bwd: torch.Tensor,
                             input_size: torch.Size) -> torch.Tensor:
         """(T_c, B, in) from g (B, out)."""
         return _tiled_products(g, bwd, self.cols)
 
-    def error_norms(self, g: torch.Tensor, input_size: torch.Size) -> torch.Tensor:
+    def error_sums(self, squares: torch.Tensor, input_size: torch.Size) -> torch.Tensor:
         """(T_c, B, 1)."""
-        return _slice_norms(g, self.col_tiles, self.cols)
+        return _slice_sums(squares, self.col_tiles, self.cols)
 
     def to_layout(self, y: torch.Tensor) -> torch.Tensor:
         return y
@@ -365,10 +394,10 @@ class LinearTiling(Tiling):
         return g.t() @ x
 
 
-def _slice_norms(x: torch.Tensor, n_tiles: int, lines: int) -> torch.Tensor:
-    """(T, B, 1) Euclidean norm of each tile's slice of `lines` elements of x (B, n)."""
-    x = _pad_dim(x * x, 1, n_tiles * lines)
-    return x.view(x.shape[0], n_tiles, lines).sum(-1).t().unsqueeze(-1).sqrt()
+def _slice_sums(x: torch.Tensor, n_tiles: int, lines: int) -> torch.Tensor:
+    """(T, B, 1) sum of each tile's slice of `lines` elements of x (B, n)."""
+    x = _pad_dim(x, 1, n_tiles * lines)
+    return x.view(x.shape[0], n_tiles, lines).sum(-1).t().unsqueeze(-1)
 
 
 class ConvTiling(Tiling):
@@ -419,12 +448,12 @@ class ConvTiling(Tiling):
         y = F.conv2d(x, fwd, None, self.stride, self.padding, 1, self.row_tiles)
         return _tiles_last(y, self.row_tiles)
 
-    def input_norms(self, codes: torch.Tensor) -> torch.Tensor:
-        """(B, H', W', T_r, 1): norm of each tile's im2col patch."""
-        x = _channels_last(_pad_dim(codes * codes, 1, self.channels_padded))
+    def input_sums(self, squares: torch.Tensor) -> torch.Tensor:
+        """(B, H', W', T_r, 1): sum over each tile's im2col patch."""
+        x = _channels_last(_pad_dim(squares, 1, self.channels_padded))
         ones = x.new_ones(self.row_tiles, self.channels_per_tile, *self.kernel)
         s = F.conv2d(x, _channels_last(ones), None, self.stride, self.padding, 1, self.row_tiles)
-        return _tiles_last(s, self.row_tiles).sqrt()
+        return _tiles_last(s, self.row_tiles)
 
     def transposed_partials(self, g: torch.Tensor, bwd: torch.Tensor,
                             input_size: torch.Size) -> torch.Tensor:
@@ -435,13 +464,13 @@ class ConvTiling(Tiling):
                                self._output_padding(g, input_size), self.col_tiles)
         return _tiles_last(y, self.col_tiles)
 
-    def error_norms(self, g: torch.Tensor, input_size: torch.Size) -> torch.Tensor:
-        """(B, H, W, T_c, 1): norm of the errors driving each input position's cells."""
-        g = _channels_last(_pad_dim(g * g, 1, self.out_padded))
+    def error_sums(self, squares: torch.Tensor, input_size: torch.Size) -> torch.Tensor:
+        """(B, H, W, T_c, 1): sum over the errors driving each input position's cells."""
+        g = _channels_last(_pad_dim(squares, 1, self.out_padded))
         ones = g.new_ones(self.out_padded, 1, *self.kernel)
         s = F.conv_transpose2d(g, ones, None, self.stride, self.padding,
                                self._output_padding(g, input_size), self.col_tiles)
-        return _tiles_last(s, self.col_tiles).sqrt()
+        return _tiles_last(s, self.col_tiles)
 
     def to_layout(self, y: torch.Tensor) -> torch.Tensor:
         """(B, H, W, n) -> (B, n, H, W), channels-last."""

@@ -259,12 +259,19 @@ class PulseModel:
         return (c2c / self.nominal_step) * step0.abs() * torch.sqrt(geometric)
 
     def single_pulse_coefficients(self, cells: CellSet) -> tuple[torch.Tensor, ...]:
-        """(c0_up, c1_up, c0_down, c1_down): one pulse moves u by c0 + c1 * u, per cell."""
-        span = cells.u_max - cells.u_min
+        """(c0_up, c1_up, c0_down, c1_down): one pulse moves u by c0 + c1 * u, per cell (its own
+        step scale: the physics)."""
+        return self.pulse_coefficients(cells.u_min, cells.u_max, cells.step_scale)
+
+    def pulse_coefficients(self, u_min: torch.Tensor, u_max: torch.Tensor,
+                           step_scale: torch.Tensor | float = 1.0) -> tuple[torch.Tensor, ...]:
+        """`single_pulse_coefficients` of cells with bounds [u_min, u_max] and `step_scale`;
+        with the default 1, what the controller expects of a cell on its calibrated bounds."""
+        span = u_max - u_min
         out = []
         for k0, k1 in ((self.k0_up, self.k1_up), (self.k0_down, self.k1_down)):
-            c1 = k1 * cells.step_scale
-            out += [k0 * cells.step_scale * span - c1 * cells.u_min, c1]
+            c1 = k1 * step_scale
+            out += [k0 * step_scale * span - c1 * u_min, c1 + torch.zeros_like(span)]
         return tuple(out)
 
     def noise_sigmas(self, scale: float = 1.0) -> tuple[float, float]:
@@ -328,9 +335,46 @@ class PulseModel:
         return torch.minimum(torch.maximum(u_min + span * p, torch.as_tensor(u_min)),
                              torch.as_tensor(u_max))
 
+    def read_sigmas(self) -> tuple[float, float]:
+        """(additive, per unit of u) sigma of one read, as fractions of the range: a read of u
+        has sigma = additive + relative * u. "additive": (read_noise_sigma, 0); "proportional":
+        sigma x G / range = sigma (g_min / range + u) (NeuroSim Cell.cpp IdealDevice::Read:
+        I = V G (1 + N(0, sigmaReadNoise)), i.e. a standard deviation proportional to G)."""
+        cfg = self.cfg
+        if cfg.read_noise_model == "additive":
+            return cfg.read_noise_sigma, 0.0
+        return cfg.read_noise_sigma * cfg.g_min_siemens / cfg.range_siemens, cfg.read_noise_sigma
+
     def read(self, u: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """One read of each cell's u with read noise (fraction of the range)."""
-        sigma = self.cfg.read_noise_sigma
-        if sigma == 0:
+        """One read of each cell's u with read noise (`read_sigmas`)."""
+        additive, relative = self.read_sigmas()
+        if additive == 0 and relative == 0:
             return u
+        sigma = additive + relative * u if relative > 0 else additive
         return u + sigma * torch.randn(u.shape, generator=generator, device=u.device)
+
+    def relax(self, cells: CellSet, moved: torch.Tensor, generator: torch.Generator) -> None:
+        """Post-programming relaxation of the cells at `moved` (in place): u += relaxation_sigma
+        x N(0, 1), kept in the cell's range; stuck cells do not move. The belief is left as it
+        is (the controller's last read came before the relaxation)."""
+        sigma = self.cfg.relaxation_sigma
+        if sigma == 0 or moved.numel() == 0:
+            return
+        u = cells.u.index_select(0, moved)
+        noise = torch.randn(u.shape, generator=generator, device=u.device)
+        relaxed = torch.minimum(torch.maximum(u + sigma * noise, cells.u_min.index_select(0, moved)),
+                                cells.u_max.index_select(0, moved))
+        cells.u.index_copy_(0, moved, torch.where(cells.stuck.index_select(0, moved), u, relaxed))
+
+    def full_reset(self, cells: CellSet, generator: torch.Generator) -> PulseCounts:
+        """One full RESET pulse at every cell (in place): strong enough to saturate, it lands
+        each healthy cell at its own Gmin plus one nominal pulse's cycle-to-cycle noise
+        (c2c_sigma, clipped into the range); stuck cells stay. Wears every cell by one pulse;
+        the cost is charged at the conductance the pulse starts from (siemens)."""
+        g_start = self.cfg.g_min_siemens + self.cfg.range_siemens * cells.u
+        zero = torch.zeros_like(cells.u)
+        cells.u = self.step_once(cells.u, cells.u_min - cells.u, zero, cells.u_min, cells.u_max,
+                                 cells.stuck, generator, (self.cfg.c2c_sigma, 0.0))
+        self.wear(cells, 1)
+        count = float(len(cells))
+        return PulseCounts(0.0, count, 0.0, g_start.sum())

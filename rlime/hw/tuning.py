@@ -9,16 +9,19 @@ open-loop burst put the cell). It never sees the true conductance except through
   predicts the burst lands, so the cell's own variability accumulates unseen, as in NeuroSim's
   RealDevice::Write (a state-blind pulse count).
 * ``write-verify``: read (charged), then pulse by pulse towards the target, reading back after
-  each pulse, until within `tolerance_levels` or the cell has used its nominal count +
-  `max_pulses`.
+  each pulse, until a read is accepted or the cell has used its nominal count + `max_pulses`.
+  A read is accepted within `tolerance_levels` only once no further pulse is expected to bring
+  the cell closer (`rlime.hw.verify_loop.accepts`: the controller aims at the target, so the
+  final error is centred on it rather than parked at the edge of the window it came from).
 * ``gradual`` (TIME's gradually-write, as an ISPP-like coarse-to-fine scheme: the write step is
   shrunk near the target): read, verify full pulses until within `coarse_window_levels`, then
   verify fine pulses -- `fine_step_fraction` f of the step and of the cycle-to-cycle sigma --
-  to `tolerance_levels`. A fine pulse is modelled as a pulse of f x the width: its V^2 G t
+  to `tolerance_levels`, aiming as write-verify does (the coarse stage stops at its window). A fine pulse is modelled as a pulse of f x the width: its V^2 G t
   energy (the conductance sums) is charged at f, its count (fixed driver and wire energy, wear)
   in full.
 
-Every pulse (SET/RESET, with the conductance it saw) and every verify read is charged to the
+After every programming event the cells that took pulses relax (`PulseModel.relax`, after
+the last verify read). Every pulse (SET/RESET, with the conductance it saw) and every verify read is charged to the
 ledger's current phase. The verify loop touches only cells that still need pulses: on CPU each
 cell runs its loop to the end in compiled code (`rlime.hw.verify_loop`); elsewhere it runs as
 batched tensor rounds over a shrinking set.
@@ -68,13 +71,21 @@ class Tuner:
             return seen
         if target.numel() == 0:
             return target
-        if self.cfg.scheme != "open-loop":
-            return self._verified(cells, target, index)
         model, lo, hi = self.model, cells.u_min, cells.u_max
-        n, up = model.nominal_pulses(cells.belief, target, _OPEN_LOOP_LIMIT, lo, hi)
-        self._charge(model.apply(cells, n, up, self.generator))
-        cells.belief.copy_(model.predict(cells.belief, n, up, lo, hi))
-        return cells.belief
+        before = cells.pulses if index is None else cells.pulses.index_select(0, index)
+        before = before.clone()
+        if self.cfg.scheme != "open-loop":
+            seen = self._verified(cells, target, index)
+        else:
+            n, up = model.nominal_pulses(cells.belief, target, _OPEN_LOOP_LIMIT, lo, hi)
+            self._charge(model.apply(cells, n, up, self.generator))
+            cells.belief.copy_(model.predict(cells.belief, n, up, lo, hi))
+            seen = cells.belief
+        after = cells.pulses if index is None else cells.pulses.index_select(0, index)
+        moved = (after != before).nonzero().squeeze(1)
+        model.relax(cells, moved if index is None else index.index_select(0, moved),
+                    self.generator)
+        return seen
 
     def tune_jobs(self, jobs: list[tuple[CellSet, torch.Tensor, torch.Tensor]]
                      ) -> list[torch.Tensor]:
@@ -98,14 +109,32 @@ class Tuner:
     def _compiled_on(self, cells: CellSet) -> bool:
         return self.compiled and cells.u.device.type == "cpu"
 
-    def _stages(self) -> list[tuple[float, float]]:
-        """(step fraction, window in u) of each verify stage of the scheme."""
+    def _stages(self) -> list[tuple[float, float, bool]]:
+        """(step fraction, window in u, aim) of each verify stage of the scheme; the last stage
+        aims at the target (`accepts`), a coarse stage stops at its window."""
         per_level = 1.0 / self.levels_per_unit
         tol = self.cfg.tolerance_levels * per_level
         if self.cfg.scheme == "write-verify":
-            return [(1.0, tol)]
+            return [(1.0, tol, True)]
         coarse = max(self.cfg.coarse_window_levels, self.cfg.tolerance_levels) * per_level
-        return [(1.0, coarse), (self.cfg.fine_step_fraction, tol)]
+        return [(1.0, coarse, False), (self.cfg.fine_step_fraction, tol, True)]
+
+    def _accepted(self, goal: torch.Tensor, seen: torch.Tensor, coefficients: tuple,
+                  step_scale: torch.Tensor | float, scale: float, tol: float,
+                  aim: bool) -> torch.Tensor:
+        """`accepts` of each read `seen` (tensor form): `coefficients` are the cells' own
+        single-pulse coefficients of `scale` x the step, divided here by `step_scale` to give
+        the controller's expected step."""
+        error = goal - seen
+        inside = error.abs() <= tol
+        if not aim:
+            return inside
+        c0_up, c1_up, c0_down, c1_down = coefficients
+        up = error > 0
+        step = torch.where(up, c0_up + c1_up * seen, c0_down + c1_down * seen) / step_scale
+        additive, relative = self.model.noise_sigmas(scale)
+        sigma = additive + relative * step.abs()
+        return inside & (error * error <= (error - step) ** 2 + sigma * sigma)
 
     def _verified(self, cells: CellSet, target: torch.Tensor,
                   index: torch.Tensor | None) -> torch.Tensor:
@@ -119,8 +148,11 @@ class Tuner:
                                             pick(cells.u_max))
         budget = n_nominal + self.cfg.max_pulses
         g_min, half_range = model.cfg.g_min_siemens, 0.5 * model.cfg.range_siemens
-        for scale, window in self._stages():
-            pending = (((target - seen).abs() > window) & (budget > 0)).nonzero().squeeze(1)
+        nominal = model.pulse_coefficients(pick(cells.u_min), pick(cells.u_max))
+        for scale, window, aim in self._stages():
+            settled = self._accepted(target, seen, tuple(c * scale for c in nominal), 1.0, scale,
+                                     window, aim)
+            pending = (~settled & (budget > 0)).nonzero().squeeze(1)
             if not pending.numel():
                 continue
             goal, now, left = (t.index_select(0, pending) for t in (target, seen, budget))
@@ -128,7 +160,7 @@ class Tuner:
             work = cells.take(at)
             before = work.pulses.clone()
             loop = self._compiled if self._compiled_on(cells) else self._rounds
-            set_n, pulses, set_sum, all_sum = loop(work, goal, now, left, window, scale)
+            set_n, pulses, set_sum, all_sum = loop(work, goal, now, left, window, scale, aim)
             cells.put(at, work)
             seen.index_copy_(0, pending, now)
             budget.index_copy_(0, pending, left - (work.pulses - before).to(left.dtype))
@@ -145,17 +177,18 @@ class Tuner:
         return seen
 
     def _compiled(self, work: CellSet, goal: torch.Tensor, seen: torch.Tensor,
-                  budget: torch.Tensor, tol: float, scale: float) -> tuple:
+                  budget: torch.Tensor, tol: float, scale: float, aim: bool) -> tuple:
         """Every cell's loop run to the end in compiled code (CPU), pulses of `scale` x the
         full step."""
-        cfg = self.model.cfg
-        coefficients = tuple(c * scale for c in self.model.single_pulse_coefficients(work))
+        model = self.model
+        coefficients = tuple(c * scale for c in model.single_pulse_coefficients(work))
         return verify_on_cpu(self.generator, work.u, seen, goal, budget, work.u_min, work.u_max,
-                             coefficients, work.stuck, work.pulses, self.model.noise_sigmas(scale),
-                             cfg.read_noise_sigma, tol, cfg.endurance_pulses)
+                             coefficients, work.step_scale, work.stuck, work.pulses,
+                             model.noise_sigmas(scale), model.read_sigmas(), tol, aim,
+                             model.cfg.endurance_pulses)
 
     def _rounds(self, work: CellSet, goal: torch.Tensor, seen: torch.Tensor,
-                budget: torch.Tensor, tol: float, scale: float) -> tuple:
+                budget: torch.Tensor, tol: float, scale: float, aim: bool) -> tuple:
         """The loop as batched tensor rounds, one pulse (of `scale` x the full step) and one
         read per active cell per round (any device). `work` and `seen` are updated in place;
         returns (SET pulses, pulses, sum of u + u' over SET pulses, over all pulses)."""
@@ -194,7 +227,9 @@ class Tuner:
             taken += act_f
             u = u_new
             now = model.read(u, generator) if full else torch.where(active, model.read(u, generator), now)
-            active &= ((goal - now).abs() > tol) & (budget > taken)
+            coefficients = (c0_up, c1_up, c0_down, c1_down)
+            active &= ~self._accepted(goal, now, coefficients, part.step_scale, scale, tol,
+                                      aim) & (budget > taken)
             n_active = int(active.sum())
             rounds_left -= 1
             if n_active > index.numel() // 2 and rounds_left > 0:

@@ -94,9 +94,9 @@ class CrossbarArray(nn.Module):
         self._charge(0, x.shape, None)
         if per.exact:
             x = code_values(x)
-            return tiling.exact(x, weight), x, None
+            return tiling.exact(x, self._operands(weight)[0]), x, None
         codes, unit = per.dac(x, tiling.memory_format)
-        partials = tiling.partials(codes, self._tiles(weight)[0])
+        partials = tiling.partials(codes, self._operands(weight)[1])
         y = self._convert(per, partials, tiling.rows_used, self.adc_range_forward,
                           lambda: self._read_variance(
                               per.drive_squares(codes), tiling.input_sums,
@@ -115,8 +115,8 @@ class CrossbarArray(nn.Module):
         tiling, per = self.tiling, self.chip.backward_periphery
         self._charge(1, input_size, "backward")
         if per.exact:
-            return tiling.exact_transposed(g, weight, input_size)
-        partials = tiling.transposed_partials(g, self._tiles(weight)[1], input_size)
+            return tiling.exact_transposed(g, self._operands(weight)[0], input_size)
+        partials = tiling.transposed_partials(g, self._operands(weight)[2], input_size)
         y = self._convert(per, partials, tiling.cols_used, self.adc_range_backward,
                           lambda: self._read_variance(
                               per.drive_squares(g), lambda s: tiling.error_sums(s, input_size),
@@ -174,15 +174,31 @@ class CrossbarArray(nn.Module):
             self._scale_value, self._scale_key = float(self.weight_scale), key
         return self._scale_value
 
-    def _tiles(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`tiling.tiles` of the weights, laid out again only when they change. The weights
-        they were made from are kept, so no new weights can take their address meanwhile."""
+    def _operands(self, weight: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(weights as the arrays compute with them, `tiling.tiles` of those), laid out again
+        only when the weights change. The weights they were made from are kept, so no new
+        weights can take their address meanwhile."""
         source = self._tile_source
         if (source is None or weight.data_ptr() != source.data_ptr()
                 or weight._version != self._tile_version):
             self._tile_source, self._tile_version = weight.detach(), weight._version
-            self._tile_cache = self.tiling.tiles(self._tile_source)
+            effective = self._on_wires(self._tile_source)
+            self._tile_cache = (effective, *self.tiling.tiles(effective))
         return self._tile_cache
+
+    def _on_wires(self, weight: torch.Tensor) -> torch.Tensor:
+        """`weight` as resistive word and bit lines let the arrays see it (`tile.
+        wire_resistance_ohm`; `weight` itself when 0): each cell's G loses the fraction a of
+        `Tiling.ir_drop`, from the present conductances of both cells of the pair."""
+        r = self.chip.cfg.tile.wire_resistance_ohm
+        if r == 0:
+            return weight
+        dev = self.chip.cfg.device
+        g0 = dev.g_min_siemens / dev.range_siemens
+        g = (self.cell_u + g0).view(2, *self.shape)              # G / range, G+ then G-
+        loss = torch.stack([self.tiling.ir_drop(r * dev.range_siemens * half) * half
+                            for half in g])                      # a G / range
+        return weight - self.weight_scale * (loss[0] - loss[1])
 
     # ------------------------------------------------------------------ programming
 

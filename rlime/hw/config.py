@@ -107,6 +107,9 @@ class TileConfig:
     rows: int = 128   # ISAAC; NeuroSim
     cols: int = 128
     weight_headroom: float = 2.0  # the range represents +-headroom * max|W0|
+    # wire resistance of one cell-to-cell segment of a word or bit line, ohms; 0 = no IR drop.
+    # aihwkit's IOParameters.ir_drop_g_ratio default is 1 / (0.35 ohm * 5 uS): 0.35 ohm a segment
+    wire_resistance_ohm: float = 0.0
 
     def __post_init__(self) -> None:
         check_types(self, "tile")
@@ -115,6 +118,9 @@ class TileConfig:
                     "it must be an integer >= 1 (cells)")
         require(self.weight_headroom >= 1, "tile.weight_headroom", self.weight_headroom,
                 "it must be >= 1")
+        require(math.isfinite(self.wire_resistance_ohm) and self.wire_resistance_ohm >= 0,
+                "tile.wire_resistance_ohm", self.wire_resistance_ohm,
+                "it must be a finite resistance >= 0 ohms (0 = no IR drop)")
 
 
 @dataclass(frozen=True)

@@ -219,6 +219,46 @@ def _tile_sum(grid: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return total
 
 
+def ir_drop_attenuation(rg: torch.Tensor, row_lines: int, col_lines: int,
+                        rows: int) -> torch.Tensor:
+    """First-order IR drop of resistive word and bit lines: the attenuation a (G_eff = G (1-a))
+    of each cell of W (out x in, rg = r_wire x G per cell, dimensionless).
+
+    Geometry: row tiles of `row_lines` input lines on `rows` physical rows, column tiles of
+    `col_lines` output lines; word lines are driven from column 0's side, bit lines sensed past
+    the last physical row (the periphery at one corner, as in aihwkit's IOParameters.ir_drop,
+    whose first input is the farthest from the output). A wire segment of resistance r joins
+    neighbouring cells and the last cell to the periphery. With every row driven, linearising
+    in r G (first order; the circuit's exact solution is tested against it):
+
+    * bit line of column j in a row tile: cell k's current crosses the segments from row
+      max(p, k) to the sense amplifier, raising cell p's bit line by
+      r sum_k V_k G_kj (rows - max(p, k)); summed over p, the output loses as if each G_kj
+      were G_kj (1 - r sum_p G_pj (rows - max(p, k)));
+    * word line of row i in a column tile: column l's current crosses segments 0..min(q, l),
+      so cell q sees V_i (1 - r sum_l G_il (min(q, l) + 1)).
+
+    The transposed MVM drives the bit lines from the same corner and senses the word lines
+    there, which gives the same two sums, so both directions use one attenuation.
+    """
+    out, n_in = rg.shape
+    row_tiles, n_in_padded = _split(n_in, row_lines)
+    col_tiles, out_padded = _split(out, col_lines)
+    g = _pad_dim(_pad_dim(rg, 1, n_in_padded), 0, out_padded)
+    # bit lines: along the row lines p of each (column j, row tile)
+    blocks = g.view(out_padded, row_tiles, row_lines)
+    left = rows - torch.arange(row_lines, device=rg.device, dtype=rg.dtype)  # rows - p
+    weighted = blocks * left
+    bit = left * blocks.cumsum(-1) + (weighted.sum(-1, keepdim=True) - weighted.cumsum(-1))
+    # word lines: along the columns q of each (column tile, input line i)
+    blocks_t = g.view(col_tiles, col_lines, n_in_padded)
+    pos = torch.arange(1, col_lines + 1, device=rg.device, dtype=rg.dtype).view(1, -1, 1)
+    word = ((blocks_t * pos).cumsum(1)
+            + pos * (blocks_t.sum(1, keepdim=True) - blocks_t.cumsum(1)))
+    a = bit.view(out_padded, n_in_padded) + word.view(out_padded, n_in_padded)
+    return a[:out, :n_in]
+
+
 def _split(total: int, size: int) -> tuple[int, int]:
     """(tiles, padded length) for `total` lines on tiles of `size` lines."""
     tiles = -(-total // size)
@@ -280,10 +320,23 @@ class Tiling(abc.ABC):
     memory_format: torch.memory_format
 
     def __init__(self, in_lines: int, out_lines: int, row_tiles: int, col_tiles: int,
-                 rows_used: torch.Tensor, cols_used: torch.Tensor):
+                 rows_used: torch.Tensor, cols_used: torch.Tensor, lines_per_row_tile: int,
+                 lines_per_col_tile: int, rows: int):
         self.in_lines, self.out_lines = in_lines, out_lines
         self.row_tiles, self.col_tiles = row_tiles, col_tiles
         self.rows_used, self.cols_used = rows_used, cols_used
+        # W (out_lines x in_lines) row tile t holds input lines [t L_r, (t+1) L_r) on its first
+        # L_r of `rows` physical rows; column tile t output lines [t L_c, (t+1) L_c)
+        self.lines_per_row_tile, self.lines_per_col_tile = lines_per_row_tile, lines_per_col_tile
+        self.physical_rows = rows
+
+    def ir_drop(self, rg: torch.Tensor) -> torch.Tensor:
+        """First-order IR-drop attenuation a of every cell (G_eff = G (1 - a)) from
+        rg = r_wire x G (shape of W, dimensionless); see `ir_drop_attenuation`."""
+        flat = rg.reshape(self.out_lines, self.in_lines)
+        a = ir_drop_attenuation(flat, self.lines_per_row_tile, self.lines_per_col_tile,
+                                self.physical_rows)
+        return a.view(rg.shape)
 
     def counts(self, vectors: int, cfg_fwd: ConverterConfig,
                cfg_bwd: ConverterConfig) -> tuple[MVMCounts, MVMCounts]:
@@ -352,7 +405,7 @@ class LinearTiling(Tiling):
         col_tiles, _ = _split(out_features, cols)
         super().__init__(in_features, out_features, row_tiles, col_tiles,
                          _lines_used(in_features, rows, row_tiles, device),
-                         _lines_used(out_features, cols, col_tiles, device))
+                         _lines_used(out_features, cols, col_tiles, device), rows, cols, rows)
         self.rows, self.cols = rows, cols
 
     def vectors(self, input_size: torch.Size) -> int:
@@ -420,7 +473,8 @@ class ConvTiling(Tiling):
         col_tiles, self.out_padded = _split(out_channels, out_per_tile)
         super().__init__(in_channels * area, out_channels, row_tiles, col_tiles,
                          _lines_used(in_channels, channels_per_tile, row_tiles, device) * area,
-                         _lines_used(out_channels, out_per_tile, col_tiles, device))
+                         _lines_used(out_channels, out_per_tile, col_tiles, device),
+                         channels_per_tile * area, out_per_tile, rows)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel, self.stride, self.padding, self.area = kernel, stride, padding, area
         self.channels_per_tile, self.out_per_tile = channels_per_tile, out_per_tile

@@ -8,6 +8,8 @@ workload, cell wear and the dead-cell fraction.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -73,7 +75,12 @@ def summarise(facts: RunFacts) -> dict[str, Any]:
         "energy_j_per_step": sum(price(training, facts.tech).values()) / max(facts.steps, 1),
         "ledger": split.as_dict(),
         "replay": {"bytes": facts.replay_bytes,
-                   "bytes_per_transition": facts.replay_bytes_per_transition},
+                   "bytes_per_transition": facts.replay_bytes_per_transition,
+                   # capacity is not modelled: the replay is assumed to fit; this is how many
+                   # tiles of 1-bit memory-mode cells it takes where it lives in RRAM
+                   "rram_tiles_if_in_rram": math.ceil(8 * facts.replay_bytes
+                                                      / (cfg.hardware.tile.rows
+                                                         * cfg.hardware.tile.cols))},
         "wall_s": facts.wall_s, "sps": facts.sps,
         "time_split_s": dict(facts.time_split_s),
         "run_dir": facts.run_dir,

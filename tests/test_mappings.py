@@ -3,6 +3,8 @@ on small shapes, and the promise that a mapping changes cost, not learning."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 
@@ -87,6 +89,22 @@ def test_time_sync_programs_only_the_cells_that_differ():
     # nothing differs any more: a second sync reads but writes nothing
     again = delta(chip, mapping.sync)["target_sync"]
     assert again == {"verify_reads": 24}
+
+
+def test_time_sync_charges_one_read_per_cell_with_a_verified_scheme():
+    """The comparison read of a tuned target cell is the read its write-verify starts from:
+    reads = every Q and target cell once + one verify read after each pulse."""
+    cfg = exact_chip().cfg
+    verified = TuningConfig(scheme="write-verify", tolerance_levels=0.4, residual=False)
+    chip = Chip(dataclasses.replace(cfg, tuning=verified),
+                seed=0, phases=DQN_PHASES)
+    q = q_network(chip)
+    mapping = make_mapping("time", q, RRAMBackend(chip))
+    move_q_cells(chip, q, {0: 2, 3: -1})
+    cost = delta(chip, mapping.sync)["target_sync"]
+    pulses = cost.get("set_pulses", 0) + cost.get("reset_pulses", 0)
+    assert pulses >= 2
+    assert cost["verify_reads"] == 2 * 12 + pulses
 
 
 def test_separate_sync_resets_and_reprograms_every_cell():

@@ -16,10 +16,8 @@ data and nothing is counted.
 * ``time`` (default; TIME's DRL-specific mapping as rlime defines it): replay in RRAM
   memory-mode subarrays of the same bank (no off-chip traffic); target arrays share the Q
   periphery by time-multiplexing and are synced in-bank differentially: both arrays are read
-  and compared, and only target cells whose level differs are tuned. The comparison read
-  is charged for every Q and target cell; a verified scheme's tuning then charges its own first
-  read of each tuned target cell again (a simplification: one read per tuned cell too many, a
-  fraction of a sync's reads equal to the fraction of target cells tuned).
+  and compared, and only target cells whose level differs are tuned; the comparison read of
+  a tuned target cell is the read its write-verify starts from (charged once).
 * ``shared``: no target arrays; the target values come from the Q arrays as they are before
   the current update (target period 1). No sync writes, half the weight arrays -- a different
   algorithm from DQN (learning is less stable), labelled as such. Replay as in ``time``.
@@ -142,9 +140,11 @@ class TimeMapping(Mapping):
     name = "time"
 
     def _sync_arrays(self, chip: Chip, q_layers, target_layers) -> None:
-        # read both arrays in-bank and compare levels; tune only cells that differ
-        chip.ledger.add("verify_reads", _cells(q_layers) + _cells(target_layers))
-        sync_weights(chip, q_layers, target_layers)
+        # read both arrays in-bank and compare levels; tune only cells that differ. A verified
+        # scheme charges the first read of each cell it tunes: that is this comparison read.
+        tuned = sync_weights(chip, q_layers, target_layers)
+        counted = tuned if chip.cfg.tuning.scheme != "open-loop" else 0
+        chip.ledger.add("verify_reads", _cells(q_layers) + _cells(target_layers) - counted)
 
 
 class SharedMapping(Mapping):

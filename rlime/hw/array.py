@@ -248,9 +248,9 @@ class CrossbarArray(nn.Module):
 
 
 def program_arrays(chip: Chip, jobs: list[tuple[CrossbarArray, torch.Tensor, torch.Tensor]]
-                   ) -> None:
+                   ) -> int:
     """Move several arrays towards new weights in one tuning pass (pulses and verify reads
-    charged to the ledger's current phase).
+    charged to the ledger's current phase); returns the number of cells tuned.
 
     `jobs`: (array, desired flat weights, current flat weights). `current` must be the array's
     realised weights; it is updated in place to the new realised weights.
@@ -261,3 +261,4 @@ def program_arrays(chip: Chip, jobs: list[tuple[CrossbarArray, torch.Tensor, tor
                           for (array, _, _), m in zip(jobs, moves)])
     for (array, _, current), m in zip(jobs, moves):
         array.settle(m, current)
+    return sum(m.tune.numel() for m in moves)

@@ -179,17 +179,19 @@ class PeripheryReLU(nn.Module):
 
 
 def program_weights(chip: Chip, jobs: list[tuple[CrossbarLayer, torch.Tensor, torch.Tensor]]
-                    ) -> None:
+                    ) -> int:
     """Program several layers' weights in one tuning pass (`program_arrays`); charged to the
-    ledger's current phase.
+    ledger's current phase; returns the number of cells tuned.
 
     `jobs`: (layer, desired flat weights, current flat weights). `current` must be the layer's
     realised weights; it is updated in place to the new realised weights and becomes the
     layer's `weight`.
     """
-    program_arrays(chip, [(layer.array, desired, current) for layer, desired, current in jobs])
+    tuned = program_arrays(chip, [(layer.array, desired, current)
+                                  for layer, desired, current in jobs])
     for layer, _, current in jobs:
         layer.weight.data = current.view(layer.weight.shape)
+    return tuned
 
 
 def to_rram(module: nn.Module, chip: Chip) -> nn.Module:
@@ -250,9 +252,9 @@ def copy_to_new_arrays(module: nn.Module, chip: Chip) -> nn.Module:
     return twin
 
 
-def sync_weights(chip: Chip, sources: list[CrossbarLayer], targets: list[CrossbarLayer]) -> None:
+def sync_weights(chip: Chip, sources: list[CrossbarLayer], targets: list[CrossbarLayer]) -> int:
     """Program `targets` towards the realised weights of `sources` (layer by layer, same shapes);
-    only target cells more than half a level away get pulses."""
-    program_weights(chip, [(dst, src.weight.detach().reshape(-1),
+    only target cells more than half a level away get pulses; returns the number tuned."""
+    return program_weights(chip, [(dst, src.weight.detach().reshape(-1),
                             dst.weight.detach().reshape(-1).clone())
                            for src, dst in zip(sources, targets)])

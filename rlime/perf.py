@@ -1,6 +1,7 @@
 """`python -m rlime.perf`: entry point; the implementation is `rlime.harness.perf`."""
 
+from rlime.common.entry import run_entry
 from rlime.harness.perf import main
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

@@ -1,6 +1,7 @@
 """`python -m rlime.report`: entry point; the implementation is `rlime.harness.report`."""
 
+from rlime.common.entry import run_entry
 from rlime.harness.report import main
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

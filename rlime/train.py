@@ -1,8 +1,7 @@
 """`python -m rlime.train`: entry point; the implementation is `rlime.harness.cli`."""
 
-import sys
-
+from rlime.common.entry import run_entry
 from rlime.harness.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_entry(main)

@@ -1,7 +1,6 @@
 """`python -m rlime.bench SUITE`: entry point; the implementation is `rlime.bench.runner`."""
 
-import sys
-
 from rlime.bench.runner import main
+from rlime.common.entry import run_entry
 
-sys.exit(main())
+run_entry(main)

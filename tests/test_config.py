@@ -353,3 +353,41 @@ def test_atari_evaluates_three_times_in_the_first_hour_of_a_cpu_run_but_checkpoi
     assert cfg.checkpoint_every >= 250_000  # each one holds up to the whole replay (7.3 GB)
     assert resolve([("run.env", "Pong"), ("run.eval_every", 5000)]).checkpoint_every == 250_000
     assert resolve([("run.env", "CartPole"), ("run.eval_every", 5000)]).checkpoint_every == 5000
+
+
+# --------------------------------------------------------------------------- update modes
+def test_time_update_mode_is_plain_sgd_without_residual_over_the_env_defaults():
+    from rlime.harness.run_config import resolve
+    mixed = resolve([("run.env", "CartPole")])                 # CartPole's defaults: Adam
+    assert mixed.update_mode == "auto" and mixed.mode_in_effect == "mixed-precision"
+    assert mixed.agent.update_rule == "adam" and mixed.hardware.tuning.residual
+    time = resolve([("run.env", "CartPole"), ("run.update_mode", "time")])
+    assert time.agent.update_rule == "sgd" and not time.hardware.tuning.residual
+    assert time.mode_in_effect == "time"
+    assert time.agent.learning_rate == mixed.agent.learning_rate  # nothing else changes
+    # a preset without a residual keeps it in auto mode, and gets one when asked for
+    ideal = resolve([("run.env", "CartPole"), ("run.preset", "ideal")])
+    assert not ideal.hardware.tuning.residual and ideal.mode_in_effect == "other"
+    asked = resolve([("run.env", "CartPole"), ("run.preset", "ideal"),
+                     ("run.update_mode", "mixed-precision")])
+    assert asked.hardware.tuning.residual
+
+
+@pytest.mark.parametrize("settings, key", [
+    ([("run.update_mode", "time"), ("agent.update_rule", "adam")], "agent.update_rule"),
+    ([("run.update_mode", "time"), ("tuning.residual", True)], "tuning.residual"),
+    ([("run.update_mode", "mixed-precision"), ("tuning.residual", False)], "tuning.residual"),
+    ([("run.update_mode", "paper")], "run.update_mode"),
+])
+def test_an_update_mode_and_settings_that_contradict_it_are_one_error(settings, key):
+    from rlime.harness.run_config import resolve
+    with pytest.raises(ConfigError) as err:
+        resolve([("run.env", "CartPole"), *settings])
+    assert key in str(err.value)
+
+
+def test_update_mode_survives_config_toml():
+    from envs import resolve_env
+    from rlime.harness.run_config import RunConfig, resolve
+    cfg = resolve([("run.env", "CartPole"), ("run.update_mode", "time")])
+    assert RunConfig.from_toml(cfg.to_toml(resolve_env("CartPole"))) == cfg

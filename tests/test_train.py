@@ -45,6 +45,7 @@ def test_run_directory_holds_every_file_of_the_contract(rram_run):
     assert config["protocol"]["env_id"] == "CartPole-v1"
     summary = json.loads((rram_run / "summary.json").read_text())
     assert summary["steps"] == 800 and summary["episodes"] == len(_episodes(rram_run))
+    assert summary["update_mode"] == "mixed-precision"  # CartPole's defaults: Adam + residual
     replay = summary["replay"]  # 1-bit memory-mode cells on 128 x 128 tiles
     assert replay["rram_tiles_if_in_rram"] == -(-8 * replay["bytes"] // (128 * 128)) >= 1
     assert (rram_run / "checkpoint.pt").exists()

@@ -31,6 +31,15 @@ from rlime.drl.mappings import MAPPINGS
 from rlime.hw.config import SECTIONS as HARDWARE_SECTIONS, HardwareConfig
 
 BACKENDS = ("rram", "float")
+# How an update reaches the cells. "time": TIME's rule, plain SGD tuned into the arrays with no
+# digital residual (Cheng et al., DAC 2017); "mixed-precision": the rule's result accumulates in
+# a digital fp32 residual per weight and only whole levels are tuned (Nandakumar et al. 2018;
+# aihwkit's MixedPrecisionCompound), any update rule. Chosen, a mode fixes these settings over
+# the env's defaults and the preset; "auto" leaves them as they are (`RunConfig.mode_in_effect`).
+UPDATE_MODES: dict[str, dict[str, Any]] = {
+    "time": {"agent.update_rule": "sgd", "tuning.residual": False},
+    "mixed-precision": {"tuning.residual": True},
+}
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,7 @@ class RunConfig:
     eval_epsilon: float = 0.001     # Dopamine's evaluation epsilon
     checkpoint_every: int = 10_000  # steps between checkpoints
     checkpoint_replay: bool = True  # checkpoints hold the replay (exact resume; false: refilled)
+    update_mode: str = "auto"  # time (plain SGD, no residual), mixed-precision, or auto
     terminal_on_life_loss: bool = False  # Atari: a lost life ends the training episode (not the logged game)
     agent: DQNConfig = field(default_factory=DQNConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
@@ -78,6 +88,23 @@ class RunConfig:
         require(0 <= self.seed < 2**31, "run.seed", self.seed, "an integer in [0, 2**31)")
         require(0 <= self.eval_epsilon <= 1, "run.eval_epsilon", self.eval_epsilon,
                 "a probability in [0, 1]")
+        require(self.update_mode == "auto" or self.update_mode in UPDATE_MODES, "run.update_mode",
+                self.update_mode, f"one of auto, {', '.join(UPDATE_MODES)}")
+        for key, value in UPDATE_MODES.get(self.update_mode, {}).items():
+            section, _, name = key.partition(".")
+            holder = self.agent if section == "agent" else getattr(self.hardware, section)
+            require(getattr(holder, name) == value, key, getattr(holder, name),
+                    f"{toml_value(value)}: run.update_mode = {self.update_mode!r} means "
+                    + ", ".join(f"{k} = {toml_value(v)}" for k, v in
+                                UPDATE_MODES[self.update_mode].items()))
+
+    @property
+    def mode_in_effect(self) -> str:
+        """How updates reach the cells: "mixed-precision" with a residual, "time" for plain SGD
+        without one, "other" for a stateful rule without one."""
+        if self.hardware.tuning.residual:
+            return "mixed-precision"
+        return "time" if self.agent.update_rule == "sgd" else "other"
 
     def to_toml(self, spec: EnvSpec) -> str:
         run = {name: getattr(self, name) for name in field_types(RunConfig)}
@@ -113,7 +140,7 @@ FOLLOWS = {"run.energy_preset": "run.preset", "run.checkpoint_every": "run.eval_
 FLAGS = ("run.env", "run.backend", "run.mapping", "run.preset", "run.energy_preset",
          "tuning.scheme", "run.total_steps", "run.seed", "run.num_envs", "run.device",
          "run.threads", "run.eval_every", "run.eval_episodes", "run.checkpoint_every",
-         "agent.double_dqn", "agent.update_rule", "agent.learning_rate",
+         "agent.double_dqn", "run.update_mode", "agent.update_rule", "agent.learning_rate",
          "run.terminal_on_life_loss")
 
 
@@ -199,14 +226,22 @@ def resolve(settings: Iterable[tuple[str, Any]]) -> RunConfig:
             raise ConfigError(f"unknown setting {key!r}; allowed sections are "
                               f"{', '.join(SECTIONS)} (e.g. device.c2c_sigma=0.01)")
         values[section][name] = value
+    # the update mode's settings win over the env's defaults; given explicitly, they must agree
+    mode = values["run"].get("update_mode", RunConfig.update_mode)
+    given = {key for key, _ in settings}
+    for key, value in UPDATE_MODES.get(mode, {}).items():
+        section, _, name = key.partition(".")
+        if key not in given:
+            values[section][name] = value
     run, agent = values.pop("run"), values.pop("agent")
     for key, leader in FOLLOWS.items():
         name, lead = key.partition(".")[2], leader.partition(".")[2]
         run.setdefault(name, run.get(lead, getattr(RunConfig, lead)))
-    cfg = build(RunConfig, "run", run, agent=DQNConfig.from_dict(agent))
-    hardware = preset(cfg.preset).hardware.with_overrides(
+    run_preset = run.get("preset", RunConfig.preset)
+    require(run_preset in PRESETS, "run.preset", run_preset, f"one of {', '.join(PRESETS)}")
+    hardware = preset(run_preset).hardware.with_overrides(
         {f"{section}.{k}": v for section, table in values.items() for k, v in table.items()})
-    return dataclasses.replace(cfg, hardware=hardware)
+    return build(RunConfig, "run", run, agent=DQNConfig.from_dict(agent), hardware=hardware)
 
 def describe(cfg: RunConfig) -> Iterator[tuple[str, Any, str]]:
     """(key, value in cfg, help with the type allowed) of every setting."""

@@ -59,6 +59,7 @@ def summarise(facts: RunFacts) -> dict[str, Any]:
         "env": cfg.env, "env_id": facts.env_id, "backend": cfg.backend,
         "mapping": cfg.mapping, "mapping_info": facts.mapping_info,
         "preset": cfg.preset, "energy_preset": cfg.energy_preset, "seed": cfg.seed,
+        "update_mode": cfg.mode_in_effect,
         "protocol": facts.protocol, "steps": facts.steps, "episodes": len(episodes),
         "final_score": final_score(returns) if returns else None,
         "eval_score": evals[-1]["mean_return"] if evals else None,

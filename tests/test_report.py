@@ -257,3 +257,23 @@ def test_report_prices_the_run_s_own_cells(trained, tmp_path):
     assert wide["energy"]["forward"] - same["energy"]["forward"] == pytest.approx(
         reads * read_v**2 * g_mid_step * read_s, rel=1e-9)
     assert wide["energy"]["gradient"] == pytest.approx(same["energy"]["gradient"], rel=1e-12)
+
+
+def test_claims_table_sets_the_paper_beside_the_runs(trained, capsys):
+    result = main([str(trained / "rram"), str(trained / "float"), "--claims"])
+    out = capsys.readouterr().out
+    rows = {r["claim"]: r for r in result["claims"]}
+    gpu = rows["deep RL: RRAM vs GPU"]
+    single = main([str(trained / "rram"), "--max-rows", "0"])
+    capsys.readouterr()
+    assert gpu["paper"] == "126x" and gpu["rlime"] == f"{single['baselines']['gpu_over_rram']:,.1f}x"
+    assert "1 float run(s) left out" in gpu["configuration"]
+    assert rows["supervised learning: RRAM vs DaDianNao"]["rlime"] == "not measured"
+    cheap = rows["with cheaper tuning: RRAM vs ASIC"]
+    assert f"{single['tuning_sweep'][-1]['asic_over_rram']:,.1f}x" in cheap["rlime"]
+    assert out.startswith("| claim | paper | rlime |") and out.count("\n") == 5
+
+
+def test_several_run_dirs_need_claims(trained):
+    with pytest.raises(SystemExit, match="several with --claims"):
+        main([str(trained / "rram"), str(trained / "float")])

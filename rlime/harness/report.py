@@ -40,6 +40,7 @@ from rlime.common.errors import ConfigError
 from rlime.cost.energy import (PRESETS as ENERGY_PRESETS, TechnologyPreset, categories, energy_preset,
                                price, price_tables, total, tuning_cost_scaled)
 from rlime.drl.phases import DQN_PHASES
+from rlime.harness.claims import claims, format_claims
 from rlime.hw.config import DeviceConfig, HardwareConfig
 from rlime.hw.ledger import LedgerSnapshot
 
@@ -379,7 +380,10 @@ def _parse_utilisation(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rlime.report", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", metavar="RUN_DIR", type=Path)
+    p.add_argument("run_dir", metavar="RUN_DIR", type=Path, nargs="+",
+                   help="a run directory (several with --claims)")
+    p.add_argument("--claims", action="store_true",
+                   help="the paper's claims next to what these runs measure (rlime.harness.claims)")
     p.add_argument("--preset", choices=sorted(ENERGY_PRESETS),
                    help="energy preset to re-price with (default: config.toml [run] "
                         "energy_preset, else 'default'); its prices are applied to the run's "
@@ -403,15 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = build_parser().parse_args(argv)
-    run_dir: Path = args.run_dir
+def reprice_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Re-price one run directory under the command line's choices: its records, ledger parts
+    (`run_ledger`), the repriced summary (`reprice_summary`, plus "run": writes and joules per
+    part), the preset used and a note of what could not be counted (or None)."""
     if not run_dir.is_dir():
         raise _fail(f"run directory {run_dir} does not exist or is not a directory. Pass the "
                     f"directory `python -m rlime.train --run-dir` wrote (it holds "
                     f"{EPISODES_FILE} and {CONFIG_FILE}).")
-    if args.minibatch is not None and args.minibatch < 1:
-        raise _fail(f"--minibatch {args.minibatch} must be >= 1.")
     records, snapshots = load_episodes(run_dir / EPISODES_FILE)
     config = load_config(run_dir)
     minibatch = args.minibatch or configured_minibatch(config) or DQNConfig().batch_size
@@ -424,16 +427,32 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         tech = energy_preset(name, configured_device(config))
     except ConfigError as err:
         raise _fail(f"{err} (from {run_dir / CONFIG_FILE}; or pass --preset)") from None
-
-    repriced = reprice_episodes(records, tech, snapshots)
     parts, note = run_ledger(run_dir, snapshots)
     summary = reprice_summary(training_workload(parts), tech, minibatch, gpu=args.gpu,
                               utilisation=args.utilisation, asic=args.asic, sweep=args.sweep)
     summary["run"] = {name: {"writes": s.writes, "energy_j": total(s, tech)}
                       for name, s in parts.items()}
-    print(f"Run {run_dir}: {len(records)} episodes, re-priced with energy preset {tech.name!r}")
-    if note is not None:
-        print(f"note: {note}")
+    return {"dir": run_dir, "config": config, "records": records, "snapshots": snapshots,
+            "parts": parts, "summary": summary, "tech": tech, "note": note}
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
+    if args.minibatch is not None and args.minibatch < 1:
+        raise _fail(f"--minibatch {args.minibatch} must be >= 1.")
+    if args.claims:
+        rows = claims([reprice_run(d, args) for d in args.run_dir])
+        print(format_claims(rows))
+        return {"claims": rows}
+    if len(args.run_dir) > 1:
+        raise _fail(f"give one RUN_DIR (got {len(args.run_dir)}), or several with --claims.")
+    run = reprice_run(args.run_dir[0], args)
+    records, parts, summary, tech = run["records"], run["parts"], run["summary"], run["tech"]
+    repriced = reprice_episodes(records, tech, run["snapshots"])
+    print(f"Run {run['dir']}: {len(records)} episodes, re-priced with energy preset "
+          f"{tech.name!r}")
+    if run["note"] is not None:
+        print(f"note: {run['note']}")
     print(format_run(parts, tech, len(records)))
     print()
     if parts["total"].table.any():

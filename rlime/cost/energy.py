@@ -138,9 +138,9 @@ class TechnologyPreset:
     # 32 nm PTM HP/LP), so it comes from a charge pump. An ideal N-stage Dickson pump draws
     # (N + 1) x its output current from V_dd (Tanzawa & Tanaka, "A Dynamic Analysis of the
     # Dickson Charge Pump Circuit", JSSC 1997); one stage suffices for 1.6 V < 2 x 0.9 V, so its
-    # efficiency is at most 1.6 / (2 x 0.9) = 0.89 (an upper bound: no parasitic or switching
+    # efficiency is at most 1.6 / (2 x 0.9) = 0.889 (an upper bound: no parasitic or switching
     # losses, no regulator).
-    write_supply_efficiency: float = 0.89
+    write_supply_efficiency: float = 1.6 / (2 * 0.9)
     # read 0.5 V, 10 ns (DNN+NeuroSim V1.3, Param.cpp: readVoltage, readPulseWidth)
     read_voltage_v: float = 0.5
     read_pulse_s: float = 10e-9

@@ -32,9 +32,15 @@ READ = V_R**2 * G_MID * T_R      # 1.375e-14 J per cell read
 ADC, DAC, SHIFT_ADD = 1.67e-12, 0.39e-12, 0.021e-12
 BUFFER, NOC, DRAM = 0.08e-12, 0.08e-12, 20e-12
 FP_ADD, FP_MUL, INT_ADD, INT8_MUL = 0.9e-12, 3.7e-12, 0.1e-12, 0.2e-12
-VERIFY = READ + ADC
+SRAM = 10e-12 / 64               # Horowitz 8 KB SRAM, 64-bit access
+# lines: 128 cells x 0.2 fF/um x 160 nm = 4.096 fF per word line and per bit line
+LINE_C = 128 * 0.2e-15 / 1e-6 * 160e-9
+ETA = 1.6 / (2 * 0.9)            # one-stage Dickson pump, 1.6 V from 0.9 V: 0.889
+PULSE_LINES = 2 * LINE_C * V_W**2 / ETA   # per pulse, whatever G
+VERIFY = READ + 2 * LINE_C * V_R**2 + ADC
 # memory-mode bit: 1/9 writes (one pulse at G_mid), 8/9 reads (cell read + ADC / 2^7 sense)
-RRAM_WRITE_BIT, RRAM_READ_BIT = V_W**2 * G_MID * T_W, READ + ADC / 128
+RRAM_WRITE_BIT = (V_W**2 * G_MID * T_W + 2 * LINE_C * V_W**2) / ETA
+RRAM_READ_BIT = READ + ADC / 128
 
 LEDGER = {
     "program": {"set_pulses": 100, "set_pulse_siemens": 1e-3, "verify_reads": 200},
@@ -47,7 +53,7 @@ LEDGER = {
                  "partial_sum_adds": 20},
     "update": {"set_pulses": 1000, "set_pulse_siemens": 5e-3, "reset_pulses": 500,
                "reset_pulse_siemens": 2e-3, "verify_reads": 3000, "optimizer_ops": 800,
-               "buffer_bits": 2048},
+               "buffer_bits": 2048, "sram_bits": 512},
     "target_sync": {"buffer_bits": 4096, "set_pulses": 10, "set_pulse_siemens": 5e-5,
                     "verify_reads": 20, "noc_bit_hops": 100},
     "replay": {"dram_bits": 8000, "rram_memory_write_bits": 100, "rram_memory_read_bits": 800,
@@ -55,9 +61,10 @@ LEDGER = {
 }
 
 # The same ledger priced by hand with the default table.
-TUNING_PULSES = V_W**2 * (1e-3 + 5e-3 + 2e-3) * T_W      # 1000 SET (5e-3 S), 500 RESET, program
+TUNING_PULSES = (V_W**2 * (1e-3 + 5e-3 + 2e-3) * T_W / ETA  # 1000 SET (5e-3 S), 500 RESET, program
+                 + (100 + 1000 + 500) * PULSE_LINES)
 TUNING_VERIFY = (200 + 3000) * VERIFY
-SYNC_PULSES = V_W**2 * 5e-5 * T_W + 20 * VERIFY
+SYNC_PULSES = V_W**2 * 5e-5 * T_W / ETA + 10 * PULSE_LINES + 20 * VERIFY
 EXPECTED = {
     "forward": 200 * DAC + (100 + 300) * ADC + (4000 + 1000) * READ + 100 * SHIFT_ADD,
     "backward": 50 * DAC + 70 * ADC + 500 * READ + 70 * SHIFT_ADD,
@@ -65,7 +72,7 @@ EXPECTED = {
     "tuning": TUNING_PULSES + TUNING_VERIFY,
     "target_sync": 4096 * BUFFER + 100 * NOC + SYNC_PULSES,
     "replay": 8000 * DRAM + 100 * RRAM_WRITE_BIT + 800 * RRAM_READ_BIT + 640 * BUFFER,
-    "data_movement": (1024 + 2048) * BUFFER,
+    "data_movement": (1024 + 2048) * BUFFER + 512 * SRAM,
     "digital": 50 * FP_ADD + 20 * INT_ADD,
 }
 
@@ -82,11 +89,12 @@ def test_hand_priced_ledger_matches_every_category(snap):
         assert energy[category] == pytest.approx(EXPECTED[category], rel=1e-12), category
 
 
-def test_set_pulses_energy_is_v2_g_t():
-    # 1000 SET pulses whose conductances sum to 5e-3 S: 1.6^2 * 5e-3 * 50e-9 J = 6.4e-10 J
+def test_set_pulses_energy_is_v2_g_t_plus_lines_through_the_pump():
+    # 1000 SET pulses whose conductances sum to 5e-3 S: 1.6^2 * 5e-3 * 50e-9 J = 6.4e-10 J in
+    # the cells, 1000 x 2 x 4.096 fF x 1.6^2 = 2.097e-11 J in the lines, all drawn through the
+    # 0.889-efficient pump
     s = LedgerSnapshot.from_dict({"update": {"set_pulses": 1000, "set_pulse_siemens": 5e-3}}, DQN_PHASES)
-    assert total(s, energy_preset("default")) == pytest.approx(1.6**2 * 5e-3 * 50e-9)
-    assert total(s, energy_preset("default")) == pytest.approx(6.4e-10)
+    assert total(s, energy_preset("default")) == pytest.approx((6.4e-10 + 2.097152e-11) / ETA)
 
 
 def test_categories_sum_to_total(snap):
@@ -109,9 +117,11 @@ def test_optimistic_cheaper_with_pulses_and_counts_unchanged(snap):
     np.testing.assert_array_equal(snap.table, before)  # pricing never touches counts
     assert snap.weight_writes == 100 + 1000 + 500 + 10
     assert snap.writes == snap.weight_writes + 100  # plus the replay bits written to RRAM
-    # optimistic tuning: 0.1 pJ per pulse whatever G, verify with the 0.99 pJ 5-bit ADC
+    # optimistic tuning: 0.1 pJ per pulse whatever G, plus lines, through the pump; verify
+    # with the 0.99 pJ 5-bit ADC
     tuning = price(snap, energy_preset("optimistic"))["tuning"]
-    assert tuning == pytest.approx((100 + 1000 + 500) * 0.1e-12 + 3200 * (READ + 0.99e-12))
+    assert tuning == pytest.approx((100 + 1000 + 500) * (0.1e-12 / ETA + PULSE_LINES)
+                                   + 3200 * (VERIFY - ADC + 0.99e-12))
     # and HBM-class memory for the replay DRAM traffic
     replay = price(LedgerSnapshot.from_dict({"replay": {"dram_bits": 1000}}, DQN_PHASES),
                    energy_preset("optimistic"))["replay"]
@@ -122,7 +132,8 @@ def test_pessimistic_prices():
     s = LedgerSnapshot.from_dict({"update": {"set_pulses": 7, "set_pulse_siemens": 1e-4},
                                   "forward": {"adc_conversions": 3}}, DQN_PHASES)
     e = price(s, energy_preset("pessimistic"))
-    assert e["tuning"] == pytest.approx(7 * 10e-12)  # 10 pJ per pulse, siemens ignored
+    # 10 pJ per pulse, siemens ignored, lines and pump included in it
+    assert e["tuning"] == pytest.approx(7 * 10e-12)
     assert e["forward"] == pytest.approx(3 * 20e-12)  # MNSIM convention: 2 mW * 10 ns
 
 
@@ -157,8 +168,9 @@ def test_cell_energies_follow_the_run_s_device_conductances():
     tech = energy_preset(cfg.energy_preset, cfg.hardware.device)
     g_mid = (1e-6 + 2e-5) / 2
     assert tech.cell_read_j == pytest.approx(V_R**2 * g_mid * T_R)
-    assert tech.verify_read_j == pytest.approx(V_R**2 * g_mid * T_R + ADC)
-    assert tech.write_pulse_mid_j == pytest.approx(V_W**2 * g_mid * T_W)
+    assert tech.verify_read_j == pytest.approx(V_R**2 * g_mid * T_R + 2 * LINE_C * V_R**2 + ADC)
+    assert tech.write_pulse_mid_j == pytest.approx((V_W**2 * g_mid * T_W
+                                                     + 2 * LINE_C * V_W**2) / ETA)
     s = LedgerSnapshot.from_dict({"forward": {"cell_reads": 1000}}, DQN_PHASES)
     assert total(s, tech) == pytest.approx(1000 * V_R**2 * g_mid * T_R)
     default = resolve([("run.env", "CartPole")])
@@ -179,7 +191,7 @@ def _expected_category(phase: str, kind: str) -> str:
     if kind in ("partial_sum_adds", "digital_ops"):
         return "digital"
     if kind in ("buffer_bits", "dram_bits", "noc_bit_hops", "rram_memory_write_bits",
-                "rram_memory_read_bits"):
+                "rram_memory_read_bits", "sram_bits"):
         return "data_movement"
     raise AssertionError(f"test does not know kind {kind}")
 
@@ -230,7 +242,7 @@ def test_price_by_kind_sums_to_total(snap):
     by_kind = price_by_kind(snap, tech)
     assert sum(v for row in by_kind.values() for v in row.values()) == pytest.approx(
         total(snap, tech))
-    assert by_kind["update"]["set_pulse_siemens"] == pytest.approx(V_W**2 * 5e-3 * T_W)
+    assert by_kind["update"]["set_pulse_siemens"] == pytest.approx(V_W**2 * 5e-3 * T_W / ETA)
 
 
 def test_subtracted_snapshots_price_the_difference(snap):

@@ -23,7 +23,8 @@ category              ledger entries
 ``gradient``          ``gradient_macs`` (digital outer products) and ``optimizer_ops``
 ``tuning``            ``set_pulses``, ``reset_pulses``, ``set_pulse_siemens``,
                       ``reset_pulse_siemens``, ``verify_reads`` (phases ``program``, ``update``)
-``data_movement``     ``buffer_bits``, ``dram_bits``, ``noc_bit_hops``, ``rram_memory_*_bits``
+``data_movement``     ``buffer_bits``, ``dram_bits``, ``noc_bit_hops``, ``rram_memory_*_bits``,
+                      ``sram_bits`` (optimizer state and residual accumulators in periphery SRAM)
 ``digital``           ``partial_sum_adds`` and ``digital_ops`` (bias, activations, loss, TD)
 ====================  ==========================================================================
 
@@ -32,14 +33,25 @@ for, used by the GPU/ASIC baselines (`rlime.cost.baselines`).
 
 Per-operation prices (all in joules; the pJ value and its source sit next to each default):
 
-* write pulse: ``V_w^2 * G * t_w`` with G the cell's conductance at that pulse (the ledger's
-  ``*_pulse_siemens`` is sum(G) over pulses, so the pulse count itself costs 0); presets with a
-  fixed per-pulse energy (``write_pulse_fixed_j``) price the pulse count and ignore siemens.
+* write pulse, priced by its circuits and drawn from the supply through the write voltage's
+  generator: ``(V_w^2 * G * t_w + (C_wl + C_bl) * V_w^2) / eta_w``. The cell term uses G at that
+  pulse (the ledger's ``*_pulse_siemens`` is sum(G) over pulses); the line term charges the
+  selected word line (``tile.cols`` cells long) and bit line (``tile.rows`` cells long), each cell
+  pitch adding ``wire_cap_f_per_m * cell_pitch_m``, to V_w once per pulse (C V^2 drawn, half
+  dissipated while charging, half when the line is released); ``eta_w`` the generator's
+  efficiency (energy drawn = energy delivered / eta_w). The line term prices the pulse count.
+  Presets with a fixed per-pulse energy (``write_pulse_fixed_j``) price the pulse count and
+  ignore siemens: the fixed energy replaces the cell term, and line charging and generator loss
+  are added on top of it unless ``write_fixed_includes_periphery`` says the number already
+  covers them. `pulse_breakdown` lists the terms.
 * cell read (inside an MVM, per cell per array cycle): ``V_r^2 * G_mid * t_r`` with
   G_mid = (g_min + g_max) / 2 of the run's device (`HardwareConfig.device`), the mean
   conductance of a cell whose level is uniform over the range. Every driven row is assumed at the read voltage (an upper bound for bit-serial inputs
   whose bit is 0).
-* verify read: one cell read + one ADC (sense) conversion.
+* verify read: one cell read + charging the selected word and bit line to V_r
+  (``(C_wl + C_bl) * V_r^2``; reads need no pump, V_r < V_dd) + one ADC (sense) conversion.
+* SRAM bit (``sram_bits``: optimizer moments, residual accumulators): ``sram_bit_j`` per bit
+  read or written.
 * gradient MAC: int8 mul + int32 add (its operands are the periphery's 8-bit DAC codes of input
   and error); optimizer op: mean of fp32 add and mul (update rules are
   mul/add pairs, SGD's ``w -= lr * g`` exactly one of each; Adam's sqrt/divide are
@@ -84,6 +96,7 @@ _KIND_CATEGORY = {
     "noc_bit_hops": "data_movement",
     "rram_memory_write_bits": "data_movement",
     "rram_memory_read_bits": "data_movement",
+    "sram_bits": "data_movement",
 }
 
 
@@ -102,7 +115,32 @@ class TechnologyPreset:
     write_voltage_v: float = 1.6
     write_pulse_s: float = 50e-9
     # None: V^2 G t from the ledger's summed conductance; a number: joules per pulse, whatever G
+    # (replaces the cell term; see write_fixed_includes_periphery)
     write_pulse_fixed_j: float | None = None
+    # whether write_pulse_fixed_j already covers line charging and the write generator's loss
+    # (then the pulse costs exactly that number)
+    write_fixed_includes_periphery: bool = False
+    # --- lines: the selected word line and bit line of the tile are charged at every pulse and
+    # verify read. Tile geometry: HardwareConfig.tile (128 x 128, ISAAC/NeuroSim), set from the
+    # preset's hardware by _preset.
+    tile_rows: int = 128
+    tile_cols: int = 128
+    # wire capacitance 0.2 fF/um (NeuroSim, DNN_NeuroSim_V2.1 SubArray.cpp: capRow/capCol =
+    # length x 0.2e-15/1e-6)
+    wire_cap_f_per_m: float = 0.2e-9
+    # cell pitch 4 F with F = 40 nm: 1T1R cell 4 x 4 F (NeuroSim Param.cpp
+    # heightInFeatureSize1T1R = widthInFeatureSize1T1R = 4) at the 32 nm node, whose wire width
+    # NeuroSim takes as 40 nm (Param.cpp featuresize = 40e-9 for technode 32; ISAAC's 32 nm)
+    # -> 160 nm per cell, 0.032 fF of wire per cell. The access transistors' gate/drain caps that
+    # NeuroSim adds on 1T1R lines are left out (wire only: a lower bound).
+    cell_pitch_m: float = 160e-9
+    # --- write-voltage generator: V_w = 1.6 V is above V_dd = 0.9 V (NeuroSim Technology.cpp,
+    # 32 nm PTM HP/LP), so it comes from a charge pump. An ideal N-stage Dickson pump draws
+    # (N + 1) x its output current from V_dd (Tanzawa & Tanaka, "A Dynamic Analysis of the
+    # Dickson Charge Pump Circuit", JSSC 1997); one stage suffices for 1.6 V < 2 x 0.9 V, so its
+    # efficiency is at most 1.6 / (2 x 0.9) = 0.889 (an upper bound: no parasitic or switching
+    # losses, no regulator).
+    write_supply_efficiency: float = 1.6 / (2 * 0.9)
     # read 0.5 V, 10 ns (DNN+NeuroSim V1.3, Param.cpp: readVoltage, readPulseWidth)
     read_voltage_v: float = 0.5
     read_pulse_s: float = 10e-9
@@ -118,6 +156,9 @@ class TechnologyPreset:
     # on-chip eDRAM buffer: 20.45 pJ per 256-bit access (ISAAC's 64 KB eDRAM, CACTI) ->
     # 0.08 pJ/bit
     buffer_bit_j: float = 0.08 * PJ
+    # periphery SRAM for optimizer state and residuals: 10 pJ per 64-bit read of an 8 KB SRAM
+    # (Horowitz ISSCC 2014, 45 nm, the node of the arithmetic below) -> 0.156 pJ/bit
+    sram_bit_j: float = 10.0 / 64 * PJ
     # on-chip network: router 42 mW shared by 4 tiles, 20.74 pJ per 256-bit flit ->
     # 0.08 pJ/bit/hop
     noc_bit_hop_j: float = 0.08 * PJ
@@ -140,11 +181,22 @@ class TechnologyPreset:
             value = getattr(self, f.name)
             if f.name in ("name", "device") or (f.name == "write_pulse_fixed_j" and value is None):
                 continue
+            if f.name == "write_fixed_includes_periphery":
+                require(isinstance(value, bool), f"energy preset {self.name!r}: {f.name}", value,
+                        "it must be True or False")
+                continue
             require(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
                     f"energy preset {self.name!r}: {f.name}", value,
                     "it must be a finite number >= 0")
         require(self.tuning_divisor > 0, f"energy preset {self.name!r}: tuning_divisor",
                 self.tuning_divisor, "it must be > 0")
+        require(0 < self.write_supply_efficiency <= 1,
+                f"energy preset {self.name!r}: write_supply_efficiency",
+                self.write_supply_efficiency, "it must be in (0, 1]")
+        for name in ("tile_rows", "tile_cols"):
+            require(getattr(self, name) >= 1 and float(getattr(self, name)).is_integer(),
+                    f"energy preset {self.name!r}: {name}", getattr(self, name),
+                    "it must be a whole number of cells >= 1")
 
     # ---- derived per-operation energies (joules) -------------------------------------------
 
@@ -158,28 +210,56 @@ class TechnologyPreset:
         return self.read_voltage_v**2 * self.g_mid_siemens * self.read_pulse_s
 
     @property
+    def cell_line_cap_f(self) -> float:
+        """Wire capacitance one cell pitch adds to a line (farads)."""
+        return self.wire_cap_f_per_m * self.cell_pitch_m
+
+    @property
+    def word_line_cap_f(self) -> float:
+        """A word line spans the tile's columns."""
+        return self.tile_cols * self.cell_line_cap_f
+
+    @property
+    def bit_line_cap_f(self) -> float:
+        """A bit line spans the tile's rows."""
+        return self.tile_rows * self.cell_line_cap_f
+
+    def _lines_j(self, volts: float) -> tuple[float, float]:
+        """C V^2 drawn to charge the selected (word line, bit line) to `volts`."""
+        return self.word_line_cap_f * volts**2, self.bit_line_cap_f * volts**2
+
+    @property
+    def _fixed_is_total(self) -> bool:
+        return self.write_pulse_fixed_j is not None and self.write_fixed_includes_periphery
+
+    @property
     def write_j_per_siemens(self) -> float:
-        """V_w^2 * t_w: multiplies the ledger's summed pulse conductance (0 with a fixed price)."""
+        """V_w^2 * t_w / eta_w: multiplies the ledger's summed pulse conductance (0 with a fixed
+        price)."""
         if self.write_pulse_fixed_j is not None:
             return 0.0
-        return self.write_voltage_v**2 * self.write_pulse_s
+        return self.write_voltage_v**2 * self.write_pulse_s / self.write_supply_efficiency
 
     @property
     def write_pulse_j(self) -> float:
-        """Price of the pulse count itself: the fixed per-pulse energy, else 0 (see siemens)."""
-        return self.write_pulse_fixed_j if self.write_pulse_fixed_j is not None else 0.0
+        """Price of the pulse count itself: (fixed cell energy, if any, + line charging) / eta_w,
+        or the fixed energy alone when it includes the periphery. The cell's V^2 G t is priced
+        through the siemens kinds."""
+        if self._fixed_is_total:
+            return self.write_pulse_fixed_j
+        delivered = sum(self._lines_j(self.write_voltage_v)) + (self.write_pulse_fixed_j or 0.0)
+        return delivered / self.write_supply_efficiency
 
     @property
     def write_pulse_mid_j(self) -> float:
-        """One write pulse at G_mid (memory-mode bits)."""
-        if self.write_pulse_fixed_j is not None:
-            return self.write_pulse_fixed_j
-        return self.write_voltage_v**2 * self.g_mid_siemens * self.write_pulse_s
+        """One whole write pulse at G_mid (memory-mode bits; the closing note)."""
+        return self.write_pulse_j + self.write_j_per_siemens * self.g_mid_siemens
 
     @property
     def verify_read_j(self) -> float:
-        """One verify read: a cell read plus one ADC (sense) conversion."""
-        return self.cell_read_j + self.adc_j
+        """One verify read: a cell read, the selected lines charged to V_r, one ADC (sense)
+        conversion."""
+        return self.cell_read_j + sum(self._lines_j(self.read_voltage_v)) + self.adc_j
 
     @property
     def gradient_mac_j(self) -> float:
@@ -225,6 +305,7 @@ class TechnologyPreset:
             "noc_bit_hops": self.noc_bit_hop_j,
             "rram_memory_write_bits": self.write_pulse_mid_j,
             "rram_memory_read_bits": self.rram_memory_read_bit_j,
+            "sram_bits": self.sram_bit_j,
             "set_pulse_siemens": self.write_j_per_siemens * tune,
             "reset_pulse_siemens": self.write_j_per_siemens * tune,
         }
@@ -238,6 +319,32 @@ class TechnologyPreset:
         return out
 
 
+def pulse_breakdown(tech: TechnologyPreset) -> dict[str, float]:
+    """Joules per write pulse by term (cell at G_mid), and per verify read by term.
+
+    Keys: ``pulse_cell``, ``pulse_word_line``, ``pulse_bit_line`` (energy delivered),
+    ``pulse_driver_loss`` (drawn - delivered), ``pulse_total``; ``verify_cell``,
+    ``verify_lines``, ``verify_sense``, ``verify_total``. A fixed per-pulse energy that includes
+    the periphery is reported whole as ``pulse_cell`` with zero line and driver terms. The
+    tuning divisor applies to every term, as in `kind_prices`.
+    """
+    tune = 1.0 / tech.tuning_divisor
+    if tech._fixed_is_total:
+        cell, wl, bl = tech.write_pulse_fixed_j, 0.0, 0.0
+    else:
+        cell = (tech.write_pulse_fixed_j if tech.write_pulse_fixed_j is not None else
+                tech.write_voltage_v**2 * tech.g_mid_siemens * tech.write_pulse_s)
+        wl, bl = tech._lines_j(tech.write_voltage_v)
+    delivered = cell + wl + bl
+    loss = 0.0 if tech._fixed_is_total else delivered * (1 / tech.write_supply_efficiency - 1)
+    read_lines = sum(tech._lines_j(tech.read_voltage_v))
+    out = {"pulse_cell": cell, "pulse_word_line": wl, "pulse_bit_line": bl,
+           "pulse_driver_loss": loss, "pulse_total": delivered + loss,
+           "verify_cell": tech.cell_read_j, "verify_lines": read_lines,
+           "verify_sense": tech.adc_j, "verify_total": tech.verify_read_j}
+    return {k: v * tune for k, v in out.items()}
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named technology: the hardware simulated and the energies that price its operations."""
@@ -249,7 +356,9 @@ class Preset:
 def _preset(name: str, **energy: float) -> Preset:
     """Hardware preset `name` and its prices (defaults unless given) for that hardware's cells."""
     hardware = hardware_preset(name)
-    return Preset(hardware, TechnologyPreset(name=name, device=hardware.device, **energy))
+    return Preset(hardware, TechnologyPreset(name=name, device=hardware.device,
+                                             tile_rows=hardware.tile.rows,
+                                             tile_cols=hardware.tile.cols, **energy))
 
 
 # The energy half of each preset; the hardware half and its sources are in rlime.hw.config.
@@ -259,7 +368,9 @@ PRESETS = {
         "optimistic",
         # 0.1 pJ per write transition: the sub-pJ switching energy reported for scaled HfOx
         # RRAM (Govoreanu et al., IEDM 2011, 10x10 nm^2 Hf/HfOx cells; ~0.1 pJ/bit in the RRAM
-        # column of Yu & Chen, IEEE Solid-State Circuits Magazine 2016)
+        # column of Yu & Chen, IEEE Solid-State Circuits Magazine 2016). It is a cell's energy:
+        # it replaces V^2 G t, and the default line charging (NeuroSim wire cap) and pump
+        # efficiency are added on top: (0.1 pJ + lines) / eta_w per pulse.
         write_pulse_fixed_j=0.1 * PJ,
         # HBM-class memory: HBM2 ~3.9 pJ/bit (O'Connor et al., "Fine-Grained DRAM", MICRO 2017)
         dram_bit_j=3.9 * PJ,
@@ -269,8 +380,11 @@ PRESETS = {
     "pessimistic": _preset(
         "pessimistic",
         # 10 pJ per write pulse, whatever the conductance (docs/design.md, pessimistic preset; ~8x the
-        # V^2 G t of this cell at Gmax, 1.28 pJ, to cover write drivers and line charging)
+        # V^2 G t of this cell at Gmax, 1.28 pJ, to cover write drivers and line charging):
+        # the whole pulse, so line charging and pump loss are not added again. Verify reads
+        # still add the default line charging at V_r to their cell read and 20 pJ ADC.
         write_pulse_fixed_j=10.0 * PJ,
+        write_fixed_includes_periphery=True,
         # ADC by MNSIM's convention (MNSIM-2.0 Hardware_Model/ADC.py): energy = power x latency,
         # latency = (bits + 2) / sample rate; its ISAAC ADC (2 mW, 1 GS/s, 8 bits) ->
         # 2e-3 x 10e-9 = 20 pJ/conversion

@@ -32,6 +32,7 @@ KINDS: tuple[str, ...] = (
     "noc_bit_hops",         # bits moved one hop over the on-chip network
     "rram_memory_write_bits",  # bits written to RRAM memory-mode subarrays (one pulse each)
     "rram_memory_read_bits",   # bits read from RRAM memory-mode subarrays
+    "sram_bits",            # bits read or written in periphery SRAM (optimizer state, residuals)
 )
 
 # Sums of the cell conductance (siemens) at the moment of each pulse; a pulse's energy is

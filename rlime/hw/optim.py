@@ -4,8 +4,9 @@
 with their state held in periphery SRAM). `step()` lets the wrapped optimizer compute the
 desired weights, then programs every crossbar layer towards them in one tuning pass; the
 realised conductances become the weights. Digital parameters (biases) are updated as usual.
-Charged to phase `update`: the update rule's fp32 ops, its state traffic through the buffer,
-and every pulse and verify read.
+Charged to phase `update`: the update rule's fp32 ops, the gradient brought in through the
+buffer, the state held in periphery SRAM (`sram_bits`: optimizer moments and the residual
+accumulators, each 32-bit word read and written once per step), and every pulse and verify read.
 """
 
 from __future__ import annotations
@@ -55,10 +56,15 @@ class TunedOptimizer:
         with ledger.in_phase("update"):
             ops, words = _RULE_COST[self.rule]
             ledger.add("optimizer_ops", ops * self._params)
-            # gradient in, state read + written, through the periphery buffer (32-bit words);
-            # the residual accumulators are read and written too
+            # the gradient comes in through the periphery buffer (one 32-bit word a parameter);
+            # the rule's state (momentum b, Adam's m and v: `words` 32-bit words a parameter)
+            # and the residual accumulators (one 32-bit word a cell) live in periphery SRAM:
+            # each word read once and written once a step
             residuals = sum(layer.array.residual.numel() for layer in self.layers)
-            ledger.add("buffer_bits", 32 * (1 + 2 * words) * self._params + 64 * residuals)
+            ledger.add("buffer_bits", 32 * self._params)
+            sram = 2 * 32 * (words * self._params + residuals)
+            if sram:
+                ledger.add("sram_bits", sram)
             current = [layer.weight.detach().reshape(-1).clone() for layer in self.layers]
             self.optimizer.step()
             program_weights(self.chip, [(layer, layer.weight.detach().reshape(-1), now)

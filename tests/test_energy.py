@@ -296,8 +296,9 @@ TRAIN = {
 
 
 def _gpu_by_hand(u: float) -> float:
-    # Titan X Maxwell; no launch floor: every phase is active, at idle + u (TDP - idle)
-    peak, bw, power = 6.6e12 * u, 336.5e9, 8.0 + u * (250.0 - 8.0)
+    # Titan X Maxwell; no launch floor: idle 8 W over the time, plus u (TDP - idle) while
+    # compute runs
+    peak, bw, idle, tdp = 6.6e12 * u, 336.5e9, 8.0, 250.0
     phases = {  # phase: (FLOPs, bytes)
         "act": (2 * 1_000 + 10, 4 * 1_000 / 1),
         "forward": (2 * 3_200_000 + 5_000, 4 * 3_200_000 / 32 + 80_000 / 8),
@@ -307,7 +308,8 @@ def _gpu_by_hand(u: float) -> float:
         "target_sync": (0, 3_200_000 / 8),
         "replay": (0, 100_000 / 8),          # replay's buffer staging is not GPU traffic
     }
-    return power * sum(max(f / peak, b / bw) for f, b in phases.values())
+    return sum(idle * max(f / peak, b / bw) + u * (tdp - idle) * f / peak
+               for f, b in phases.values())
 
 
 def test_gpu_energy_matches_formula_by_hand():

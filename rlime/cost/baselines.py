@@ -31,13 +31,14 @@ GPU model (fp32, a per-phase roofline):
     t_active_p = max(ops_p / (peak_fp32_flops * utilisation), bytes_p / memory_bandwidth)
     t_launch_p = launches_p * launch_latency_s        (kernel-launch floor; launches_p below)
     t_p        = max(t_active_p, t_launch_p)
-    E_gpu      = sum_p [ P(u) * t_active_p + idle_w * (t_p - t_active_p) ]
-    P(u)       = idle_w + utilisation * (board_power_w - idle_w)
+    u_p        = utilisation * t_compute_p / t_active_p   (FLOP utilisation the phase achieves)
+    E_gpu      = sum_p [ idle_w * t_p + u_p * (board_power_w - idle_w) * t_active_p ]
 
-Board power: the board draws its idle power `idle_w` whenever it is held by the run, and
-`utilisation` x (TDP - idle) more while kernels run (a linear power-vs-utilisation model; at
-u = 1 it draws the rated board power, TDP). Gaps a phase spends waiting on kernel launches cost
-idle power only. The idle powers are those of a board at rest (lowest P-state), so they favour
+Board power: a linear power-vs-utilisation model, P(u) = idle + u x (TDP - idle), at the FLOP
+utilisation each phase achieves: the board draws its idle power `idle_w` over the whole time
+(launch gaps included) and u_p x (TDP - idle) more while kernels run (at u = 1 and compute
+bound it draws the rated board power, TDP). Memory-bound phases achieve less than
+`utilisation` and so draw less (in the GPU's favour: DRAM traffic is charged idle power only). The idle powers are those of a board at rest (lowest P-state), so they favour
 the GPU: with a CUDA context the board sits in a higher DVFS state (+26-50 W on HBM boards,
 arXiv:2605.23918).
 
@@ -299,8 +300,10 @@ def gpu_energy(snapshot: LedgerSnapshot, minibatch: int, gpu: str | GpuPreset = 
     t_active = np.maximum(t_compute, t_memory)
     t_launch = n_launch * launch_latency_s
     t = np.maximum(t_active, t_launch)
-    active_w = g.idle_w + utilisation * (g.board_power_w - g.idle_w)
-    active_j = active_w * float(t_active.sum())
+    active_w = g.idle_w + utilisation * (g.board_power_w - g.idle_w)  # compute-bound power
+    # dynamic energy: u_p (TDP - idle) t_active_p = utilisation (TDP - idle) t_compute_p
+    dynamic_j = utilisation * (g.board_power_w - g.idle_w) * float(t_compute.sum())
+    active_j = g.idle_w * float(t_active.sum()) + dynamic_j
     idle_j = g.idle_w * float((t - t_active).sum())
     seconds = float(t.sum())
 
@@ -363,8 +366,8 @@ def gpu_band(snapshot: LedgerSnapshot, rram_j: float, minibatch: int, act_batch:
                     "gpu_over_rram": _ratio(central["energy_j"], rram_j)},
         "gpus": list(gpus), "utilisations": [float(u) for u in utilisations],
         "launches": None if launches is None else {p: float(v) for p, v in launches.items()},
-        "power_model": "idle_w over the whole time + utilisation x (TDP - idle_w) while "
-                       "kernels run",
+        "power_model": "idle_w over the whole time + achieved FLOP utilisation x "
+                       "(TDP - idle_w) while kernels run",
     }
 
 

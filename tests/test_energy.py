@@ -308,7 +308,9 @@ TRAIN = {
 
 
 def _gpu_by_hand(u: float) -> float:
-    peak, bw, power = 6.6e12 * u, 336.5e9, 250.0  # Titan X Maxwell
+    # Titan X Maxwell; no launch floor: idle 8 W over the time, plus u (TDP - idle) while
+    # compute runs
+    peak, bw, idle, tdp = 6.6e12 * u, 336.5e9, 8.0, 250.0
     phases = {  # phase: (FLOPs, bytes)
         "act": (2 * 1_000 + 10, 4 * 1_000 / 1),
         "forward": (2 * 3_200_000 + 5_000, 4 * 3_200_000 / 32 + 80_000 / 8),
@@ -318,7 +320,8 @@ def _gpu_by_hand(u: float) -> float:
         "target_sync": (0, 3_200_000 / 8),
         "replay": (0, 100_000 / 8),          # replay's buffer staging is not GPU traffic
     }
-    return power * sum(max(f / peak, b / bw) for f, b in phases.values())
+    return sum(idle * max(f / peak, b / bw) + u * (tdp - idle) * f / peak
+               for f, b in phases.values())
 
 
 def test_gpu_energy_matches_formula_by_hand():
@@ -332,14 +335,15 @@ def test_gpu_energy_matches_formula_by_hand():
     assert "act" in g["memory_bound_phases"]
 
 
-def test_gpu_utilisation_doubling_halves_compute_bound_energy():
+def test_gpu_utilisation_scales_the_idle_share_of_compute_bound_energy():
     s = LedgerSnapshot.from_dict({"forward": {"mvm_macs": 10**8}, "backward": {
         "mvm_macs": 10**8, "gradient_macs": 10**8}}, DQN_PHASES)
     low = gpu_energy(s, 32, "v100", utilisation=0.2)["energy_j"]
     high = gpu_energy(s, 32, "v100", utilisation=0.4)["energy_j"]
-    assert high == pytest.approx(low / 2, rel=1e-12)
-    # by hand: 6e8 FLOP at 0.2 * 15.7 TFLOPS on a 300 W board
-    assert low == pytest.approx(300.0 * 6e8 / (0.2 * 15.7e12), rel=1e-12)
+    # by hand: 6e8 FLOP at u * 15.7 TFLOPS, board at 40 W idle + u * (300 - 40) W
+    for u, e in ((0.2, low), (0.4, high)):
+        assert e == pytest.approx((40.0 + u * 260.0) * 6e8 / (u * 15.7e12), rel=1e-12)
+    assert high < low
     with pytest.raises(ValueError):
         gpu_energy(s, 32, "v100", utilisation=0.0)
     with pytest.raises(ValueError, match="titanx-maxwell"):

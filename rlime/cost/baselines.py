@@ -28,15 +28,52 @@ GPU model (fp32, a per-phase roofline):
                                                  buffer_bits of storage phases are staging of
                                                  the same data and are left out; noc_bit_hops are
                                                  the RRAM chip's own network and are left out)
-    t_p     = max(ops_p / (peak_fp32_flops * utilisation), bytes_p / memory_bandwidth)
-    E_gpu   = board_power * sum_p t_p
+    t_active_p = max(ops_p / (peak_fp32_flops * utilisation), bytes_p / memory_bandwidth)
+    t_launch_p = launches_p * launch_latency_s        (kernel-launch floor; launches_p below)
+    t_p        = max(t_active_p, t_launch_p)
+    u_p        = utilisation * t_compute_p / t_active_p   (FLOP utilisation the phase achieves)
+    E_gpu      = sum_p [ idle_w * t_p + u_p * (board_power_w - idle_w) * t_active_p ]
+
+Board power: a linear power-vs-utilisation model, P(u) = idle + u x (TDP - idle), at the FLOP
+utilisation each phase achieves: the board draws its idle power `idle_w` over the whole time
+(launch gaps included) and u_p x (TDP - idle) more while kernels run (at u = 1 and compute
+bound it draws the rated board power, TDP). Memory-bound phases achieve less than
+`utilisation` and so draw less (in the GPU's favour: DRAM traffic is charged idle power only). The idle powers are those of a board at rest (lowest P-state), so they favour
+the GPU: with a CUDA context the board sits in a higher DVFS state (+26-50 W on HBM boards,
+arXiv:2605.23918).
+
+Kernel-launch floor. The ledger counts operations, not calls, so the launches come from a
+documented per-call count (`dqn_launches`, PyTorch eager on CUDA, default foreach optimisers;
+L = weight layers of the Q network):
+
+    act          (2L - 1) + 3 per act call     (L GEMMs with the bias fused, L - 1 ReLUs; H2D
+                                                copy of the observation, argmax, D2H copy)
+    forward      (2L - 1) + 4 per update       (+ gather, squeeze, smooth-L1 loss in two)
+    target       ((2L - 1) + 4) per target pass (+ max, TD-target arithmetic); double DQN: 2
+    backward     4L + 1 per update             (grad-input GEMM for L - 1 layers, grad-weight
+                                                GEMM and bias-grad reduction for L, L - 1 ReLU
+                                                backwards, 3 for loss / gather)
+    update       10 per update                 (clip_grad_norm_: ~5 foreach kernels; Adam
+                                                foreach: ~5)
+    replay       5 per update                  (H2D copies of the sampled minibatch's tensors)
+    target_sync  2L per sync                   (one copy per parameter tensor)
+    program      0                             (setup, not training)
+
+Calls per phase: `updates` (minibatch updates) and `syncs` are given by the caller (from the run
+configuration); target passes per update and act calls are read off the ledger's MVM MACs:
+target passes = updates x macs_target / macs_forward, act calls = updates x minibatch x
+macs_act / (macs_forward x act_batch) (an act call runs the network on all act_batch inputs;
+all-explore steps run none, on the GPU as on the chip). With no updates recorded, act calls =
+steps / act_batch (an upper bound). `launch_latency_s` defaults to 5 us, the low end of the
+CUDA launch overhead (5-50 us per launch after context setup; NVIDIA's Nsight Systems guide
+measures ~20 us per PyTorch element-wise op round trip on a V100, as quoted by
+groundy.com/articles/every-cuda-kernel-pays-a-launch-tax...), again in the GPU's favour.
+Without launch counts (`launches=None`) there is no launch floor (a pure roofline).
 
 `utilisation` is the fraction of peak FP32 throughput the training kernels achieve; it is an
-explicit, reported knob. Default 0.3: an assumption, typical of dense fp32 training kernels at
-moderate batch; DQN's small networks and minibatches (32) usually reach less, so 0.3 favours
-the GPU (the RRAM/GPU ratio it gives is conservative). Memory runs at peak bandwidth (also in
-the GPU's favour); the board draws its rated board power (TDP) throughout. Halving the
-utilisation doubles the energy of compute-bound phases.
+explicit, reported knob, and `gpu_band` sweeps it (0.05, 0.3, 1.0) over the presets. The
+central value is Titan X (Maxwell, the paper's era), utilisation 0.3, launch latency 5 us.
+Memory runs at peak bandwidth (in the GPU's favour).
 
 ASIC model (DaDianNao, Chen et al. MICRO 2014; 16-bit fixed point):
 
@@ -61,7 +98,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
@@ -71,6 +108,12 @@ from rlime.hw.counts import ALL_KINDS, LedgerSnapshot
 
 ARITHMETIC_ROLES: tuple[str, ...] = ("inference", "forward", "backward", "update")
 DEFAULT_UTILISATION = 0.3
+# Low end of the CUDA kernel-launch overhead, 5-50 us per launch after context setup; NVIDIA's
+# Nsight Systems guide measures ~20 us for a PyTorch element-wise op round trip on a V100
+# (quoted in groundy.com, "Every CUDA kernel pays a launch tax"). 5 us favours the GPU.
+DEFAULT_LAUNCH_LATENCY_S = 5e-6
+BAND_UTILISATIONS: tuple[float, ...] = (0.05, 0.3, 1.0)
+CENTRAL_GPU = "titanx-maxwell"
 
 
 @dataclass(frozen=True)
@@ -80,19 +123,31 @@ class GpuPreset:
     peak_fp32_flops: float
     memory_bandwidth_bytes_s: float
     source: str
+    idle_w: float = 0.0   # board power at rest (W)
+    idle_source: str = ""
 
 
 GPU_PRESETS: dict[str, GpuPreset] = {
     # GeForce GTX TITAN X (Maxwell GM200, 2015; the paper's era): 3072 CUDA cores x 2 FLOP x
     # 1.075 GHz boost = 6.6 TFLOPS FP32; 7 Gb/s GDDR5 on 384 bits = 336.5 GB/s; 250 W board
     # power (NVIDIA GeForce GTX TITAN X specifications)
+    # idle: 8 W measured on the card alone, idle desktop (Tom's Hardware, GeForce GTX Titan X
+    # review, 2015: "Results: Power Consumption")
     "titanx-maxwell": GpuPreset("titanx-maxwell", 250.0, 6.6e12, 336.5e9,
-                                "NVIDIA GeForce GTX TITAN X (Maxwell) specifications, 2015"),
+                                "NVIDIA GeForce GTX TITAN X (Maxwell) specifications, 2015",
+                                8.0, "Tom's Hardware GTX Titan X review (card-only idle, 8 W)"),
     # Tesla V100 SXM2: 15.7 TFLOPS FP32, 900 GB/s HBM2, 300 W (NVIDIA Tesla V100 datasheet)
-    "v100": GpuPreset("v100", 300.0, 15.7e12, 900e9, "NVIDIA Tesla V100 (SXM2) datasheet"),
+    # idle: 40 W -- an assumption (no measurement cited here); HBM data-centre boards idle at
+    # tens of watts, e.g. H200 80 W (below)
+    "v100": GpuPreset("v100", 300.0, 15.7e12, 900e9, "NVIDIA Tesla V100 (SXM2) datasheet",
+                      40.0, "assumption (uncited): typical HBM data-centre board at rest"),
     # H100 SXM5: 67 TFLOPS FP32 (non-tensor), 3.35 TB/s HBM3, up to 700 W (NVIDIA H100 datasheet)
+    # idle: 70 W -- H200 SXM (same board family) measured 80.3 W idle against 592.8 W under
+    # load (api.serialalice.pt GPU energy benchmark, 2026); 70 W is rounded down
     "h100-sxm": GpuPreset("h100-sxm", 700.0, 67e12, 3.35e12, "NVIDIA H100 Tensor Core GPU "
-                          "datasheet (SXM5)"),
+                          "datasheet (SXM5)", 70.0,
+                          "H200 SXM measured idle 80.3 W (serialalice GPU energy benchmark), "
+                          "rounded down"),
 }
 
 
@@ -175,33 +230,144 @@ def _memory_bits(t: np.ndarray) -> np.ndarray:
             + _col(t, "rram_memory_read_bits"))
 
 
+# kernel launches per call of each DQN phase, as functions of the weight layers L (docstring)
+def _launches_per_call(layers: int) -> dict[str, int]:
+    fwd = 2 * layers - 1
+    return {"act": fwd + 3, "forward": fwd + 4, "target": fwd + 4, "backward": 4 * layers + 1,
+            "update": 10, "replay": 5, "target_sync": 2 * layers, "program": 0}
+
+
+def dqn_launches(snapshot: LedgerSnapshot, updates: int, layers: int, minibatch: int,
+                 act_batch: int = 1, syncs: int = 0, steps: int | None = None
+                 ) -> dict[str, float]:
+    """Kernel launches per phase of a DQN ledger on a GPU (PyTorch eager; module docstring).
+
+    `updates`: minibatch updates the ledger covers; `layers`: weight layers of the Q network;
+    `syncs`: target syncs; `steps`: env steps (only used when no update was recorded)."""
+    if updates < 0 or layers < 1 or minibatch < 1 or act_batch < 1 or syncs < 0:
+        raise ValueError(f"updates = {updates}, layers = {layers}, minibatch = {minibatch}, "
+                         f"act_batch = {act_batch}, syncs = {syncs}: counts must be >= 0 "
+                         f"(layers, minibatch, act_batch >= 1)")
+    macs = _col(snapshot.table, "mvm_macs")
+    phases = snapshot.phases
+
+    def m(name: str) -> float:
+        return float(macs[phases.index(name)]) if name in phases.names else 0.0
+
+    fwd = m("forward")
+    if updates > 0 and fwd > 0:
+        target_passes = updates * m("target") / fwd
+        act_calls = updates * minibatch * m("act") / (fwd * act_batch)
+    else:
+        target_passes = 0.0
+        act_calls = (steps or 0) / act_batch if m("act") > 0 else 0.0
+    calls = {"act": act_calls, "forward": updates, "target": target_passes,
+             "backward": updates, "update": updates, "replay": updates, "target_sync": syncs,
+             "program": 0}
+    per = _launches_per_call(layers)
+    return {p: float(calls.get(p, 0) * per.get(p, 0)) for p in phases.names}
+
+
+def _launch_array(snapshot: LedgerSnapshot, launches: Mapping[str, float] | None) -> np.ndarray:
+    names = snapshot.phases.names
+    if launches is None:
+        return np.zeros(len(names))
+    unknown = set(launches) - set(names)
+    if unknown:
+        raise ValueError(f"launches name unknown phases {sorted(unknown)}; phases are {names}")
+    return np.array([float(launches.get(p, 0.0)) for p in names])
+
+
 def gpu_energy(snapshot: LedgerSnapshot, minibatch: int, gpu: str | GpuPreset = "titanx-maxwell",
-               utilisation: float = DEFAULT_UTILISATION, act_batch: int = 1) -> dict[str, Any]:
-    """Modelled GPU energy (joules) of the ledger's workload; see the module docstring."""
+               utilisation: float = DEFAULT_UTILISATION, act_batch: int = 1,
+               launches: Mapping[str, float] | None = None,
+               launch_latency_s: float = DEFAULT_LAUNCH_LATENCY_S) -> dict[str, Any]:
+    """Modelled GPU energy (joules) of the ledger's workload; see the module docstring.
+
+    `launches`: kernel launches per phase (`dqn_launches`); None: no launch floor."""
     g = gpu if isinstance(gpu, GpuPreset) else gpu_preset(gpu)
     if not (isinstance(utilisation, (int, float)) and 0 < utilisation <= 1):
         raise ValueError(f"utilisation = {utilisation!r} must be a fraction of peak FLOPS "
                          f"in (0, 1]")
+    if not launch_latency_s >= 0:
+        raise ValueError(f"launch_latency_s = {launch_latency_s!r} must be >= 0")
     ops = workload_ops(snapshot)
     nbytes = gpu_bytes(snapshot, minibatch, act_batch)
+    n_launch = _launch_array(snapshot, launches)
     names = snapshot.phases.names
     t_compute = ops / (g.peak_fp32_flops * utilisation)
     t_memory = nbytes / g.memory_bandwidth_bytes_s
-    t = np.maximum(t_compute, t_memory)
+    t_active = np.maximum(t_compute, t_memory)
+    t_launch = n_launch * launch_latency_s
+    t = np.maximum(t_active, t_launch)
+    active_w = g.idle_w + utilisation * (g.board_power_w - g.idle_w)  # compute-bound power
+    # dynamic energy: u_p (TDP - idle) t_active_p = utilisation (TDP - idle) t_compute_p
+    dynamic_j = utilisation * (g.board_power_w - g.idle_w) * float(t_compute.sum())
+    active_j = g.idle_w * float(t_active.sum()) + dynamic_j
+    idle_j = g.idle_w * float((t - t_active).sum())
     seconds = float(t.sum())
+
+    def bound(i: int) -> str:
+        if t_launch[i] > t_active[i]:
+            return "launch"
+        return "compute" if t_compute[i] >= t_memory[i] else "memory"
+
+    live = [i for i in range(len(names)) if t[i] > 0]
     return {
-        "energy_j": g.board_power_w * seconds,
+        "energy_j": active_j + idle_j,
+        "active_j": active_j,
+        "idle_j": idle_j,
         "seconds": seconds,
+        "active_seconds": float(t_active.sum()),
         "flops": float(ops.sum()),
         "bytes": float(nbytes.sum()),
-        "compute_bound_phases": [p for i, p in enumerate(names)
-                                 if t[i] > 0 and t_compute[i] >= t_memory[i]],
-        "memory_bound_phases": [p for i, p in enumerate(names)
-                                if t[i] > 0 and t_compute[i] < t_memory[i]],
+        "launches": float(n_launch.sum()),
+        "launches_by_phase": {p: float(n_launch[i]) for i, p in enumerate(names)},
+        "launch_latency_s": float(launch_latency_s),
+        "seconds_by_phase": {p: float(t[i]) for i, p in enumerate(names)},
+        "compute_bound_phases": [names[i] for i in live if bound(i) == "compute"],
+        "memory_bound_phases": [names[i] for i in live if bound(i) == "memory"],
+        "launch_bound_phases": [names[i] for i in live if bound(i) == "launch"],
+        "active_power_w": active_w,
         "utilisation": float(utilisation),
         "minibatch": int(minibatch),
         "act_batch": int(act_batch),
         "gpu": asdict(g),
+    }
+
+
+def gpu_band(snapshot: LedgerSnapshot, rram_j: float, minibatch: int, act_batch: int = 1,
+             launches: Mapping[str, float] | None = None,
+             launch_latency_s: float = DEFAULT_LAUNCH_LATENCY_S,
+             gpus: tuple[str, ...] = tuple(GPU_PRESETS),
+             utilisations: tuple[float, ...] = BAND_UTILISATIONS,
+             central_gpu: str = CENTRAL_GPU,
+             central_utilisation: float = DEFAULT_UTILISATION) -> dict[str, Any]:
+    """GPU/RRAM energy over GPU generations x utilisations: the grid, its bounds and the
+    central value, with the assumptions each rests on."""
+    grid = []
+    for name in gpus:
+        for u in utilisations:
+            e = gpu_energy(snapshot, minibatch, name, u, act_batch, launches,
+                           launch_latency_s)["energy_j"]
+            grid.append({"gpu": name, "utilisation": float(u), "gpu_j": e,
+                         "gpu_over_rram": _ratio(e, rram_j)})
+    ratios = [r["gpu_over_rram"] for r in grid if r["gpu_over_rram"] is not None]
+    central = gpu_energy(snapshot, minibatch, central_gpu, central_utilisation, act_batch,
+                         launches, launch_latency_s)
+    return {
+        "grid": grid,
+        "low": min(ratios) if ratios else None,
+        "high": max(ratios) if ratios else None,
+        "central": {"gpu": central_gpu, "utilisation": float(central_utilisation),
+                    "launch_latency_s": float(launch_latency_s),
+                    "launch_floor": launches is not None,
+                    "gpu_j": central["energy_j"],
+                    "gpu_over_rram": _ratio(central["energy_j"], rram_j)},
+        "gpus": list(gpus), "utilisations": [float(u) for u in utilisations],
+        "launches": None if launches is None else {p: float(v) for p, v in launches.items()},
+        "power_model": "idle_w over the whole time + achieved FLOP utilisation x "
+                       "(TDP - idle_w) while kernels run",
     }
 
 
@@ -231,15 +397,19 @@ def _ratio(numerator: float, denominator: float) -> float | None:
 def compare(snapshot: LedgerSnapshot, tech: TechnologyPreset, minibatch: int,
             gpu: str = "titanx-maxwell", utilisation: float = DEFAULT_UTILISATION,
             asic: str = "dadiannao", act_batch: int = 1,
-            episodes: int | None = None, steps: int | None = None) -> dict[str, Any]:
+            episodes: int | None = None, steps: int | None = None,
+            launches: Mapping[str, float] | None = None,
+            launch_latency_s: float = DEFAULT_LAUNCH_LATENCY_S) -> dict[str, Any]:
     """RRAM vs GPU vs ASIC energy of one workload, with every parameter used.
 
     Ratios are baseline / RRAM (how many times more energy-efficient the RRAM chip is);
     None when the ledger holds no RRAM energy. With `episodes` / `steps` (how much training
-    the snapshot covers) the three energies are also given per episode / per step.
+    the snapshot covers) the three energies are also given per episode / per step. `launches`
+    (kernel launches per phase, `dqn_launches`) adds the launch floor; `gpu_band` is the
+    GPU/RRAM ratio over GPU generations x utilisations (`gpu_band`).
     """
     rram_j = total(snapshot, tech)
-    g = gpu_energy(snapshot, minibatch, gpu, utilisation, act_batch)
+    g = gpu_energy(snapshot, minibatch, gpu, utilisation, act_batch, launches, launch_latency_s)
     s = asic_energy(snapshot, tech, asic)
     out = {
         "rram_j": rram_j,
@@ -252,6 +422,8 @@ def compare(snapshot: LedgerSnapshot, tech: TechnologyPreset, minibatch: int,
         "minibatch": int(minibatch),
         "gpu_model": g,
         "asic_model": s,
+        "gpu_band": gpu_band(snapshot, rram_j, minibatch, act_batch, launches,
+                             launch_latency_s),
     }
     for key, count in (("per_episode", episodes), ("per_step", steps)):
         if count is not None:
@@ -310,6 +482,7 @@ def measure_gpu_energy(fn: Callable[[], Any], device_index: int = 0) -> GpuMeasu
 
 
 __all__ = ["GPU_PRESETS", "ASIC_PRESETS", "GpuPreset", "AsicPreset", "GpuMeasurement",
-           "gpu_preset", "asic_preset", "workload_ops", "gpu_bytes", "gpu_energy",
+           "gpu_preset", "asic_preset", "workload_ops", "gpu_bytes", "gpu_energy", "gpu_band",
+           "dqn_launches", "DEFAULT_LAUNCH_LATENCY_S", "BAND_UTILISATIONS", "CENTRAL_GPU",
            "asic_energy", "compare", "measure_gpu_energy", "DEFAULT_UTILISATION",
            "ARITHMETIC_ROLES"]

@@ -1,12 +1,19 @@
 """Benchmark: RRAM training step vs float PyTorch training step, measured in one process.
 
     python -m rlime.perf [--preset default] [--scheme write-verify] [--device cpu] [--repeats 5]
+    python -m rlime.perf --measure-gpu [--gpu h100-sxm] [--steps 1000]
 
 A training step is forward + backward + update (float: torch SGD; RRAM: the same SGD rule, then
 tuning). Workloads: a 4-512-512-2 MLP at batch 64 and the Nature-DQN CNN (4x84x84, batch 32).
 The float reference is timed in PyTorch's default layout and channels-last; the ratio is taken
 against the faster of the two. Float and RRAM steps are interleaved in rounds and the median
 round is reported, so drift of a shared machine hits both alike.
+
+--measure-gpu runs the float DQN training step (CartPole-sized Q network 4-256-256-2, batch 64:
+target forward, Q forward, Huber loss, backward, gradient clipping, Adam) on CUDA, measures its
+energy with NVML (`rlime.cost.baselines.measure_gpu_energy`) and prints joules per step beside
+the GPU model's (`gpu_energy` with the launch floor) for the same step. Without CUDA or pynvml
+it refuses with exit status 2 and says why.
 """
 
 from __future__ import annotations
@@ -82,14 +89,108 @@ def measure(name: str, make: Callable[[], nn.Module], x: torch.Tensor, steps: in
     return {"workload": name, **ms, "ratio": ms["rram"] / best_float}
 
 
-def main(argv: list[str] | None = None) -> None:
+def dqn_step_ledger(obs_dim: int = 4, hidden: tuple[int, ...] = (256, 256), actions: int = 2,
+                    batch: int = 64):
+    """A one-update DQN ledger (no acting) of the float step `measure_gpu` runs, for the model."""
+    from rlime.drl.phases import DQN_PHASES
+    from rlime.hw.counts import LedgerSnapshot
+
+    widths = (obs_dim, *hidden, actions)
+    macs = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+    first = widths[0] * widths[1]
+    outputs = sum(widths[1:])
+    return LedgerSnapshot.from_dict({
+        "forward": {"mvm_macs": batch * macs, "digital_ops": batch * (2 * outputs + 10 * actions)},
+        "target": {"mvm_macs": batch * macs, "digital_ops": batch * 2 * outputs},
+        "backward": {"mvm_macs": batch * (macs - first), "gradient_macs": batch * macs},
+        "update": {"optimizer_ops": 3 * params + 10 * params},  # clipping, Adam
+    }, DQN_PHASES), len(widths) - 1
+
+
+def measure_gpu(gpu: str, steps: int) -> int:
+    """Measured vs modelled GPU joules per float DQN step; 2 (with why) without CUDA/pynvml."""
+    import copy
+    import sys
+
+    import torch.nn.functional as F
+
+    from rlime.cost.baselines import dqn_launches, gpu_energy, measure_gpu_energy
+
+    try:
+        import pynvml  # noqa: F401  # type: ignore[import-not-found]
+    except ImportError:
+        print("rlime.perf: --measure-gpu needs pynvml (pip install nvidia-ml-py); it is not "
+              "installed, so no GPU energy can be measured", file=sys.stderr)
+        return 2
+    if not torch.cuda.is_available():
+        print("rlime.perf: --measure-gpu needs a CUDA device; torch sees none, so no GPU energy "
+              "can be measured", file=sys.stderr)
+        return 2
+    device = torch.device("cuda")
+    batch, hidden = 64, (256, 256)
+    torch.manual_seed(0)
+    q = nn.Sequential(nn.Linear(4, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                      nn.Linear(256, 2)).to(device)
+    target = copy.deepcopy(q).requires_grad_(False)
+    opt = torch.optim.Adam(q.parameters(), lr=1e-3)
+    obs, next_obs = torch.randn(batch, 4, device=device), torch.randn(batch, 4, device=device)
+    actions = torch.randint(0, 2, (batch,), device=device)
+    rewards, dones = torch.ones(batch, device=device), torch.zeros(batch, device=device)
+
+    def step() -> None:
+        with torch.no_grad():
+            y = rewards + 0.99 * (1 - dones) * target(next_obs).max(1).values
+        loss = F.smooth_l1_loss(q(obs).gather(1, actions.unsqueeze(1)).squeeze(1), y)
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(q.parameters(), 10.0)
+        opt.step()
+
+    def run() -> None:
+        for _ in range(steps):
+            step()
+
+    for _ in range(20):  # warm-up (cuBLAS handles, allocator)
+        step()
+    m = measure_gpu_energy(run)
+    if m.energy_j is None:
+        print(f"rlime.perf: GPU energy could not be measured: {m.reason}", file=sys.stderr)
+        return 2
+    ledger, layers = dqn_step_ledger(hidden=hidden, batch=batch)
+    launches = dqn_launches(ledger, 1, layers, batch)
+    launches["act"] = 0.0
+    model = gpu_energy(ledger, batch, gpu, launches=launches)
+    print(f"device {torch.cuda.get_device_name(device)}: {steps} float DQN steps "
+          f"(4-256-256-2, batch {batch}, Adam)")
+    print(f"  measured (NVML): {m.energy_j / steps:.4e} J/step, {1e6 * m.seconds / steps:.1f} "
+          f"us/step, {m.energy_j / m.seconds:.1f} W average")
+    print(f"  model ({gpu}, utilisation {model['utilisation']:g}, launch "
+          f"{model['launch_latency_s'] * 1e6:g} us x {model['launches']:g} kernels): "
+          f"{model['energy_j']:.4e} J/step, {1e6 * model['seconds']:.1f} us/step")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int | None:
     parser = argparse.ArgumentParser(prog="python -m rlime.perf", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS))
     parser.add_argument("--scheme", default="write-verify", choices=TUNING_SCHEMES)
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (median)")
+    parser.add_argument("--measure-gpu", action="store_true",
+                        help="measure the float DQN step's energy with NVML (CUDA + pynvml)")
+    parser.add_argument("--gpu", default="h100-sxm", help="GPU preset of the model shown "
+                        "beside the measurement (rlime.cost.baselines.GPU_PRESETS)")
+    parser.add_argument("--steps", type=int, default=1000, help="steps measured (--measure-gpu)")
     args = parser.parse_args(argv)
+    if args.measure_gpu:
+        from rlime.cost.baselines import GPU_PRESETS
+        if args.gpu not in GPU_PRESETS:
+            parser.error(f"--gpu {args.gpu!r}: choose one of {', '.join(GPU_PRESETS)}")
+        if args.steps < 1:
+            parser.error("--steps must be >= 1")
+        return measure_gpu(args.gpu, args.steps)
     device = torch.device(args.device)
     workloads = [("MLP 4-512-512-2, batch 64", mlp, torch.randn(64, 4), 20),
                  ("Nature CNN 4x84x84, batch 32", nature_cnn, torch.rand(32, 4, 84, 84), 3)]

@@ -102,11 +102,12 @@ def reprice_episodes(records: Sequence[dict[str, Any]], tech: TechnologyPreset,
 
 def reprice_summary(total_snapshot: LedgerSnapshot, tech: TechnologyPreset, minibatch: int,
                     gpu: str = "titanx-maxwell", utilisation: float = DEFAULT_UTILISATION,
-                    asic: str = "dadiannao", sweep: Iterable[float] = DEFAULT_SWEEP
-                    ) -> dict[str, Any]:
-    """Totals, baselines, ratios and the tuning-cost sweep of a run (JSON-safe dict)."""
+                    asic: str = "dadiannao", sweep: Iterable[float] = DEFAULT_SWEEP,
+                    launches: dict[str, float] | None = None) -> dict[str, Any]:
+    """Totals, baselines, ratios and the tuning-cost sweep of a run (JSON-safe dict);
+    `launches`: GPU kernel launches per phase (summary.json's, for the launch floor)."""
     cmp = compare(total_snapshot, tech, gpu=gpu, utilisation=utilisation, asic=asic,
-                  minibatch=minibatch)
+                  minibatch=minibatch, launches=launches)
     rows = []
     for k in sweep:
         scaled = tuning_cost_scaled(tech, k)
@@ -244,6 +245,20 @@ def format_reprice(summary: dict[str, Any]) -> str:
         f"{a['dram_j']:.3e} J)",
         f"  RRAM vs GPU : GPU uses {_times(cmp['gpu_over_rram'])} the RRAM energy",
         f"  RRAM vs ASIC: ASIC uses {_times(cmp['asic_over_rram'])} the RRAM energy",
+    ]
+    band = cmp.get("gpu_band")
+    if band is not None and band["low"] is not None:
+        c = band["central"]
+        floor = (f"launch floor {c['launch_latency_s'] * 1e6:g} us per kernel"
+                 if c["launch_floor"] else "no launch floor (kernel counts unknown)")
+        lines += [
+            f"  GPU/RRAM band over {', '.join(band['gpus'])} x utilisation "
+            f"{', '.join(f'{u:g}' for u in band['utilisations'])}: "
+            f"{band['low']:,.1f}x .. {band['high']:,.1f}x",
+            f"    central {_times(c['gpu_over_rram'])} ({c['gpu']}, utilisation "
+            f"{c['utilisation']:g}, {floor}; board at idle + u x (TDP - idle))",
+        ]
+    lines += [
         "",
         "Tuning-cost sweep (write pulses and verify reads k times cheaper):",
         f"  {'k':>8}  {'RRAM J':>11}  {'GPU/RRAM':>10}  {'ASIC/RRAM':>10}",
@@ -428,8 +443,16 @@ def reprice_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     except ConfigError as err:
         raise _fail(f"{err} (from {run_dir / CONFIG_FILE}; or pass --preset)") from None
     parts, note = run_ledger(run_dir, snapshots)
+    launches = None
+    if note is None:  # summary.json matches: its GPU kernel counts cover the same training
+        try:
+            launches = json.loads((run_dir / SUMMARY_FILE).read_text())["baselines"][
+                "gpu_band"]["launches"]
+        except (OSError, ValueError, KeyError, TypeError):
+            launches = None
     summary = reprice_summary(training_workload(parts), tech, minibatch, gpu=args.gpu,
-                              utilisation=args.utilisation, asic=args.asic, sweep=args.sweep)
+                              utilisation=args.utilisation, asic=args.asic, sweep=args.sweep,
+                              launches=launches)
     summary["run"] = {name: {"writes": s.writes, "energy_j": total(s, tech)}
                       for name, s in parts.items()}
     return {"dir": run_dir, "config": config, "records": records, "snapshots": snapshots,

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from rlime.bench.stats import final_score
-from rlime.cost.baselines import compare
+from rlime.cost.baselines import compare, dqn_launches
 from rlime.cost.energy import TechnologyPreset, price
 from rlime.cost.wear import wear_report
 from rlime.harness.attribution import LedgerSplit
@@ -87,9 +87,16 @@ def summarise(facts: RunFacts) -> dict[str, Any]:
         "run_dir": facts.run_dir,
     }
     if facts.on_chip:
-        summary["baselines"] = compare(training, facts.tech, minibatch=cfg.agent.batch_size,
+        a = cfg.agent
+        # minibatch updates and target syncs of an uninterrupted run (rlime.harness.train)
+        updates = a.gradient_steps * max(0, facts.steps // a.train_freq
+                                         - a.learning_starts // a.train_freq)
+        layers = 5 if a.network == "nature_cnn" else len(a.hidden) + 1
+        launches = dqn_launches(training, updates, layers, a.batch_size, cfg.num_envs,
+                                syncs=facts.steps // a.target_period, steps=facts.steps)
+        summary["baselines"] = compare(training, facts.tech, minibatch=a.batch_size,
                                        act_batch=cfg.num_envs, episodes=len(episodes),
-                                       steps=facts.steps)
+                                       steps=facts.steps, launches=launches)
         summary["wear"] = wear_report(facts.cell_pulse_counts, max(len(episodes), 1),
                                       cfg.hardware.device.endurance_pulses)
         summary["dead_cell_fraction"] = facts.dead_cell_fraction

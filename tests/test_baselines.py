@@ -125,3 +125,14 @@ def test_measure_gpu_refusal_exit_status_from_the_command_line():
     r = subprocess.run([sys.executable, "-m", "rlime.perf", "--measure-gpu"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and ("pynvml" in r.stderr or "CUDA" in r.stderr)
+
+
+def test_optimizer_state_in_sram_is_traffic_for_both_baselines():
+    from rlime.cost.baselines import asic_energy, gpu_bytes
+    base = {"update": {"optimizer_ops": 1000, "buffer_bits": 8000}}
+    more = {"update": {"optimizer_ops": 1000, "buffer_bits": 8000, "sram_bits": 64000}}
+    a, b = (LedgerSnapshot.from_dict(d, DQN_PHASES) for d in (base, more))
+    assert gpu_bytes(b, 32).sum() - gpu_bytes(a, 32).sum() == 64000 / 8
+    tech = energy_preset("default")
+    asic = asic_energy(b, tech)["edram_j"] - asic_energy(a, tech)["edram_j"]
+    assert asic == pytest.approx(64000 * 0.08e-12)

@@ -292,3 +292,12 @@ def test_summary_is_built_from_explicit_facts_and_only_the_chip_gets_baselines_a
     assert chip["ledger"]["in_progress"] == {} and chip["dead_cell_fraction"] == 0.25
     assert {"baselines", "wear", "dead_cell_fraction"} <= set(chip)
     assert set(chip) - set(float_) == {"baselines", "wear", "dead_cell_fraction"}
+
+
+def test_the_trainer_prices_the_run_s_own_cells_and_tiles(tmp_path):
+    from rlime.harness.run_config import resolve
+    from rlime.harness.run_dir import RunDirectory
+    from rlime.harness.train import Trainer
+    cfg = resolve([("run.env", "CartPole"), ("device.g_max_siemens", 2e-5), ("tile.rows", 64)])
+    trainer = Trainer(cfg, RunDirectory(tmp_path / "run"), progress=False)
+    assert trainer.tech.device.g_max_siemens == 2e-5 and trainer.tech.tile_rows == 64

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from rlime.common.errors import ConfigError
-from rlime.cost.energy import (PJ, TechnologyPreset, energy_preset, preset, price, pulse_breakdown,
+from rlime.cost.energy import (TechnologyPreset, energy_preset, preset, price, pulse_breakdown,
                                tuning_cost_scaled)
 from rlime.drl.phases import DQN_PHASES
 from rlime.hw.chip import Chip

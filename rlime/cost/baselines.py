@@ -22,9 +22,12 @@ GPU model (fp32, a per-phase roofline):
                                                                  weights read, and weight
                                                                  gradients written, once per
                                                                  minibatch)
-            + (buffer_bits_p + dram_bits_p + rram_memory_*_bits_p) / 8
+            + (buffer_bits_p + sram_bits_p + dram_bits_p + rram_memory_*_bits_p) / 8
                                                 (activations, optimizer state, target copy and
                                                  replay accesses as the ledger counts them;
+                                                 sram_bits also holds the RRAM chip's residual
+                                                 accumulators, which float training does not
+                                                 have: an upper bound on the GPU's traffic;
                                                  buffer_bits of storage phases are staging of
                                                  the same data and are left out; noc_bit_hops are
                                                  the RRAM chip's own network and are left out)
@@ -81,8 +84,8 @@ ASIC model (DaDianNao, Chen et al. MICRO 2014; 16-bit fixed point):
                                                     node power / node peak throughput, which
                                                     includes streaming each MAC's weight from
                                                     the tiles' eDRAM)
-           + edram_bit_j * buffer_bits             (activation / optimizer / target-copy traffic
-                                                    through on-chip eDRAM, all phases)
+           + edram_bit_j * (buffer_bits + sram_bits) (activation / optimizer / target-copy
+                                                    traffic through on-chip eDRAM, all phases)
            + noc_bit_hop_j * noc_bit_hops
            + dram_bit_j * (dram_bits + rram_memory_*_bits of storage phases)
                                                    (DaDianNao's 36 MB of eDRAM cannot hold a DQN
@@ -215,6 +218,7 @@ def gpu_bytes(snapshot: LedgerSnapshot, minibatch: int, act_batch: int = 1) -> n
             weights[p] = 4 * (macs[p] + grads[p]) / minibatch
     buffer = _col(t, "buffer_bits").copy()
     buffer[_storage_rows(snapshot)] = 0.0
+    buffer += _col(t, "sram_bits")
     memory = _memory_bits(t)
     traffic = (buffer + memory) / 8
     return weights + traffic
@@ -382,7 +386,8 @@ def asic_energy(snapshot: LedgerSnapshot, tech: TechnologyPreset,
     ops = float(workload_ops(snapshot).sum())
     parts = {
         "ops_j": a.op_j * ops,
-        "edram_j": a.edram_bit_j * (float(_col(t, "buffer_bits").sum()) + on_chip_memory_bits),
+        "edram_j": a.edram_bit_j * (float(_col(t, "buffer_bits").sum())
+                                    + float(_col(t, "sram_bits").sum()) + on_chip_memory_bits),
         "noc_j": a.noc_bit_hop_j * float(_col(t, "noc_bit_hops").sum()),
         "dram_j": tech.dram_bit_j * off_chip_bits,
     }

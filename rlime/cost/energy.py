@@ -76,7 +76,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rlime.common.errors import lookup, require
-from rlime.hw.config import DeviceConfig, HardwareConfig, preset as hardware_preset
+from rlime.hw.config import DeviceConfig, HardwareConfig, TileConfig, preset as hardware_preset
 from rlime.hw.counts import ALL_KINDS, LedgerSnapshot, Phases
 
 PJ = 1e-12  # joules per picojoule
@@ -399,10 +399,16 @@ def preset(name: str) -> Preset:
     return lookup(PRESETS, name, "preset")
 
 
-def energy_preset(name: str, device: DeviceConfig | None = None) -> TechnologyPreset:
-    """The named preset's prices, for cells of `device` (default: the preset's own device)."""
+def energy_preset(name: str, device: DeviceConfig | None = None,
+                  tile: TileConfig | None = None) -> TechnologyPreset:
+    """The named preset's prices, for cells of `device` on tiles of `tile` (default: the
+    preset's own hardware)."""
     tech = preset(name).energy
-    return tech if device is None else dataclasses.replace(tech, device=device)
+    if device is not None:
+        tech = dataclasses.replace(tech, device=device)
+    if tile is not None:
+        tech = dataclasses.replace(tech, tile_rows=tile.rows, tile_cols=tile.cols)
+    return tech
 
 
 def tuning_cost_scaled(tech: TechnologyPreset, k: float) -> TechnologyPreset:

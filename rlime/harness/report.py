@@ -41,7 +41,7 @@ from rlime.cost.energy import (PRESETS as ENERGY_PRESETS, TechnologyPreset, cate
                                price, price_tables, total, tuning_cost_scaled)
 from rlime.drl.phases import DQN_PHASES
 from rlime.harness.claims import claims, format_claims
-from rlime.hw.config import DeviceConfig, HardwareConfig
+from rlime.hw.config import DeviceConfig, HardwareConfig, TileConfig
 from rlime.hw.ledger import LedgerSnapshot
 
 
@@ -354,13 +354,15 @@ def configured_preset(run_dir: Path, config: dict[str, Any] | None = None) -> st
     return value
 
 
-def configured_device(config: dict[str, Any]) -> DeviceConfig | None:
-    """The run's cells (`[hardware] device` of config.toml): their conductances set the read
-    and memory-mode energies whatever preset prices them; None if config.toml has none."""
+def configured_hardware(config: dict[str, Any]) -> tuple[DeviceConfig | None, TileConfig | None]:
+    """The run's cells and tiles (`[hardware]` of config.toml): their conductances and line
+    lengths set the read, write and memory-mode energies whatever preset prices them;
+    (None, None) if config.toml has no device."""
     hardware = config.get("hardware")
     if not isinstance(hardware, dict) or "device" not in hardware:
-        return None
-    return HardwareConfig.from_dict(hardware).device
+        return None, None
+    built = HardwareConfig.from_dict(hardware)
+    return built.device, built.tile
 
 
 def configured_minibatch(config: dict[str, Any]) -> int | None:
@@ -439,7 +441,7 @@ def reprice_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
               file=sys.stderr)
         name = "default"
     try:
-        tech = energy_preset(name, configured_device(config))
+        tech = energy_preset(name, *configured_hardware(config))
     except ConfigError as err:
         raise _fail(f"{err} (from {run_dir / CONFIG_FILE}; or pass --preset)") from None
     parts, note = run_ledger(run_dir, snapshots)

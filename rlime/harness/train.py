@@ -84,7 +84,7 @@ class Trainer:
         frame_stack = self.spec.protocol.get("frame_stack", 1) if self.spec.is_atari else 1
         self.replay = ReplayBuffer(cfg.agent.buffer_size, obs_space.shape, obs_space.dtype,
                                    cfg.num_envs, frame_stack=frame_stack, seed=cfg.seed)
-        self.tech = energy_preset(cfg.energy_preset)
+        self.tech = energy_preset(cfg.energy_preset, cfg.hardware.device, cfg.hardware.tile)
         self.reward_clip = self.spec.reward_clip
         # progress and attribution state (all of it checkpointed)
         self.step = 0

@@ -603,6 +603,8 @@ def _run(config, seed, score, *, energy=None, writes=0, env_id="CartPole-v1", pr
     backend, preset, mapping, scheme = config
     summary = {"env_id": env_id, "steps": steps, "final_score": score, "eval_score": score + 1,
                "episodes": 10, "writes_total": writes, "writes_per_episode": writes / 10,
+               "target_sync_pulses_total": writes // 4, "target_sync_pulses_per_episode": writes / 40,
+               "replay_write_bits_total": writes * 1000, "replay_write_bits_per_episode": writes * 100,
                "energy_j_total": (energy or 0.0) * 10, "energy_j_per_episode": energy,
                "wall_s": 2.0, "sps": 500.0}
     if gpu is not None:
@@ -640,6 +642,12 @@ def test_costs_are_seed_means_and_ratios_pooled():
                          _run(A, 2, 7.0, energy=3e-6, writes=300, gpu=4e-3, rram=3e-5)])
     assert row["writes_total"] == pytest.approx(200)
     assert row["writes_per_episode"] == pytest.approx(20)
+    # the split columns beside writes, each a seed mean of its own summary key
+    assert row["target_sync_pulses_total"] == pytest.approx(50)
+    assert row["target_sync_pulses_per_episode"] == pytest.approx(5)
+    assert row["replay_write_bits_total"] == pytest.approx(200_000)
+    assert row["replay_write_bits_per_episode"] == pytest.approx(20_000)
+    assert COLUMNS.index("writes_per_episode") + 1 == COLUMNS.index("target_sync_pulses_total")
     assert row["energy_j_per_episode"] == pytest.approx(2e-6)
     assert row["energy_j_total"] == pytest.approx(2e-5)
     assert row["gpu_j"] == pytest.approx(3e-3) and row["asic_j"] == pytest.approx(3e-4)
@@ -714,7 +722,7 @@ def test_smoothing_is_a_rolling_episode_mean_on_the_step_grid():
 
 
 def test_markdown_shows_every_return_with_one_decimal_and_wall_time_in_units():
-    runs = [_run(A, 1, 10.0, energy=1e-6), _run(A, 2, 14.5, energy=1e-6)]
+    runs = [_run(A, 1, 10.0, energy=1e-6, writes=40), _run(A, 2, 14.5, energy=1e-6, writes=40)]
     for run, wall in zip(runs, (700.0, 740.0)):
         run.summary.update(wall_s=wall, best_eval_score=run.summary["final_score"],
                            energy_per_episode_by_category={"tuning": 1e-7})
@@ -728,6 +736,11 @@ def test_markdown_shows_every_return_with_one_decimal_and_wall_time_in_units():
     assert cells[6] == "13.2" and cells[7] == "10.0, 14.5"     # eval mean, best eval per seed
     assert cells[-2] == "12 min"
     assert "| rram default/time/write-verify | 12.2 |" in md    # the per-category table
+    header = next(line for line in md.splitlines() if line.startswith("| rank"))
+    names = [c.strip() for c in header.strip("|").split("|")]
+    i = names.index("writes/ep")
+    assert names[i + 1:i + 3] == ["sync pulses/ep", "replay bits/ep"]
+    assert cells[i - 1:i + 3] == ["40", "4", "1", "4000"]  # writes total, /ep, sync, replay bits
 
 
 @pytest.mark.parametrize("seconds,text", [(0.4, "0.4 s"), (4.25, "4.2 s"), (42.0, "42 s"),

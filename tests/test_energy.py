@@ -116,7 +116,8 @@ def test_optimistic_cheaper_with_pulses_and_counts_unchanged(snap):
     assert optimistic < default
     np.testing.assert_array_equal(snap.table, before)  # pricing never touches counts
     assert snap.weight_writes == 100 + 1000 + 500 + 10
-    assert snap.writes == snap.weight_writes + 100  # plus the replay bits written to RRAM
+    assert snap.writes == 100 + 1000 + 500  # weight programming; sync pulses and replay bits apart
+    assert snap.copy_pulses == 10 and snap.memory_write_bits == 100
     # optimistic tuning: 0.1 pJ per pulse whatever G, plus lines, through the pump; verify
     # with the 0.99 pJ 5-bit ADC
     tuning = price(snap, energy_preset("optimistic"))["tuning"]

@@ -300,3 +300,40 @@ def test_programming_is_charged_to_phase_program():
     assert diff.writes == int(layer.cell_pulses.sum()) > 0
     # write-verify: one initial read per programmed cell plus one per pulse
     assert diff.count("verify_reads") >= diff.writes
+
+
+# ------------------------------------------------------------------ what "writes" counts
+
+
+def test_writes_split_into_weight_programming_copy_pulses_and_memory_bits_exactly():
+    # every phase of the DQN axis gets pulses and memory-mode bits, so each category is seen to
+    # take exactly its share and nothing is lost or counted twice
+    rng = np.random.default_rng(0)
+    data = {p: {"set_pulses": int(rng.integers(1, 10**6)),
+                "reset_pulses": int(rng.integers(1, 10**6)),
+                "rram_memory_write_bits": int(rng.integers(1, 10**9))}
+            for p in DQN_PHASES.names}
+    snap = LedgerSnapshot.from_dict(data, DQN_PHASES)
+    pulses = {p: row["set_pulses"] + row["reset_pulses"] for p, row in data.items()}
+    bits = sum(row["rram_memory_write_bits"] for row in data.values())
+    assert snap.writes == sum(v for p, v in pulses.items() if p != "target_sync")
+    assert snap.copy_pulses == pulses["target_sync"]
+    assert snap.memory_write_bits == bits
+    assert snap.writes + snap.copy_pulses == snap.weight_writes == sum(pulses.values())
+    assert snap.pulses() == snap.weight_writes and snap.pulses(("program", "update")) == (
+        pulses["program"] + pulses["update"])
+    # the split follows the phase roles, not DQN's names: a copy-role phase of another
+    # vocabulary is a copy too, and an axis without one has no copy pulses
+    other = Phases((("init", "program"), ("learn", "update"), ("mirror", "copy")))
+    s = LedgerSnapshot.from_dict({"init": {"set_pulses": 3}, "learn": {"reset_pulses": 4},
+                                  "mirror": {"set_pulses": 5, "rram_memory_write_bits": 6}}, other)
+    assert (s.writes, s.copy_pulses, s.memory_write_bits, s.weight_writes) == (7, 5, 6, 12)
+    t = LedgerSnapshot.from_dict({"update": {"set_pulses": 2}}, TRAINING_PHASES)
+    assert (t.writes, t.copy_pulses, t.memory_write_bits) == (2, 0, 0)
+    # a realistic DQN episode: update pulses are the writes; syncs and replay bits are apart
+    episode = LedgerSnapshot.from_dict({
+        "update": {"set_pulses": 600, "reset_pulses": 400},
+        "target_sync": {"set_pulses": 70, "reset_pulses": 30},
+        "replay": {"rram_memory_write_bits": 10**7}}, DQN_PHASES)
+    assert (episode.writes, episode.copy_pulses, episode.memory_write_bits) == (1000, 100, 10**7)
+    assert LedgerSnapshot.zeros(DQN_PHASES).writes == 0

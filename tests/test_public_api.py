@@ -26,8 +26,8 @@ def test_readme_example_trains_and_reports_pulses_and_joules(capsys):
     losses = [float(v) for v in re.findall(r"loss (\d+\.\d+)", out)]
     assert len(losses) == 5 and losses[-1] < losses[0]       # it learns
     training, joules = scope["training"], scope["joules"]
-    assert training.weight_writes > 0                          # updates were tuned in as pulses
-    assert f"{training.weight_writes:,} programming pulses" in out
+    assert training.writes > 0                                 # updates were tuned in as pulses
+    assert f"{training.writes:,} programming pulses" in out
     assert joules["tuning"] > 0 and joules["backward"] > 0   # pulses and transposed MVMs priced
     assert set(joules) == {"forward", "backward", "gradient", "tuning", "data_movement", "digital"}
     assert training.phases == rlime.TRAINING_PHASES

@@ -33,6 +33,11 @@ def _pulses(ledger: dict) -> int:
                + row.get("rram_memory_write_bits", 0) for row in ledger.values())
 
 
+def _episode_writes(e: dict) -> int:
+    """Everything `_pulses` counts, from an episodes.jsonl record's split write fields."""
+    return e["writes"] + e["target_sync_pulses"] + e["replay_write_bits"]
+
+
 @pytest.mark.slow  # 3000 steps; the fast SIGKILL case is the one before the first checkpoint
 def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     run_dir = tmp_path / "killed"
@@ -61,7 +66,7 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     assert summary["steps"] == 3000 and summary["episodes"] == len(episodes)
     parts = summary["ledger"]
     assert _pulses(parts["total"]) == (
-        _pulses(parts["setup"]) + sum(e["writes"] for e in episodes) + _pulses(parts["eval"])
+        _pulses(parts["setup"]) + sum(_episode_writes(e) for e in episodes) + _pulses(parts["eval"])
         + _pulses(parts["abandoned"]) + _pulses(parts["in_progress"]))
 
 
@@ -228,5 +233,5 @@ def test_envs_that_cannot_be_saved_restart_and_their_episodes_are_booked_abandon
     parts = summary["ledger"]
     assert summary["steps"] == 400 and _pulses(parts["abandoned"]) > 0
     assert _pulses(parts["total"]) == (
-        _pulses(parts["setup"]) + sum(e["writes"] for e in episodes) + _pulses(parts["eval"])
+        _pulses(parts["setup"]) + sum(_episode_writes(e) for e in episodes) + _pulses(parts["eval"])
         + _pulses(parts["abandoned"]) + _pulses(parts["in_progress"]))

@@ -75,17 +75,31 @@ def test_optimistic_reprice_lowers_energy_and_keeps_writes(tmp_path, capsys):
     capsys.readouterr()
     assert optimistic["energy_preset"] == "optimistic"
     assert optimistic["energy_j"] < default["energy_j"]
-    # SET + RESET pulses + replay bits written to RRAM memory subarrays
-    assert optimistic["writes"] == default["writes"] == 1200 + 900 + 300 + 50 + 300
+    # the split, unchanged by the preset: weight-programming pulses (update), target-sync
+    # pulses and replay bits written to RRAM memory subarrays, each apart
+    for result in (default, optimistic):
+        assert result["writes"] == 1200 + 900 + 300
+        assert result["target_sync_pulses"] == 50 and result["replay_write_bits"] == 300
     records = [json.loads(line) for line in (run / "episodes.jsonl").read_text().splitlines()]
     repriced = reprice_episodes(records, energy_preset("optimistic"))
     for old, new in zip(records, repriced):
-        assert new["writes"] == old["writes"] and new["ledger"] == old["ledger"]
+        assert new["ledger"] == old["ledger"]
+        for key in ("writes", "target_sync_pulses", "replay_write_bits"):
+            assert new[key] == old[key]
         assert new["energy_j"] == pytest.approx(sum(new["energy"].values()))
         if old["ledger"].get("update"):
             assert new["energy_j"] < old["energy_j"]
     assert records[1]["energy_j"] == pytest.approx(
         total(LedgerSnapshot.from_dict(EPISODE_LEDGERS[1], DQN_PHASES), energy_preset("default")))
+
+
+def test_reprice_takes_the_write_split_from_the_ledger_of_older_records():
+    # a record written before the split: `writes` summed pulses and replay bits
+    snap = LedgerSnapshot.from_dict(EPISODE_LEDGERS[1], DQN_PHASES)
+    old = {"episode": 0, "step": 1, "return": 0.0, "writes": 1200 + 900 + 300,
+           "weight_writes": 2100, "replay_writes": 300, "ledger": snap.as_dict()}
+    (new,) = reprice_episodes([old], energy_preset("default"))
+    assert (new["writes"], new["target_sync_pulses"], new["replay_write_bits"]) == (2100, 0, 300)
 
 
 def test_config_preset_is_used_when_no_flag(tmp_path, capsys):
@@ -203,11 +217,20 @@ def test_report_totals_reconcile_with_summary_json(trained, capsys):
     # setup and evaluation are shown apart, and the parts add up to the whole run
     assert result["run"]["setup"]["writes"] > 0 and result["run"]["eval"]["energy_j"] > 0
     parts = [v for k, v in result["run"].items() if k != "total"]
-    assert sum(p["writes"] for p in parts) == whole["writes"]
+    for key in ("writes", "target_sync_pulses", "replay_write_bits"):
+        assert whole[key] == stored[f"{key}_total"]
+        assert sum(p[key] for p in parts) == whole[key]
+    # the split is exact: it adds up to every pulse and memory-mode bit of the ledger
+    total_ledger = LedgerSnapshot.from_dict(stored["ledger"]["total"], DQN_PHASES)
+    assert whole["writes"] + whole["target_sync_pulses"] == (
+        total_ledger.count("set_pulses") + total_ledger.count("reset_pulses"))
+    assert whole["replay_write_bits"] == total_ledger.count("rram_memory_write_bits") > 0
+    assert whole["target_sync_pulses"] > 0 and result["run"]["episodes"]["writes"] > 0
     assert sum(p["energy_j"] for p in parts) == pytest.approx(whole["energy_j"], rel=1e-12)
     # the baselines compare the same training workload summary.json compares
     assert result["baselines"]["rram_j"] == pytest.approx(stored["baselines"]["rram_j"], rel=1e-12)
     assert f"{stored['writes_total']:,}" in out and "note:" not in out
+    assert "target-sync pulses" in out and "replay write bits" in out
 
 
 def test_report_shows_a_short_table_by_default(trained, capsys):

@@ -58,31 +58,61 @@ def test_every_episode_reports_integer_writes_and_energy_by_category(rram_run):
     assert len(episodes) >= 10
     for e in episodes:
         assert {"episode", "step", "return", "length", "writes", "energy_j", "energy"} <= set(e)
-        assert isinstance(e["writes"], int) and e["writes"] > 0
+        assert isinstance(e["writes"], int) and e["writes"] >= 0
         assert e["energy_j"] > 0
         assert math.isclose(sum(e["energy"].values()), e["energy_j"], rel_tol=1e-9)
         ledger = e["ledger"]
-        pulses = sum(ledger.get(phase, {}).get(kind, 0) for phase in ("update", "target_sync")
-                     for kind in ("set_pulses", "reset_pulses"))
+        # the split, each part from its own phase; together every pulse and bit of the episode
+        def pulses(phase):
+            return sum(ledger.get(phase, {}).get(k, 0) for k in ("set_pulses", "reset_pulses"))
+
         replay_bits = ledger["replay"]["rram_memory_write_bits"]  # `time`: replay in RRAM
-        assert e["weight_writes"] == pulses and e["replay_writes"] == replay_bits
-        assert e["writes"] == pulses + replay_bits
+        assert e["writes"] == pulses("update")                    # Q-array update pulses
+        assert e["target_sync_pulses"] == pulses("target_sync")
+        assert e["replay_write_bits"] == replay_bits
+        assert "program" not in ledger                            # programming is setup's
+        assert e["writes"] + e["target_sync_pulses"] == sum(pulses(p) for p in ledger)
+        assert e["replay_write_bits"] == sum(row.get("rram_memory_write_bits", 0)
+                                             for row in ledger.values())
+        assert isinstance(e["target_sync_pulses"], int) and isinstance(e["replay_write_bits"], int)
+        assert "weight_writes" not in e and "replay_writes" not in e
+    assert sum(e["target_sync_pulses"] for e in episodes) > 0  # target_period 100 < 800 steps
+    # no update pulses before learning starts (step 200); the replay is written from step 1
+    assert all(e["writes"] == 0 for e in episodes if e["step"] <= 200)
+    assert any(e["writes"] > 0 for e in episodes)
+    assert all(e["replay_write_bits"] > 0 for e in episodes)
     assert [e["episode"] for e in episodes] == list(range(len(episodes)))
 
 
 def test_ledger_splits_into_setup_episodes_eval_and_in_progress(rram_run):
     summary = json.loads((rram_run / "summary.json").read_text())
     parts = summary["ledger"]
-    total_writes = summary["writes_total"]
-    episode_writes = sum(e["writes"] for e in _episodes(rram_run))
+    episodes = _episodes(rram_run)
 
-    def writes(part):
-        return sum(row.get("set_pulses", 0) + row.get("reset_pulses", 0)
-                   + row.get("rram_memory_write_bits", 0) for row in part.values())
+    def count(part, kinds, phases=None):
+        return sum(row.get(k, 0) for phase, row in part.items()
+                   if phases is None or phase in phases for k in kinds)
 
-    assert writes(parts["total"]) == total_writes
-    assert (writes(parts["setup"]) + episode_writes + writes(parts["eval"])
-            + writes(parts["in_progress"]) + writes(parts["abandoned"])) == total_writes
+    pulse_kinds, bit_kinds = ("set_pulses", "reset_pulses"), ("rram_memory_write_bits",)
+    weight = tuple(p for p in DQN_PHASES.names if p != "target_sync")
+    # (summary key, the episodes.jsonl field, what it counts in a ledger part)
+    for key, field, kinds, phases in (("writes", "writes", pulse_kinds, weight),
+                                      ("target_sync_pulses", "target_sync_pulses", pulse_kinds,
+                                       ("target_sync",)),
+                                      ("replay_write_bits", "replay_write_bits", bit_kinds, None)):
+        total = summary[f"{key}_total"]
+        assert count(parts["total"], kinds, phases) == total > 0, key
+        assert (count(parts["setup"], kinds, phases) + sum(e[field] for e in episodes)
+                + count(parts["eval"], kinds, phases) + count(parts["in_progress"], kinds, phases)
+                + count(parts["abandoned"], kinds, phases)) == total, key
+        assert summary[f"{key}_per_episode"] == pytest.approx(
+            sum(e[field] for e in episodes) / len(episodes))
+    # the three add up to every pulse and memory-mode bit of the run, none twice
+    assert (summary["writes_total"] + summary["target_sync_pulses_total"]
+            == count(parts["total"], pulse_kinds))
+    assert summary["replay_write_bits_total"] == count(parts["total"], bit_kinds)
+    # the headline total includes the setup's programming of the Q and target arrays
+    assert count(parts["setup"], pulse_kinds) == count(parts["setup"], pulse_kinds, ("program",)) > 0
 
 
 def test_tensorboard_reader_finds_the_documented_tags(rram_run):
@@ -90,11 +120,18 @@ def test_tensorboard_reader_finds_the_documented_tags(rram_run):
     events.Reload()
     tags = set(events.Tags()["scalars"])
     for tag in ("charts/episodic_return", "charts/episodic_length", "device/episode_writes",
+                "device/episode_target_sync_pulses", "device/episode_replay_write_bits",
                 "device/episode_energy_j", "energy/tuning", "losses/td_loss", "losses/q_values",
                 "charts/epsilon", "eval/episodic_return"):
         assert tag in tags, tag
     returns = events.Scalars("charts/episodic_return")
     assert len(returns) == len(_episodes(rram_run))
+    assert "device/episode_weight_writes" not in tags
+    for tag, field in (("device/episode_writes", "writes"),
+                       ("device/episode_target_sync_pulses", "target_sync_pulses"),
+                       ("device/episode_replay_write_bits", "replay_write_bits")):
+        assert [s.value for s in events.Scalars(tag)] == pytest.approx(
+            [e[field] for e in _episodes(rram_run)], rel=1e-6), tag
     # SPS every 100 steps (not only at checkpoints), positive once two samples exist
     sps = events.Scalars("charts/SPS")
     assert [s.step for s in sps] == list(range(100, 801, 100)) and all(s.value > 0 for s in sps)
@@ -145,6 +182,38 @@ def test_progress_bar_refreshes_by_time_and_shows_phase_and_recent_sps(tmp_path,
     assert {re.search(r"(\d+)/600 \[", line)[1] for line in drawn} == {"1", "400", "600"}
     assert any("400/600" in line and "evaluating (2 episodes)" in line for line in drawn)
     assert "[00:0" in drawn[-1] and " 0 sps" not in drawn[-1]
+    # the headline is weight-programming pulses; replay bits are shown apart, labelled
+    summary = json.loads((tmp_path / "bar" / "summary.json").read_text())
+    assert f"| writes {summary['writes_total']:.3g}, " in drawn[-1]
+    assert f"replay {summary['replay_write_bits_total']:.3g} bits |" in drawn[-1]
+    assert summary["replay_write_bits_total"] > summary["writes_total"]
+
+
+def test_progress_postfix_does_not_count_replay_bits_or_syncs_as_writes(tmp_path):
+    import io
+
+    from tqdm import tqdm
+
+    from rlime.hw.ledger import LedgerSnapshot
+
+    trainer = _trainer(tmp_path)
+    trainer.progress = True
+    trainer._bar = tqdm(total=10, file=io.StringIO())
+    trainer.rate.add(0)  # as run() does before the first refresh
+
+    def postfix(ledger: dict) -> str:
+        snap = LedgerSnapshot.from_dict(ledger, DQN_PHASES)
+        trainer.backend = type("Backend", (), {"snapshot": staticmethod(lambda: snap)})()
+        trainer._show()
+        return trainer._bar.postfix
+
+    # before learning: the setup programming and a replay that fills RRAM memory-mode cells
+    text = postfix({"program": {"set_pulses": 1_500_000, "reset_pulses": 72_123},
+                    "replay": {"rram_memory_write_bits": 967_000_000}})
+    assert "| writes 1.57e+06, replay 9.67e+08 bits |" in text
+    text = postfix({"update": {"set_pulses": 40}, "target_sync": {"reset_pulses": 7}})
+    assert "| writes 40, sync 7 pulses |" in text
+    assert "| writes 0 |" in postfix({})
 
 
 def test_checkpoints_say_what_they_hold_and_the_replay_can_be_left_out(tmp_path, capsys):
@@ -271,11 +340,14 @@ def test_summary_is_built_from_explicit_facts_and_only_the_chip_gets_baselines_a
     from rlime.hw.ledger import LedgerSnapshot
 
     total = LedgerSnapshot.from_dict({"program": {"set_pulses": 10},
-                                      "update": {"set_pulses": 5, "reset_pulses": 3}}, DQN_PHASES)
+                                      "update": {"set_pulses": 5, "reset_pulses": 3},
+                                      "target_sync": {"set_pulses": 4},
+                                      "replay": {"rram_memory_write_bits": 100}}, DQN_PHASES)
     setup = LedgerSnapshot.from_dict({"program": {"set_pulses": 10}}, DQN_PHASES)
     zero = LedgerSnapshot.zeros(DQN_PHASES)
     energy = price(total - setup, energy_preset("default"))
-    episode = {"return": 9.0, "writes": 8, "energy_j": sum(energy.values()), "energy": energy}
+    episode = {"return": 9.0, "writes": 8, "target_sync_pulses": 4, "replay_write_bits": 100,
+               "energy_j": sum(energy.values()), "energy": energy}
 
     def facts(on_chip: bool) -> RunFacts:
         return RunFacts(
@@ -288,6 +360,10 @@ def test_summary_is_built_from_explicit_facts_and_only_the_chip_gets_baselines_a
 
     chip, float_ = summarise(facts(True)), summarise(facts(False))
     assert chip["writes_total"] == 18 and chip["steps"] == 20 and chip["eval_score"] == 7.0
+    # the writes split: setup programming + updates; syncs and replay bits beside, not in it
+    assert (chip["target_sync_pulses_total"], chip["replay_write_bits_total"]) == (4, 100)
+    assert (chip["writes_per_episode"], chip["target_sync_pulses_per_episode"],
+            chip["replay_write_bits_per_episode"]) == (8.0, 4.0, 100.0)
     assert chip["ledger"]["setup"] == {"program": {"set_pulses": 10}}
     assert chip["ledger"]["in_progress"] == {} and chip["dead_cell_fraction"] == 0.25
     assert {"baselines", "wear", "dead_cell_fraction"} <= set(chip)

@@ -15,8 +15,10 @@ one row per configuration (backend x preset x mapping x scheme), seeds aggregate
   with a 95 % stratified-bootstrap interval (``stats.iqm``, ``stats.stratified_bootstrap_ci``;
   strata = the envs of the table -- one per table here, so it is a plain bootstrap over seeds);
   Atari rows also human-normalised (``stats.human_normalized``). Rows are ranked by IQM.
-* hardware cost, averaged over seeds: total writes (SET + RESET pulses), writes per episode,
-  energy total and per episode, the GPU and ASIC baseline energies of the same workload and the
+* hardware cost, averaged over seeds: writes total and per episode (the headline:
+  weight-programming pulses, ``LedgerSnapshot.writes`` -- setup programming and Q-array updates),
+  beside them target-sync pulses and replay memory-mode write bits (total and per episode; never
+  summed into writes), energy total and per episode, the GPU and ASIC baseline energies of the same workload and the
   ratios gpu_over_rram / asic_over_rram (pooled: mean baseline energy / mean RRAM energy).
   Float rows have no device cost: their writes are 0 and energies are empty (not modelled).
 * the trade-off: ``energy_rank`` (1 = least energy per episode) and ``pareto`` (not beaten on
@@ -66,7 +68,9 @@ COLUMNS = (
     "config", "backend", "preset", "mapping", "scheme",
     "seeds", "seed_list", "final_scores", "score_mean", "score_std", "iqm", "iqm_ci_low",
     "iqm_ci_high", "hns_mean", "hns_iqm", "eval_mean", "eval_best", "eval_best_per_seed", "episodes_mean",
-    "writes_total", "writes_per_episode", "energy_j_total", "energy_j_per_episode",
+    "writes_total", "writes_per_episode", "target_sync_pulses_total",
+    "target_sync_pulses_per_episode", "replay_write_bits_total", "replay_write_bits_per_episode",
+    "energy_j_total", "energy_j_per_episode",
     "gpu_j", "asic_j", "gpu_j_per_episode", "asic_j_per_episode", "gpu_over_rram",
     "asic_over_rram", "wall_s", "sps", "score_rank", "energy_rank", "pareto",
     *(f"energy_per_episode_{c}" for c in CATEGORIES),
@@ -292,6 +296,9 @@ def aggregate_row(runs: Sequence[RunResult], *, table: str = "",
         "episodes_mean": _mean([s.get("episodes") for s in sums]),
         "writes_total": _mean([s.get("writes_total") for s in sums]),
         "writes_per_episode": _mean([s.get("writes_per_episode") for s in sums]),
+        **{key: _mean([s.get(key) for s in sums]) for key in (
+            "target_sync_pulses_total", "target_sync_pulses_per_episode",
+            "replay_write_bits_total", "replay_write_bits_per_episode")},
         "energy_j_total": _mean([s.get("energy_j_total") for s in sums]) if rram else None,
         "energy_j_per_episode": _mean([s.get("energy_j_per_episode") for s in sums]) if rram else None,
         "gpu_j": gpu_j, "asic_j": asic_j,
@@ -409,7 +416,11 @@ def render_markdown(tables: Sequence[Table], aggregate: Sequence[dict[str, Any]]
         lines += [description, ""]
     lines += ["Score = per seed the mean of the last 100 training-episode returns (raw game "
               "score); rows ranked by its IQM across seeds, with a 95 % stratified-bootstrap "
-              "interval; returns with one decimal. Costs are means over seeds; energy in joules; `GPU/RRAM` and `ASIC/RRAM` "
+              "interval; returns with one decimal. Costs are means over seeds; `writes` are "
+              "weight-programming pulses (initial programming and Q-array updates); "
+              "`sync pulses/ep` (target-network syncs) and `replay bits/ep` (replay bits "
+              "written to RRAM memory-mode cells) are counted beside them, never in them; "
+              "energy in joules; `GPU/RRAM` and `ASIC/RRAM` "
               "are the baseline energy of the same training workload over the RRAM chip's. "
               "Float rows run the Q-network in float PyTorch: no device writes, no device "
               "energy. `E/ep rank` ranks energy per episode (1 = least); `Pareto` marks rows "
@@ -423,7 +434,8 @@ def render_markdown(tables: Sequence[Table], aggregate: Sequence[dict[str, Any]]
                   "IQM [95 % CI]"]
         if t.is_atari:
             header += ["human-norm. (mean / IQM)"]
-        header += ["eval", "best eval per seed", "writes total", "writes/ep", "energy/ep (J)", "energy total (J)",
+        header += ["eval", "best eval per seed", "writes total", "writes/ep", "sync pulses/ep",
+                   "replay bits/ep", "energy/ep (J)", "energy total (J)",
                    "GPU (J)", "ASIC (J)", "GPU/RRAM", "ASIC/RRAM", "E/ep rank", "Pareto",
                    "wall", "SPS"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -437,7 +449,10 @@ def render_markdown(tables: Sequence[Table], aggregate: Sequence[dict[str, Any]]
                 cells += [f"{_fmt(r['hns_mean'], '.3f')} / {_fmt(r['hns_iqm'], '.3f')}"]
             cells += [_ret(r["eval_mean"]), ", ".join(_ret(x) for x in r["eval_best_per_seed"]),
                       _fmt(r["writes_total"], ".4g"),
-                      _fmt(r["writes_per_episode"], ".4g"), _fmt(r["energy_j_per_episode"], ".3e"),
+                      _fmt(r["writes_per_episode"], ".4g"),
+                      _fmt(r["target_sync_pulses_per_episode"], ".4g"),
+                      _fmt(r["replay_write_bits_per_episode"], ".4g"),
+                      _fmt(r["energy_j_per_episode"], ".3e"),
                       _fmt(r["energy_j_total"], ".3e"), _fmt(r["gpu_j"], ".3e"),
                       _fmt(r["asic_j"], ".3e"), _fmt(r["gpu_over_rram"], ".3g"),
                       _fmt(r["asic_over_rram"], ".3g"), _fmt(r["energy_rank"]),
@@ -619,7 +634,7 @@ def _plot_curves(plt, t: Table, colors: dict[str, Any], path: Path) -> bool:
         return False
     fig, axes = plt.subplots(3, 1, sharex=True, figsize=(8, 9), constrained_layout=True)
     panels = [("return", "episode return (smoothed)", False),
-              ("writes", "writes per episode\n(pulses + RRAM replay bits)", True),
+              ("writes", "writes per episode\n(weight-programming pulses)", True),
               ("energy_j", "energy per episode (J)", True)]
     no_cost = []
     for config, runs in series.items():

@@ -2,9 +2,19 @@
 and of `evals.jsonl` per evaluation round, TensorBoard scalars on the global-step axis, and the
 records kept in memory for the summary.
 
-An episode's line holds its return and length next to its ledger share: programming pulses
-(`writes`, `weight_writes`, `replay_writes`), energy in joules (`energy_j`, and `energy` by
-category) and the raw `ledger`.
+An episode's line holds its return and length next to its ledger share: its writes, split
+(`rlime.hw.counts.LedgerSnapshot` defines each) into
+
+* `writes` -- the headline: programming pulses (SET + RESET) into weight cells; in an episode
+  these are the Q-array update pulses (phase `update`; the initial programming of the Q and
+  target arrays happens at setup, outside every episode);
+* `target_sync_pulses` -- SET + RESET pulses of the target-network syncs (phase `target_sync`);
+* `replay_write_bits` -- bits written to RRAM memory-mode cells (the replay memory, where the
+  mapping keeps it in RRAM; one pulse per bit, but storage, not weight programming);
+
+never summed into one another; then energy in joules (`energy_j`, and `energy` by category) and
+the raw `ledger`. TensorBoard gets the three as `device/episode_writes`,
+`device/episode_target_sync_pulses` and `device/episode_replay_write_bits`.
 """
 
 from __future__ import annotations
@@ -40,9 +50,9 @@ class EpisodeLog:
             energy = price(ledger, self.tech)
             record = {"episode": len(self.episodes), "step": step, "env": env,
                       "return": episode_return, "length": length,
-                      "writes": int(round(ledger.writes)),
-                      "weight_writes": int(round(ledger.weight_writes)),
-                      "replay_writes": int(round(ledger.count("rram_memory_write_bits"))),
+                      "writes": ledger.writes,
+                      "target_sync_pulses": ledger.copy_pulses,
+                      "replay_write_bits": ledger.memory_write_bits,
                       "energy_j": sum(energy.values()),
                       "energy": energy, "epsilon": epsilon,
                       "dead_cell_fraction": dead_cell_fraction, "ledger": ledger.as_dict()}
@@ -52,7 +62,10 @@ class EpisodeLog:
             writer.add_scalar("charts/episodic_return", record["return"], step)
             writer.add_scalar("charts/episodic_length", record["length"], step)
             writer.add_scalar("device/episode_writes", record["writes"], step)
-            writer.add_scalar("device/episode_weight_writes", record["weight_writes"], step)
+            writer.add_scalar("device/episode_target_sync_pulses", record["target_sync_pulses"],
+                              step)
+            writer.add_scalar("device/episode_replay_write_bits", record["replay_write_bits"],
+                              step)
             writer.add_scalar("device/episode_energy_j", record["energy_j"], step)
             for category, joules in energy.items():
                 writer.add_scalar(f"energy/{category}", joules, step)

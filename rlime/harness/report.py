@@ -5,18 +5,24 @@
                            [--plot out.png] [--max-rows N | --all-episodes]
 
 Reads ``RUN_DIR/episodes.jsonl`` (one JSON object per finished episode with ``episode``,
-``step``, ``return``, ``length``, ``writes``, ``energy_j``, ``energy`` and ``ledger``: the
-episode's ledger difference in `LedgerSnapshot.as_dict` form), ``RUN_DIR/summary.json`` (the
-run's whole ledger: setup, episodes, evaluation, abandoned and unfinished episodes) and
-``RUN_DIR/config.toml`` (``[run] energy_preset``, the preset used when ``--preset`` is not given;
-``[agent] batch_size``, the minibatch of the GPU model when ``--minibatch`` is not given).
+``step``, ``return``, ``length``, ``writes``, ``target_sync_pulses``, ``replay_write_bits``,
+``energy_j``, ``energy`` and ``ledger``: the episode's ledger difference in
+`LedgerSnapshot.as_dict` form), ``RUN_DIR/summary.json`` (the run's whole ledger: setup,
+episodes, evaluation, abandoned and unfinished episodes) and ``RUN_DIR/config.toml``
+(``[run] energy_preset``, the preset used when ``--preset`` is not given; ``[agent]
+batch_size``, the minibatch of the GPU model when ``--minibatch`` is not given).
 
 Prints the totals of the whole run re-priced under the chosen preset (with the same preset
-they equal summary.json's; writes are counts and do not change), where they came from, energy
+they equal summary.json's; the write counts do not change), where they came from, energy
 by category, the RRAM vs GPU and RRAM vs ASIC energy ratios of the training workload
 (`rlime.cost.baselines`), the tuning-cost sweep (for each k, the energy and both ratios if
 write pulses and verify reads cost k times less), and the last `--max-rows` episodes (default
 10; ``--all-episodes`` for every one). ``--plot`` writes the ratios against k (PNG).
+
+Writes are shown split, each under its own name and never summed (`LedgerSnapshot` defines
+them): ``writes`` (weight-programming pulses: initial programming and Q-array updates),
+``target_sync_pulses`` (target-network syncs) and ``replay_write_bits`` (replay bits written
+to RRAM memory-mode cells).
 
 The functions are the train command's too: `reprice_episodes(records, tech)` and
 `reprice_summary(total_snapshot, tech, minibatch, ...)` (the dict written to summary.json).
@@ -73,12 +79,21 @@ def record_snapshot(record: dict[str, Any]) -> LedgerSnapshot:
     return LedgerSnapshot.from_dict(ledger, DQN_PHASES)
 
 
+def write_counts(snapshot: LedgerSnapshot) -> dict[str, int]:
+    """The writes of `snapshot`, split: ``writes`` (weight-programming pulses, the headline),
+    ``target_sync_pulses`` and ``replay_write_bits`` (`LedgerSnapshot` defines each)."""
+    return {"writes": snapshot.writes, "target_sync_pulses": snapshot.copy_pulses,
+            "replay_write_bits": snapshot.memory_write_bits}
+
+
 def reprice_episodes(records: Sequence[dict[str, Any]], tech: TechnologyPreset,
                      snapshots: Sequence[LedgerSnapshot] | None = None) -> list[dict[str, Any]]:
     """Copies of `records` with ``energy_j`` and ``energy`` re-priced under `tech`.
 
-    Every other field (writes included) is kept. `snapshots` (one per record) skips parsing
-    the ledgers again.
+    The write counts (``writes``, ``target_sync_pulses``, ``replay_write_bits``) are taken
+    from the ledger as `LedgerSnapshot` defines them (so records written before the split get
+    it too); every other field is kept. `snapshots` (one per record) skips parsing the ledgers
+    again.
     """
     if snapshots is None:
         snapshots = []
@@ -92,8 +107,9 @@ def reprice_episodes(records: Sequence[dict[str, Any]], tech: TechnologyPreset,
         return []
     energies = price_tables(np.stack([s.table for s in snapshots]), tech, DQN_PHASES)
     out = []
-    for record, row in zip(records, energies):
+    for record, snapshot, row in zip(records, snapshots, energies):
         new = dict(record)
+        new.update(write_counts(snapshot))
         new["energy"] = {c: float(v) for c, v in zip(CATEGORIES, row)}
         new["energy_j"] = float(row.sum())
         out.append(new)
@@ -122,7 +138,7 @@ def reprice_summary(total_snapshot: LedgerSnapshot, tech: TechnologyPreset, mini
         "energy_preset": tech.name,
         "energy_j": cmp["rram_j"],
         "energy": price(total_snapshot, tech),
-        "writes": total_snapshot.writes,
+        **write_counts(total_snapshot),
         "ledger": total_snapshot.as_dict(),
         "prices_pj": tech.table(),
         "baselines": cmp,
@@ -182,15 +198,17 @@ def _fmt(value: Any, spec: str) -> str:
 
 def format_table(records: Sequence[dict[str, Any]], max_rows: int) -> str:
     """Per-episode table of the last `max_rows` records: episode, step, return, writes,
-    energy_j and the category joules."""
-    header = ["episode", "step", "return", "writes", "energy_j", *CATEGORIES]
-    specs = ["d", "d", ".2f", "d", ".4e", *[".3e"] * len(CATEGORIES)]
+    target-sync pulses, replay write bits, energy_j and the category joules."""
+    header = ["episode", "step", "return", "writes", "sync_pulses", "replay_bits", "energy_j",
+              *CATEGORIES]
+    specs = ["d", "d", ".2f", "d", "d", "d", ".4e", *[".3e"] * len(CATEGORIES)]
     shown = list(records)[-max_rows:]
     rows = []
     for r in shown:
         energy = r.get("energy", {})
         values = [r.get("episode"), r.get("step"), r.get("return"), r.get("writes"),
-                  r.get("energy_j"), *[energy.get(c) for c in CATEGORIES]]
+                  r.get("target_sync_pulses"), r.get("replay_write_bits"), r.get("energy_j"),
+                  *[energy.get(c) for c in CATEGORIES]]
         rows.append([_fmt(v, s if not isinstance(v, float) or s != "d" else ".0f")
                      for v, s in zip(values, specs)])
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
@@ -208,14 +226,17 @@ def _times(value: float | None) -> str:
 
 
 def format_run(parts: dict[str, LedgerSnapshot], tech: TechnologyPreset, episodes: int) -> str:
-    """The whole run's writes and energy, part by part (they add up to the total)."""
+    """The whole run's writes (weight-programming pulses; target-sync pulses and replay write
+    bits beside them) and energy, part by part (they add up to the total)."""
     labels = dict((("episodes", f"training episodes ({episodes:,})"),) + RUN_PARTS
                   + (("total", "whole run"),))
     width = max(len(labels[name]) for name in parts)
     lines = [f"Whole run (energy preset {tech.name!r}):",
-             f"  {'':<{width}}  {'writes':>15}  {'energy':>12}"]
+             f"  {'':<{width}}  {'writes':>15}  {'sync pulses':>13}  {'replay bits':>17}  "
+             f"{'energy':>12}"]
     for name, snapshot in parts.items():
         lines.append(f"  {labels[name]:<{width}}  {snapshot.writes:>15,}  "
+                     f"{snapshot.copy_pulses:>13,}  {snapshot.memory_write_bits:>17,}  "
                      f"{total(snapshot, tech):>10.4e} J")
     return "\n".join(lines)
 
@@ -226,7 +247,9 @@ def format_reprice(summary: dict[str, Any]) -> str:
     lines = [
         f"Training workload (the run without setup and evaluation; preset "
         f"{summary['energy_preset']!r}):",
-        f"  writes (programming pulses and memory-mode bits): {summary['writes']:,}",
+        f"  writes (weight-programming pulses): {summary['writes']:,}",
+        f"  target-sync pulses: {summary['target_sync_pulses']:,}",
+        f"  replay write bits (RRAM memory mode): {summary['replay_write_bits']:,}",
         f"  RRAM energy: {summary['energy_j']:.4e} J",
     ]
     for c in CATEGORIES:
@@ -455,7 +478,7 @@ def reprice_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     summary = reprice_summary(training_workload(parts), tech, minibatch, gpu=args.gpu,
                               utilisation=args.utilisation, asic=args.asic, sweep=args.sweep,
                               launches=launches)
-    summary["run"] = {name: {"writes": s.writes, "energy_j": total(s, tech)}
+    summary["run"] = {name: {**write_counts(s), "energy_j": total(s, tech)}
                       for name, s in parts.items()}
     return {"dir": run_dir, "config": config, "records": records, "snapshots": snapshots,
             "parts": parts, "summary": summary, "tech": tech, "note": note}

@@ -48,6 +48,14 @@ class RunFacts:
     run_dir: str
 
 
+def _per_episode(episodes: Sequence[dict[str, Any]], key: str) -> float | None:
+    """Mean of one write count over the episode records (None without episodes, or when a
+    record lacks it: episodes.jsonl of a run begun before the split)."""
+    if not episodes or any(key not in e for e in episodes):
+        return None
+    return float(np.mean([e[key] for e in episodes]))
+
+
 def summarise(facts: RunFacts) -> dict[str, Any]:
     """The summary.json dictionary of `facts`."""
     cfg, episodes, evals, split = facts.cfg, facts.episodes, facts.evals, facts.ledger
@@ -64,8 +72,14 @@ def summarise(facts: RunFacts) -> dict[str, Any]:
         "final_score": final_score(returns) if returns else None,
         "eval_score": evals[-1]["mean_return"] if evals else None,
         "best_eval_score": max(e["mean_return"] for e in evals) if evals else None,
+        # writes split as `LedgerSnapshot` defines it; totals over the whole run (setup's initial
+        # programming included), per-episode means of the episodes.jsonl fields
         "writes_total": total.writes,
-        "writes_per_episode": float(np.mean([e["writes"] for e in episodes])) if episodes else None,
+        "writes_per_episode": _per_episode(episodes, "writes"),
+        "target_sync_pulses_total": total.copy_pulses,
+        "target_sync_pulses_per_episode": _per_episode(episodes, "target_sync_pulses"),
+        "replay_write_bits_total": total.memory_write_bits,
+        "replay_write_bits_per_episode": _per_episode(episodes, "replay_write_bits"),
         "energy_j_total": sum(energy.values()),
         "energy_by_category": energy,
         "energy_j_per_episode": (float(np.mean([e["energy_j"] for e in episodes]))

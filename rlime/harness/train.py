@@ -183,7 +183,9 @@ class Trainer:
 
     def _show(self, phase: str | None = None) -> None:
         """Refresh the progress bar: `phase` (default: `self.phase()`), recent SPS and ETA,
-        mean return of the last 100 episodes, programming pulses and energy so far."""
+        mean return of the last 100 episodes, writes (weight-programming pulses, as
+        `LedgerSnapshot.writes`; target-sync pulses and replay bits beside them, labelled, when
+        there are any) and energy so far."""
         if not self.progress:
             return
         recent = self.episode_log.recent
@@ -193,8 +195,13 @@ class Trainer:
         eta = tqdm.format_interval((self.cfg.total_steps - self.step) / sps) if sps > 0 else "?"
         ret = f"{np.mean(recent):.1f}" if recent else "-"
         self._bar.n = self.step
+        writes = f"writes {total.writes:.3g}"
+        if total.copy_pulses:
+            writes += f", sync {total.copy_pulses:.3g} pulses"
+        if total.memory_write_bits:
+            writes += f", replay {total.memory_write_bits:.3g} bits"
         self._bar.set_postfix_str(f"{phase or self.phase()} | {sps:.0f} sps, ETA {eta} | "
-                                  f"ret {ret} | writes {total.writes:.3g} | {energy:.3g} J")
+                                  f"ret {ret} | {writes} | {energy:.3g} J")
 
     def _vector_step(self, writer: SummaryWriter) -> None:
         cfg, agent = self.cfg, self.agent

@@ -148,16 +148,61 @@ class LedgerSnapshot:
         rows = [self.phases.index(p) for p in phases] if phases else slice(None)
         return int(round(float(self.table[rows, k].sum())))
 
-    @property
-    def weight_writes(self) -> int:
-        """Programming pulses (SET + RESET) on weight arrays, all phases."""
-        return self.count("set_pulses") + self.count("reset_pulses")
+    # -- what "writes" means -------------------------------------------------------------------
+    #
+    # Every write to an RRAM cell falls in exactly one of three categories:
+    #
+    #   writes            SET + RESET pulses in every phase whose role is not `copy`: the pulses
+    #                     that program weights into weight cells -- the initial programming of
+    #                     all arrays (role `program`; for DQN the Q *and* target arrays, at
+    #                     setup only) and the tuning of the trained arrays by the update rule
+    #                     (role `update`; for DQN the Q arrays). The headline number: an
+    #                     episode's `writes` are its Q-array update pulses.
+    #   copy_pulses       SET + RESET pulses in phases of role `copy` (DQN: `target_sync`,
+    #                     re-programming the target arrays to a copy of Q every target_period).
+    #   memory_write_bits `rram_memory_write_bits`, every phase: bits written to memory-mode
+    #                     subarrays (DQN: the replay memory where the mapping keeps it in RRAM),
+    #                     one pulse per bit, but data storage rather than weight programming.
+    #
+    # so writes + copy_pulses == weight_writes (all pulses) exactly, and the bits are apart.
+    # Why the target sync is not in the headline although it programs target weight cells: it
+    # is a copy whose count is set by target_period and the mapping (one mapping has no target
+    # arrays and no syncs), not by what the update rule learns. The memory-mode bits are data
+    # storage, orders of magnitude more numerous (a Pong run: ~4.6e9 replay bits against ~1.6e6
+    # weight pulses) and priced as storage. Summed into "writes" they would make the headline
+    # measure the mapping and the replay instead of the weight programming; both are reported
+    # beside it under their own names, never summed into it.
+
+    def pulses(self, roles: tuple[str, ...] | None = None) -> int:
+        """SET + RESET pulses over the phases whose role is in `roles` (all phases when None)."""
+        phases = self.phases.names if roles is None else self.phases.with_role(*roles)
+        if not phases:
+            return 0
+        return self.count("set_pulses", phases) + self.count("reset_pulses", phases)
 
     @property
     def writes(self) -> int:
-        """Every write to RRAM cells: weight-array pulses plus memory-mode bits written (one
-        pulse per bit) for data kept in RRAM."""
-        return self.weight_writes + self.count("rram_memory_write_bits")
+        """The headline writes: programming pulses (SET + RESET) into weight cells, in every
+        phase whose role is not `copy` (initial programming and update tuning). Target-sync
+        copies (`copy_pulses`) and memory-mode bits (`memory_write_bits`) are not in it."""
+        return self.pulses(tuple(r for r in ROLES if r != "copy"))
+
+    @property
+    def copy_pulses(self) -> int:
+        """SET + RESET pulses in phases of role `copy` (DQN: the target-network sync)."""
+        return self.pulses(("copy",))
+
+    @property
+    def memory_write_bits(self) -> int:
+        """Bits written to RRAM memory-mode subarrays (one pulse each), all phases (DQN: the
+        replay memory where it lives in RRAM). Not weight programming; not in `writes`."""
+        return self.count("rram_memory_write_bits")
+
+    @property
+    def weight_writes(self) -> int:
+        """Every programming pulse (SET + RESET) on weight arrays, all phases:
+        `writes` + `copy_pulses`. Memory-mode bits are not in it."""
+        return self.pulses()
 
     def as_dict(self) -> dict[str, dict[str, float | int]]:
         """{phase: {kind: value}} with zero entries left out; ints for counts, floats for siemens."""

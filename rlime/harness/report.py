@@ -314,7 +314,9 @@ def plot_sweep(summary: dict[str, Any], path: str | Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("tuning cost reduced k times")
     ax.set_ylabel("baseline energy / RRAM energy")
-    ax.set_title(f"energy preset {summary['energy_preset']!r}")
+    share = summary["energy"]["tuning"] / summary["energy_j"] if summary["energy_j"] > 0 else 0.0
+    ax.set_title(f"energy preset {summary['energy_preset']!r}: tuning is {100 * share:.2f} % "
+                 f"of the RRAM energy at k = 1", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()

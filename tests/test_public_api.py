@@ -29,7 +29,8 @@ def test_readme_example_trains_and_reports_pulses_and_joules(capsys):
     assert training.writes > 0                                 # updates were tuned in as pulses
     assert f"{training.writes:,} programming pulses" in out
     assert joules["tuning"] > 0 and joules["backward"] > 0   # pulses and transposed MVMs priced
-    assert set(joules) == {"forward", "backward", "gradient", "tuning", "data_movement", "digital"}
+    assert set(joules) == {"forward", "backward", "gradient", "tuning", "data_movement", "digital",
+                          "static"}
     assert training.phases == rlime.TRAINING_PHASES
 
 

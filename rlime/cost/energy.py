@@ -63,7 +63,40 @@ Per-operation prices (all in joules; the pJ value and its source sit next to eac
   (energy per conversion step constant: E(b) = E(8) * 2^(b-8)).
 
 `tuning_cost_scaled(tech, k)` divides the tuning-related prices (write pulses and verify reads,
-in every phase) by k: the paper's "what if tuning cost fell k times" sweep.
+in every phase) by k: the paper's "what if tuning cost fell k times" sweep. It leaves latency and
+the ``static`` category alone (a cheaper pulse is not a shorter one).
+
+Time and static power (`rlime.cost.latency`): each phase's latency comes from its counts
+(ADC-bound MVMs, pulses and verify reads one cell at a time per array, digital ops at 1 GHz; the
+module documents what is parallel), and the category ``static`` is static power x latency:
+Energy = dynamic (the categories above) + static.
+
+Normalisation of technology and timing. Every number is used as published: none is scaled to a
+common node or to a common clock, and the combination rules are these. Energies are per
+operation, so mixing nodes mixes per-operation costs (a 45 nm fp32 add beside a 32 nm ADC
+conversion). Times add within a phase (nothing overlaps across kinds), so each time enters only
+through its own kind: the 100 ns ISAAC cycle sets the MVM (ADC) time, the 10 ns read pulse sets the
+cell-read energy and the verify read's time, the 50 ns write pulse the pulse energy and time,
+and they are never converted into one another (an MVM cell read is priced at 10 ns of current
+though the ISAAC cycle around it is 100 ns: the cycle is ADC-bound, the cell is read for t_r).
+
+=========================  ==========  =================================================  ====================
+number                     node        timing basis                                       source
+=========================  ==========  =================================================  ====================
+write pulse 1.6 V          device      50 ns pulse (energy V^2 G t and pulse time)        field comment
+read 0.5 V                 device      10 ns pulse (cell-read energy, verify-read time)   DNN+NeuroSim V1.3
+wire cap, cell pitch       32 nm       none (C V^2 per pulse)                             NeuroSim
+write pump efficiency      32 nm Vdd   none                                               Dickson / NeuroSim
+ADC 1.67 pJ                32 nm       1.2 GS/s (energy = 2 mW / rate)                    ISAAC / Kull 2013
+ADC time 0.78 ns           32 nm       100 ns cycle / 128 columns (ISAAC's 1.28 GS/s)     ISAAC
+DAC 0.39 pJ, S+A 0.021 pJ  32 nm       100 ns cycle (DAC), 8 x 1.2 GS/s (S+A)             ISAAC Table 6
+S&H static 1.25 uW/array   32 nm       power, over latency                                ISAAC Table 6
+eDRAM buffer, NoC          32 nm       per access / flit                                  ISAAC (CACTI)
+SRAM access 0.156 pJ/bit   45 nm       per access                                         Horowitz 2014
+SRAM leakage 9.5 pW/bit    32 nm LSTP  power, over latency (HP: 9.6 nW/bit, pessimistic)  NeuroSim V2.1
+fp32 / int arithmetic      45 nm       per op; digital time 1 ns/op (1 GHz)               Horowitz / Accelergy
+DRAM 20 pJ/bit             off-chip    per bit                                            Horowitz 2014
+=========================  ==========  =================================================  ====================
 """
 
 from __future__ import annotations
@@ -76,6 +109,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rlime.common.errors import lookup, require
+from rlime.cost.latency import latency_tables, static_energy, static_power_w
 from rlime.hw.config import DeviceConfig, HardwareConfig, TileConfig, preset as hardware_preset
 from rlime.hw.counts import ALL_KINDS, LedgerSnapshot, Phases
 
@@ -175,6 +209,34 @@ class TechnologyPreset:
     int8_mul_j: float = 0.2 * PJ
     # --- tuning-cost sweep: write pulses and verify reads are divided by this
     tuning_divisor: float = 1.0
+    # --- timing (rlime.cost.latency; the normalisation table in the module docstring)
+    # ISAAC array cycle 100 ns, in which one crossbar's ADC (8 bits, 1.28 GS/s) converts all 128
+    # of its columns (Shafiee et al., ISCA 2016, Table 6 and its pipeline): 128 conversions a
+    # cycle, 0.78 ns of array time each
+    array_cycle_s: float = 100e-9
+    adc_conversions_per_cycle: float = 128
+    # digital units: one operation per 1 ns cycle (1 GHz, the global cycle of the
+    # Accelergy/hwcomponents ISAAC component library, isaac.py)
+    digital_op_s: float = 1e-9
+    # arrays busy at once (MVMs, pulses, verify reads); 1: one at a time, latency an upper bound
+    parallel_arrays: int = 1
+    # --- static power over the latency (category ``static``)
+    # periphery static power per busy array: ISAAC's sample-and-hold, 8 x 128 per IMA of 8
+    # crossbars taking 10 uW (Table 6) -> 1.25 uW per array, charged whole as static (its bias is
+    # on while the array computes; an upper bound on its static share). ADC, DAC and
+    # shift-and-add: no static share, as in the Accelergy/hwcomponents ISAAC tables (isaac.py:
+    # leak_power = 0 for IsaacADC, IsaacDAC, IsaacShiftAdd; Table 6's powers are activity power,
+    # priced per conversion above)
+    periphery_static_w: float = 10e-6 / (8 * 128) * 128
+    # SRAM leakage per bit: DNN_NeuroSim_V2.1 SubArray.cpp models an SRAM cell's leakage as two
+    # inverters, 2 x Vdd x (W_n I_off,n + W_p I_off,p) / 2, with W_n = 2.08 F, W_p = 1.23 F
+    # (Param.cpp widthSRAMCellNMOS/PMOS), F = 32 nm, and at 32 nm LSTP, 300 K (NeuroSim's default
+    # roadmap, Param.cpp deviceroadmap = 2) Vdd = 0.9 V, I_off = 100.1 nA/mm for n and p
+    # (Technology.cpp: currentOffNmos/Pmos[0] = 100.10e-6 A/m) -> 9.5 pW per bit
+    sram_leak_w_per_bit: float = 0.9 * (2.08 * 32e-9 * 100.10e-6 + 1.23 * 32e-9 * 100.10e-6)
+    # SRAM held per array (not in the ledger; rlime.cost.latency): the residual accumulators,
+    # one 32-bit word a cell (rlime.hw.optim)
+    sram_bits_per_cell: float = 32
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -193,10 +255,25 @@ class TechnologyPreset:
         require(0 < self.write_supply_efficiency <= 1,
                 f"energy preset {self.name!r}: write_supply_efficiency",
                 self.write_supply_efficiency, "it must be in (0, 1]")
-        for name in ("tile_rows", "tile_cols"):
+        require(self.adc_conversions_per_cycle > 0,
+                f"energy preset {self.name!r}: adc_conversions_per_cycle",
+                self.adc_conversions_per_cycle, "it must be > 0")
+        for name in ("tile_rows", "tile_cols", "parallel_arrays"):
             require(getattr(self, name) >= 1 and float(getattr(self, name)).is_integer(),
                     f"energy preset {self.name!r}: {name}", getattr(self, name),
-                    "it must be a whole number of cells >= 1")
+                    "it must be a whole number >= 1")
+
+    # ---- derived timing and static power (rlime.cost.latency) ------------------------------
+
+    @property
+    def conversion_s(self) -> float:
+        """Array time of one ADC conversion: the array cycle over the conversions it holds."""
+        return self.array_cycle_s / self.adc_conversions_per_cycle
+
+    @property
+    def sram_bits_per_array(self) -> float:
+        """Periphery SRAM bits one array holds (the residual accumulators of its cells)."""
+        return self.sram_bits_per_cell * self.tile_rows * self.tile_cols
 
     # ---- derived per-operation energies (joules) -------------------------------------------
 
@@ -385,6 +462,10 @@ PRESETS = {
         # still add the default line charging at V_r to their cell read and 20 pJ ADC.
         write_pulse_fixed_j=10.0 * PJ,
         write_fixed_includes_periphery=True,
+        # SRAM leakage at NeuroSim's 32 nm HP roadmap instead of LSTP (DNN_NeuroSim_V2.1
+        # Technology.cpp: I_off,n = 100.30e-3 A/m, I_off,p = 100.10e-3 A/m at 300 K, Vdd 0.9 V;
+        # same two-inverter cell as the default) -> 9.6 nW per bit
+        sram_leak_w_per_bit=0.9 * (2.08 * 32e-9 * 100.30e-3 + 1.23 * 32e-9 * 100.10e-3),
         # ADC by MNSIM's convention (MNSIM-2.0 Hardware_Model/ADC.py): energy = power x latency,
         # latency = (bits + 2) / sample rate; its ISAAC ADC (2 mW, 1 GS/s, 8 bits) ->
         # 2e-3 x 10e-9 = 20 pJ/conversion
@@ -424,9 +505,11 @@ def tuning_cost_scaled(tech: TechnologyPreset, k: float) -> TechnologyPreset:
 
 def categories(phases: Phases) -> tuple[str, ...]:
     """The energy categories of a phase vocabulary: the hardware's own, with one category per
-    phase of role `copy` or `storage` (DQN: `target_sync`, `replay`) after `tuning`."""
+    phase of role `copy` or `storage` (DQN: `target_sync`, `replay`) after `tuning`, and
+    `static` (static power over every phase's latency, `rlime.cost.latency`) last."""
     apart = phases.with_role("copy", "storage")
-    return ("forward", "backward", "gradient", "tuning", *apart, "data_movement", "digital")
+    return ("forward", "backward", "gradient", "tuning", *apart, "data_movement", "digital",
+            "static")
 
 
 def _category(phases: Phases, phase: str, kind: str) -> str:
@@ -475,11 +558,15 @@ def price_tables(tables: np.ndarray, tech: TechnologyPreset, phases: Phases) -> 
         raise ValueError(f"ledger table has shape {tables.shape[-2:]}, expected {shape} "
                          f"({len(phases)} phases x {len(ALL_KINDS)} kinds)")
     e = tables * price_row(tech)
-    return e.reshape(*e.shape[:-2], -1) @ _assignment(phases)
+    out = e.reshape(*e.shape[:-2], -1) @ _assignment(phases)
+    # the static category: static power x the latency of every phase (no ledger entry maps to it)
+    out[..., -1] = static_power_w(tech) * latency_tables(tables, tech, phases).sum(axis=-1)
+    return out
 
 
 def price(snapshot: LedgerSnapshot, tech: TechnologyPreset) -> dict[str, float]:
-    """Joules per category (all of `categories(snapshot.phases)`); their sum is `total(...)`."""
+    """Joules per category (all of `categories(snapshot.phases)`); their sum is `total(...)`:
+    the dynamic energy of the ledger's operations plus `static`."""
     values = price_tables(snapshot.table, tech, snapshot.phases)
     return {c: float(v) for c, v in zip(categories(snapshot.phases), values)}
 
@@ -490,11 +577,15 @@ def total(snapshot: LedgerSnapshot, tech: TechnologyPreset) -> float:
 
 
 def price_by_kind(snapshot: LedgerSnapshot, tech: TechnologyPreset) -> dict[str, dict[str, float]]:
-    """{phase: {kind: joules}} with zero entries left out (where did the energy go?)."""
+    """{phase: {kind: joules}} with zero entries left out (where did the energy go?). Each
+    phase's static energy (static power x its latency) is under the key ``static``."""
     e = snapshot.table * price_row(tech)
+    static = static_energy(snapshot, tech)
     out: dict[str, dict[str, float]] = {}
     for p, phase in enumerate(snapshot.phases.names):
         row = {kind: float(e[p, k]) for k, kind in enumerate(ALL_KINDS) if e[p, k]}
+        if static[phase]:
+            row["static"] = static[phase]
         if row:
             out[phase] = row
     return out

@@ -128,3 +128,13 @@ def test_latency_tables_is_vectorised(snap):
     np.testing.assert_allclose(stacked[1], 3 * stacked[0])
     energies = price_tables(np.stack([snap.table, 3 * snap.table]), tech, DQN_PHASES)
     np.testing.assert_allclose(energies[1], 3 * energies[0])
+
+
+def test_sram_held_follows_the_update_rule_and_residual():
+    from rlime.cost.energy import energy_preset
+    from rlime.hw.optim import sram_bits_per_cell
+    assert sram_bits_per_cell("sgd", False) == 0            # TIME's rule holds no state
+    assert sram_bits_per_cell("momentum", False) == 16      # one 32-bit word per two cells
+    assert sram_bits_per_cell("adam", True) == 48           # m, v and the residual
+    tech = energy_preset("default", sram_bits_per_cell=48)
+    assert tech.sram_bits_per_array == 48 * tech.tile_rows * tech.tile_cols

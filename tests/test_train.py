@@ -377,3 +377,4 @@ def test_the_trainer_prices_the_run_s_own_cells_and_tiles(tmp_path):
     cfg = resolve([("run.env", "CartPole"), ("device.g_max_siemens", 2e-5), ("tile.rows", 64)])
     trainer = Trainer(cfg, RunDirectory(tmp_path / "run"), progress=False)
     assert trainer.tech.device.g_max_siemens == 2e-5 and trainer.tech.tile_rows == 64
+    assert trainer.tech.sram_bits_per_cell == 48  # CartPole: Adam's m, v and the residual

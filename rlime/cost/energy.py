@@ -481,14 +481,18 @@ def preset(name: str) -> Preset:
 
 
 def energy_preset(name: str, device: DeviceConfig | None = None,
-                  tile: TileConfig | None = None) -> TechnologyPreset:
-    """The named preset's prices, for cells of `device` on tiles of `tile` (default: the
-    preset's own hardware)."""
+                  tile: TileConfig | None = None,
+                  sram_bits_per_cell: float | None = None) -> TechnologyPreset:
+    """The named preset's prices, for cells of `device` on tiles of `tile` holding
+    `sram_bits_per_cell` bits of periphery SRAM (`rlime.hw.optim.sram_bits_per_cell`)
+    (default: the preset's own hardware and assumption)."""
     tech = preset(name).energy
     if device is not None:
         tech = dataclasses.replace(tech, device=device)
     if tile is not None:
         tech = dataclasses.replace(tech, tile_rows=tile.rows, tile_cols=tile.cols)
+    if sram_bits_per_cell is not None:
+        tech = dataclasses.replace(tech, sram_bits_per_cell=sram_bits_per_cell)
     return tech
 
 

@@ -39,9 +39,10 @@ periphery SRAM leakage, held on for the whole phase. Idle arrays are taken as po
 static energy counts busy array-time only: a lower bound, and the same whatever
 ``parallel_arrays`` is for the array-bound kinds (N arrays x 1/N of the time). The SRAM an array
 holds is not in the ledger (``sram_bits`` counts accesses, not capacity, and the number of
-update steps is not recorded), so it is an assumption: the residual accumulators of the array's
-cells, ``sram_bits_per_cell`` (32) bits a cell, as `rlime.hw.optim` stores them; optimizer
-moments (Adam, momentum) are left out. The digital units' leakage is not modelled.
+update steps is not recorded), so it is ``sram_bits_per_cell`` x the array's cells: the preset's
+32 by default, and for a training run the update rule's state and residual accumulator
+(`rlime.hw.optim.sram_bits_per_cell`: 32-bit words per weight, two cells a weight; Adam with a
+residual: 48). The digital units' leakage is not modelled.
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ from rlime.cost.energy import (PRESETS as ENERGY_PRESETS, TechnologyPreset, cate
 from rlime.drl.phases import DQN_PHASES
 from rlime.harness.claims import claims, format_claims
 from rlime.hw.config import DeviceConfig, HardwareConfig, TileConfig
+from rlime.hw.optim import sram_bits_per_cell
 from rlime.hw.ledger import LedgerSnapshot
 
 
@@ -390,6 +391,16 @@ def configured_hardware(config: dict[str, Any]) -> tuple[DeviceConfig | None, Ti
     return built.device, built.tile
 
 
+def configured_sram_bits_per_cell(config: dict[str, Any]) -> float | None:
+    """The SRAM a cell holds for the run's update rule and residual (None if config.toml does
+    not say)."""
+    try:
+        return sram_bits_per_cell(config["agent"]["update_rule"],
+                                  config["hardware"]["tuning"]["residual"])
+    except (KeyError, TypeError):
+        return None
+
+
 def configured_minibatch(config: dict[str, Any]) -> int | None:
     """`[agent] batch_size` from config.toml, if it is a positive integer."""
     agent = config.get("agent", {})
@@ -466,7 +477,8 @@ def reprice_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
               file=sys.stderr)
         name = "default"
     try:
-        tech = energy_preset(name, *configured_hardware(config))
+        tech = energy_preset(name, *configured_hardware(config),
+                             configured_sram_bits_per_cell(config))
     except ConfigError as err:
         raise _fail(f"{err} (from {run_dir / CONFIG_FILE}; or pass --preset)") from None
     parts, note = run_ledger(run_dir, snapshots)

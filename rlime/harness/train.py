@@ -39,6 +39,7 @@ from rlime.common.timing import PhaseTimer
 from rlime.cost.energy import energy_preset, price
 from rlime.drl.phases import DQN_PHASES
 from rlime.harness.attribution import Attribution
+from rlime.hw.optim import sram_bits_per_cell
 from rlime.harness.episode_log import EpisodeLog
 from rlime.harness.run_config import RunConfig
 from rlime.harness.run_dir import RunDirectory, RunDirError
@@ -84,7 +85,9 @@ class Trainer:
         frame_stack = self.spec.protocol.get("frame_stack", 1) if self.spec.is_atari else 1
         self.replay = ReplayBuffer(cfg.agent.buffer_size, obs_space.shape, obs_space.dtype,
                                    cfg.num_envs, frame_stack=frame_stack, seed=cfg.seed)
-        self.tech = energy_preset(cfg.energy_preset, cfg.hardware.device, cfg.hardware.tile)
+        self.tech = energy_preset(cfg.energy_preset, cfg.hardware.device, cfg.hardware.tile,
+                                  sram_bits_per_cell(cfg.agent.update_rule,
+                                                     cfg.hardware.tuning.residual))
         self.reward_clip = self.spec.reward_clip
         # progress and attribution state (all of it checkpointed)
         self.step = 0

@@ -25,6 +25,13 @@ _RULE_COST = {  # (ops, state words)
 }
 
 
+def sram_bits_per_cell(rule: str, residual: bool) -> float:
+    """Periphery SRAM bits per cell for update rule `rule` ("sgd", "momentum" or "adam"): its
+    state words and the residual accumulator, 32 bits each per weight, two cells a weight."""
+    names = {"sgd": "SGD", "momentum": "SGD+momentum", "adam": "Adam"}
+    return 32 * (_RULE_COST[names[rule]][1] + int(residual)) / 2
+
+
 def _rule(optimizer: torch.optim.Optimizer) -> str:
     name = type(optimizer).__name__
     if name == "SGD" and any(g.get("momentum", 0) for g in optimizer.param_groups):

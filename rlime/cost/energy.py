@@ -111,7 +111,7 @@ import numpy as np
 from rlime.common.errors import lookup, require
 from rlime.cost.latency import latency_tables, static_energy, static_power_w
 from rlime.hw.config import DeviceConfig, HardwareConfig, TileConfig, preset as hardware_preset
-from rlime.hw.counts import ALL_KINDS, LedgerSnapshot, Phases
+from rlime.hw.counts import ALL_KINDS, LedgerSnapshot, Phases, check_tables
 
 PJ = 1e-12  # joules per picojoule
 
@@ -557,10 +557,7 @@ def price_tables(tables: np.ndarray, tech: TechnologyPreset, phases: Phases) -> 
     """Joules by category for a stack of ledger tables of one phase axis:
     (..., len(phases), len(ALL_KINDS)) -> (..., len(categories(phases)))."""
     tables = np.asarray(tables, dtype=np.float64)
-    shape = (len(phases), len(ALL_KINDS))
-    if tables.shape[-2:] != shape:
-        raise ValueError(f"ledger table has shape {tables.shape[-2:]}, expected {shape} "
-                         f"({len(phases)} phases x {len(ALL_KINDS)} kinds)")
+    check_tables(tables, phases)
     e = tables * price_row(tech)
     out = e.reshape(*e.shape[:-2], -1) @ _assignment(phases)
     # the static category: static power x the latency of every phase (no ledger entry maps to it)

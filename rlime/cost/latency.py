@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rlime.hw.counts import ALL_KINDS, LedgerSnapshot, Phases
+from rlime.hw.counts import ALL_KINDS, LedgerSnapshot, Phases, check_tables
 
 if TYPE_CHECKING:  # energy.py imports this module; the preset is only a type here
     from rlime.cost.energy import TechnologyPreset
@@ -93,10 +93,7 @@ def latency_tables(tables: np.ndarray, tech: "TechnologyPreset", phases: Phases)
     """Seconds per phase for a stack of ledger tables:
     (..., len(phases), len(ALL_KINDS)) -> (..., len(phases))."""
     tables = np.asarray(tables, dtype=np.float64)
-    shape = (len(phases), len(ALL_KINDS))
-    if tables.shape[-2:] != shape:
-        raise ValueError(f"ledger table has shape {tables.shape[-2:]}, expected {shape} "
-                         f"({len(phases)} phases x {len(ALL_KINDS)} kinds)")
+    check_tables(tables, phases)
     return tables @ time_row(tech)
 
 

@@ -140,11 +140,10 @@ class TimeMapping(Mapping):
     name = "time"
 
     def _sync_arrays(self, chip: Chip, q_layers, target_layers) -> None:
-        # read both arrays in-bank and compare levels; tune only cells that differ. A verified
-        # scheme charges the first read of each cell it tunes: that is this comparison read.
-        tuned = sync_weights(chip, q_layers, target_layers)
-        counted = tuned if chip.cfg.tuning.scheme != "open-loop" else 0
-        chip.ledger.add("verify_reads", _cells(q_layers) + _cells(target_layers) - counted)
+        # read both arrays in-bank and compare levels; tune only cells that differ, the
+        # comparison read of a tuned cell being the read its verify starts from
+        chip.ledger.add("verify_reads", _cells(q_layers) + _cells(target_layers))
+        sync_weights(chip, q_layers, target_layers, read_taken=True)
 
 
 class SharedMapping(Mapping):

@@ -247,10 +247,10 @@ class CrossbarArray(nn.Module):
                                                                - u.index_select(0, moves.sel + n)))
 
 
-def program_arrays(chip: Chip, jobs: list[tuple[CrossbarArray, torch.Tensor, torch.Tensor]]
-                   ) -> int:
+def program_arrays(chip: Chip, jobs: list[tuple[CrossbarArray, torch.Tensor, torch.Tensor]],
+                   read_taken: bool = False) -> None:
     """Move several arrays towards new weights in one tuning pass (pulses and verify reads
-    charged to the ledger's current phase); returns the number of cells tuned.
+    charged to the ledger's current phase; `read_taken`: as for `Tuner.tune`).
 
     `jobs`: (array, desired flat weights, current flat weights). `current` must be the array's
     realised weights; it is updated in place to the new realised weights.
@@ -258,7 +258,6 @@ def program_arrays(chip: Chip, jobs: list[tuple[CrossbarArray, torch.Tensor, tor
     moves = [array.plan_moves(desired, current) for array, desired, current in jobs]
     chip.tuner.tune_jobs([(array.cells, m.index.index_select(0, m.tune),
                            m.target.index_select(0, m.tune))
-                          for (array, _, _), m in zip(jobs, moves)])
+                          for (array, _, _), m in zip(jobs, moves)], read_taken)
     for (array, _, current), m in zip(jobs, moves):
         array.settle(m, current)
-    return sum(m.tune.numel() for m in moves)

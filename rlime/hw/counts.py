@@ -104,6 +104,14 @@ class Phases:
         return tuple(n for n, r in self.entries if r in roles)
 
 
+def check_tables(tables: np.ndarray, phases: Phases) -> None:
+    """ValueError unless `tables` (..., P, K) are ledger tables over `phases` and ALL_KINDS."""
+    shape = (len(phases), len(ALL_KINDS))
+    if np.shape(tables)[-2:] != shape:
+        raise ValueError(f"ledger table has shape {np.shape(tables)[-2:]}, expected {shape} "
+                         f"({len(phases)} phases x {len(ALL_KINDS)} kinds)")
+
+
 # A network trained on the chip by backpropagation (the public API's default vocabulary).
 TRAINING_PHASES = Phases((("program", "program"), ("forward", "forward"),
                           ("backward", "backward"), ("update", "update")))
@@ -121,10 +129,7 @@ class LedgerSnapshot:
     phases: Phases
 
     def __post_init__(self) -> None:
-        shape = (len(self.phases), len(ALL_KINDS))
-        if np.shape(self.table) != shape:
-            raise ValueError(f"ledger table has shape {np.shape(self.table)}, expected {shape} "
-                             f"({len(self.phases)} phases x {len(ALL_KINDS)} kinds)")
+        check_tables(self.table, self.phases)
 
     def _same_axis(self, other: "LedgerSnapshot") -> None:
         if other.phases != self.phases:

@@ -358,7 +358,7 @@ class PulseModel:
         x N(0, 1), kept in the cell's range; stuck cells do not move. The belief is left as it
         is (the controller's last read came before the relaxation)."""
         sigma = self.cfg.relaxation_sigma
-        if sigma == 0 or moved.numel() == 0:
+        if moved.numel() == 0:
             return
         u = cells.u.index_select(0, moved)
         noise = torch.randn(u.shape, generator=generator, device=u.device)

@@ -178,20 +178,19 @@ class PeripheryReLU(nn.Module):
         return F.relu(x)
 
 
-def program_weights(chip: Chip, jobs: list[tuple[CrossbarLayer, torch.Tensor, torch.Tensor]]
-                    ) -> int:
-    """Program several layers' weights in one tuning pass (`program_arrays`); charged to the
-    ledger's current phase; returns the number of cells tuned.
+def program_weights(chip: Chip, jobs: list[tuple[CrossbarLayer, torch.Tensor, torch.Tensor]],
+                    read_taken: bool = False) -> None:
+    """Program several layers' weights in one tuning pass (`program_arrays`, `read_taken` as
+    there); charged to the ledger's current phase.
 
     `jobs`: (layer, desired flat weights, current flat weights). `current` must be the layer's
     realised weights; it is updated in place to the new realised weights and becomes the
     layer's `weight`.
     """
-    tuned = program_arrays(chip, [(layer.array, desired, current)
-                                  for layer, desired, current in jobs])
+    program_arrays(chip, [(layer.array, desired, current) for layer, desired, current in jobs],
+                   read_taken)
     for layer, _, current in jobs:
         layer.weight.data = current.view(layer.weight.shape)
-    return tuned
 
 
 def to_rram(module: nn.Module, chip: Chip) -> nn.Module:
@@ -252,9 +251,11 @@ def copy_to_new_arrays(module: nn.Module, chip: Chip) -> nn.Module:
     return twin
 
 
-def sync_weights(chip: Chip, sources: list[CrossbarLayer], targets: list[CrossbarLayer]) -> int:
+def sync_weights(chip: Chip, sources: list[CrossbarLayer], targets: list[CrossbarLayer],
+                 read_taken: bool = False) -> None:
     """Program `targets` towards the realised weights of `sources` (layer by layer, same shapes);
-    only target cells more than half a level away get pulses; returns the number tuned."""
-    return program_weights(chip, [(dst, src.weight.detach().reshape(-1),
+    only target cells more than half a level away get pulses (`read_taken` as for
+    `Tuner.tune`)."""
+    program_weights(chip, [(dst, src.weight.detach().reshape(-1),
                             dst.weight.detach().reshape(-1).clone())
-                           for src, dst in zip(sources, targets)])
+                           for src, dst in zip(sources, targets)], read_taken)

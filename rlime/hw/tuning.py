@@ -56,39 +56,42 @@ class Tuner:
         self.ledger = ledger
         self.levels_per_unit = model.cfg.levels - 1
 
-    def tune(self, cells: CellSet, target: torch.Tensor,
-             index: torch.Tensor | None = None) -> torch.Tensor:
+    def tune(self, cells: CellSet, target: torch.Tensor, index: torch.Tensor | None = None,
+             read_taken: bool = False) -> torch.Tensor:
         """Move the cells of `cells` at `index` (all when None) in place towards `target` (one
-        normalised conductance per programmed cell).
+        normalised conductance per programmed cell). `read_taken`: the read a verified scheme
+        starts from was already taken (and charged) by the caller.
 
         Returns the controller's belief of each programmed cell afterwards (also written to
         `cells.belief`).
         """
         if index is not None and self.cfg.scheme != "write-verify":
             part = cells.take(index)  # open-loop and gradual work on gathered cells
-            seen = self.tune(part, target)
+            seen = self.tune(part, target, read_taken=read_taken)
             cells.put(index, part)
             return seen
         if target.numel() == 0:
             return target
         model, lo, hi = self.model, cells.u_min, cells.u_max
-        before = cells.pulses if index is None else cells.pulses.index_select(0, index)
-        before = before.clone()
+        pulses = (lambda: cells.pulses) if index is None else (
+            lambda: cells.pulses.index_select(0, index))
+        relaxing = model.cfg.relaxation_sigma > 0  # which cells took pulses: only then needed
+        before = pulses().clone() if relaxing else None
         if self.cfg.scheme != "open-loop":
-            seen = self._verified(cells, target, index)
+            seen = self._verified(cells, target, index, read_taken)
         else:
             n, up = model.nominal_pulses(cells.belief, target, _OPEN_LOOP_LIMIT, lo, hi)
             self._charge(model.apply(cells, n, up, self.generator))
             cells.belief.copy_(model.predict(cells.belief, n, up, lo, hi))
             seen = cells.belief
-        after = cells.pulses if index is None else cells.pulses.index_select(0, index)
-        moved = (after != before).nonzero().squeeze(1)
-        model.relax(cells, moved if index is None else index.index_select(0, moved),
-                    self.generator)
+        if relaxing:
+            moved = (pulses() != before).nonzero().squeeze(1)
+            model.relax(cells, moved if index is None else index.index_select(0, moved),
+                        self.generator)
         return seen
 
-    def tune_jobs(self, jobs: list[tuple[CellSet, torch.Tensor, torch.Tensor]]
-                     ) -> list[torch.Tensor]:
+    def tune_jobs(self, jobs: list[tuple[CellSet, torch.Tensor, torch.Tensor]],
+                  read_taken: bool = False) -> list[torch.Tensor]:
         """Several arrays at once: jobs of (cells, index, target) as for `tune`; returns the
         beliefs of the programmed cells per job.
 
@@ -97,11 +100,12 @@ class Tuner:
         tuned in one pass (one loop of tensor rounds for all arrays).
         """
         if self.cfg.scheme == "write-verify" and all(self._compiled_on(c) for c, _, _ in jobs):
-            return [self.tune(cells, target, index) for cells, index, target in jobs]
+            return [self.tune(cells, target, index, read_taken) for cells, index, target in jobs]
         parts = [cells.take(index) for cells, index, _ in jobs]
         merged = CellSet.cat(parts)
         sizes = [len(p) for p in parts]
-        seen = self.tune(merged, torch.cat([target for _, _, target in jobs]))
+        seen = self.tune(merged, torch.cat([target for _, _, target in jobs]),
+                         read_taken=read_taken)
         for (cells, index, _), part in zip(jobs, merged.split(sizes)):
             cells.put(index, part)
         return list(torch.split(seen, sizes))
@@ -136,14 +140,14 @@ class Tuner:
         sigma = additive + relative * step.abs()
         return inside & (error * error <= (error - step) ** 2 + sigma * sigma)
 
-    def _verified(self, cells: CellSet, target: torch.Tensor,
-                  index: torch.Tensor | None) -> torch.Tensor:
+    def _verified(self, cells: CellSet, target: torch.Tensor, index: torch.Tensor | None,
+                  read_taken: bool) -> torch.Tensor:
         """Write-verify or gradual of the cells at `index` (all when None): one charged read,
         then each stage's verify loop over the cells still outside its window."""
         model, generator = self.model, self.generator
         pick = (lambda t: t) if index is None else (lambda t: t.index_select(0, index))
         seen = model.read(pick(cells.u), generator).clone()  # the read every verify starts with
-        reads: list = [target.numel()]
+        reads: list = [0 if read_taken else target.numel()]
         n_nominal, _ = model.nominal_pulses(seen, target, _OPEN_LOOP_LIMIT, pick(cells.u_min),
                                             pick(cells.u_max))
         budget = n_nominal + self.cfg.max_pulses

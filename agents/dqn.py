@@ -111,6 +111,21 @@ class DQNAgent:
         with self.timer.phase("target_sync"):
             self.mapping.sync()
 
+    def start_probe(self) -> None:
+        """Record the updates from now on (`take_probe`)."""
+        self.backend.start_probe(self.optimizer)
+
+    def take_probe(self) -> dict[str, float]:
+        """What the updates since `start_probe` asked of the weights and what the cells did
+        ({} on float; `rlime.hw.probe`)."""
+        return self.backend.take_probe(self.optimizer)
+
+    def sync_gap(self) -> dict[str, float]:
+        """How far the target network's weights are from the Q network's now, in levels
+        ({} on float and where the target is the Q network itself)."""
+        target = self.mapping.target_network()
+        return {} if target is self.q else self.backend.sync_gap(self.q, target)
+
     def _networks(self) -> list[nn.Module]:
         """The Q network and the target network (once when they are the same)."""
         return list({id(m): m for m in (self.q, self.mapping.target_network())}.values())

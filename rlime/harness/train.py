@@ -50,6 +50,9 @@ CHECKPOINT_VERSION = 2
 REFRESH_S = 1.0    # seconds between progress-bar refreshes
 SPS_WINDOW_S = 30.0  # seconds of recent steps the shown and logged SPS average over
 SPS_EVERY = 100    # steps between charts/SPS points (CleanRL's cadence)
+# env steps between device probes (`rlime.hw.probe`): the first training round after each
+# multiple is measured whole (a CartPole round is 128 updates, an Atari one 1)
+PROBE_EVERY = 1000
 
 
 class Interrupted(Exception):
@@ -101,6 +104,9 @@ class Trainer:
         self._saved_step: int | None = None            # step of the last checkpoint written
         self.obs = None
         self.last_losses: dict[str, float] = {}
+        self.probe_lines = 0                           # lines written to probes.jsonl
+        self.probed_at = -PROBE_EVERY                  # step of the last probed training round
+        self.probe_sync = False                        # measure the next target sync
         self._stop_signal: int | None = None
 
     # -- the loop -----------------------------------------------------------------------------
@@ -220,8 +226,15 @@ class Trainer:
         a = cfg.agent
         if self.step > self.learn_from:
             rounds = self.step // a.train_freq - max(before, self.learn_from) // a.train_freq
+            probe = rounds and self.step // PROBE_EVERY > self.probed_at // PROBE_EVERY
+            if probe:
+                agent.start_probe()
             for _ in range(rounds * a.gradient_steps):
                 metrics = agent.train_step(self.replay)
+            if probe:
+                self.probed_at = self.step
+                self._log_probe("update", agent.take_probe(), writer)
+                self.probe_sync = True
             if rounds:
                 self.last_losses = {k: float(v) for k, v in metrics.items()}
                 writer.add_scalar("losses/td_loss", self.last_losses["td_loss"], self.step)
@@ -229,6 +242,9 @@ class Trainer:
                 writer.add_scalar("charts/epsilon", eps, self.step)
         if self.step // a.target_period > before // a.target_period:
             agent.sync_target()
+            if self.probe_sync:
+                self.probe_sync = False
+                self._log_probe("sync", agent.sync_gap(), writer)
         if info["game_over"].any():
             with self.timer.phase("logging"):
                 self._log_episodes(info, eps, writer)
@@ -243,6 +259,16 @@ class Trainer:
             with self.timer.phase("checkpoint"):
                 writer.flush()
                 self._checkpoint()
+
+    def _log_probe(self, kind: str, stats: dict[str, float], writer: SummaryWriter) -> None:
+        """The device's view of the last update or sync (`rlime.hw.probe`): TensorBoard
+        `device/<layer>/<stat>` and a line of `probes.jsonl`; nothing on float."""
+        if not stats:
+            return
+        for name, value in stats.items():
+            writer.add_scalar(f"device/{name}", value, self.step)
+        self.run_dir.append("probes.jsonl", [{"step": self.step, "kind": kind, **stats}])
+        self.probe_lines += 1
 
     def _log_episodes(self, info: dict, eps: float, writer: SummaryWriter) -> None:
         self.attribution.attribute()
@@ -274,6 +300,7 @@ class Trainer:
             "agent": self.agent.state_dict(),
             "replay": self.replay.state_dict() if self.cfg.checkpoint_replay else None,
             "backend": self.backend.state_dict(), "attribution": self.attribution.state_dict(),
+            "probes": [self.probe_lines, self.probe_sync, self.probed_at],
             "wall": self.wall, "time_split_s": dict(self.timer.seconds), "obs": self.obs,
             "envs": _save_envs(self.envs), "eval_env": _save_envs(self.eval_env),
         }
@@ -317,6 +344,9 @@ class Trainer:
         self.timer.seconds.clear()  # the time split continues that of the earlier sessions
         self.timer.seconds.update(state.get("time_split_s", {}))  # older checkpoints: none
         self.episode_log.load_state_dict(state["log"])
+        self.probe_lines, self.probe_sync, self.probed_at = state.get(  # older: none
+            "probes", (0, False, -PROBE_EVERY))
+        self.run_dir.truncate_jsonl("probes.jsonl", self.probe_lines)
         envs = _load_envs(state["envs"])
         if envs is not None:
             self.envs, self.obs = envs, state["obs"]

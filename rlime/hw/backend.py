@@ -23,6 +23,7 @@ from rlime.hw.config import HardwareConfig
 from rlime.hw.layers import CrossbarLayer, copy_to_new_arrays, crossbar_layers, to_rram
 from rlime.hw.counts import TRAINING_PHASES, LedgerSnapshot, Phases
 from rlime.hw.optim import TunedOptimizer
+from rlime.hw.probe import sync_gap_levels
 
 # How the arrays of a copy are brought to the source's levels, and what that is charged:
 # program(chip, source layers, destination layers), layer by layer.
@@ -68,6 +69,20 @@ class Backend(Protocol):
 
     def dead_cell_fraction(self, networks: list[nn.Module]) -> float:
         """Fraction of the cells of `networks` that are stuck (faults and worn out)."""
+        ...
+
+    def start_probe(self, optimizer) -> None:
+        """Have `optimizer` (from `optimizer()`) record the updates it is asked for from now."""
+        ...
+
+    def take_probe(self, optimizer) -> dict[str, float]:
+        """What the updates since `start_probe` asked and what the cells did,
+        {"layer<i>/<stat>": value} (`rlime.hw.probe`; the float backend has none: {})."""
+        ...
+
+    def sync_gap(self, source: nn.Module, dest: nn.Module) -> dict[str, float]:
+        """{"layer<i>/sync_gap_levels": value}: how far `dest`'s weights are from `source`'s,
+        in levels (`rlime.hw.probe.sync_gap_levels`; float: {})."""
         ...
 
     def state_dict(self) -> dict: ...
@@ -120,6 +135,18 @@ class RRAMBackend:
         stuck = sum(int(layer.cell_stuck.sum()) for layer in layers)
         return stuck / max(sum(layer.cell_stuck.numel() for layer in layers), 1)
 
+    def start_probe(self, optimizer: TunedOptimizer) -> None:
+        optimizer.start_probe()
+
+    def take_probe(self, optimizer: TunedOptimizer) -> dict[str, float]:
+        return {f"{layer}/{name}": value for layer, stats in optimizer.take_probe().items()
+                for name, value in stats.items()}
+
+    def sync_gap(self, source: nn.Module, dest: nn.Module) -> dict[str, float]:
+        return {f"layer{i}/sync_gap_levels": sync_gap_levels(src.array, dst.array)
+                for i, (src, dst) in enumerate(zip(crossbar_layers(source),
+                                                   crossbar_layers(dest)))}
+
     def state_dict(self) -> dict:
         return self.chip.state_dict()
 
@@ -163,6 +190,15 @@ class FloatBackend:
 
     def dead_cell_fraction(self, networks: list[nn.Module]) -> float:
         return 0.0
+
+    def start_probe(self, optimizer: torch.optim.Optimizer) -> None:
+        pass
+
+    def take_probe(self, optimizer: torch.optim.Optimizer) -> dict[str, float]:
+        return {}
+
+    def sync_gap(self, source: nn.Module, dest: nn.Module) -> dict[str, float]:
+        return {}
 
     def state_dict(self) -> dict:
         return {}

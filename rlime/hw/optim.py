@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from rlime.hw.chip import Chip
 from rlime.hw.layers import crossbar_layers, program_weights
+from rlime.hw.probe import update_stats
 
 # fp32 ops per parameter per step and state words per parameter, by update rule.
 _RULE_COST = {  # (ops, state words)
@@ -45,7 +46,13 @@ def _rule(optimizer: torch.optim.Optimizer) -> str:
 
 
 class TunedOptimizer:
-    """Optimizer-like wrapper: `zero_grad()`, `step()`, `state_dict()`, `load_state_dict()`."""
+    """Optimizer-like wrapper: `zero_grad()`, `step()`, `state_dict()`, `load_state_dict()`.
+
+    `start_probe()` makes the steps from then on record what the update rule asked of every
+    crossbar weight; `take_probe()` returns what was asked and what the cells did since
+    (`rlime.hw.probe.update_stats`, uncharged: the experimenter's view), {"layer<i>": stats},
+    and stops recording.
+    """
 
     def __init__(self, optimizer: torch.optim.Optimizer, model: nn.Module, chip: Chip):
         self.optimizer = optimizer
@@ -53,6 +60,7 @@ class TunedOptimizer:
         self.layers = crossbar_layers(model)
         self.rule = _rule(optimizer)
         self._params = sum(p.numel() for g in optimizer.param_groups for p in g["params"])
+        self._probe: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.optimizer.zero_grad(set_to_none=set_to_none)
@@ -74,8 +82,25 @@ class TunedOptimizer:
                 ledger.add("sram_bits", sram)
             current = [layer.weight.detach().reshape(-1).clone() for layer in self.layers]
             self.optimizer.step()
-            program_weights(self.chip, [(layer, layer.weight.detach().reshape(-1), now)
-                                        for layer, now in zip(self.layers, current)])
+            desired = [layer.weight.detach().reshape(-1) for layer in self.layers]
+            if self._probe is not None:
+                for asked, want, now in zip(self._probe[1], desired, current):
+                    asked.add_(want).sub_(now)
+            program_weights(self.chip, [(layer, want, now)
+                                        for layer, want, now in zip(self.layers, desired, current)])
+
+    def start_probe(self) -> None:
+        """Record, from the next step on, the change every update asks of each weight."""
+        self._probe = ([layer.weight.detach().reshape(-1).clone() for layer in self.layers],
+                       [torch.zeros_like(layer.weight).reshape(-1) for layer in self.layers])
+
+    def take_probe(self) -> dict[str, dict[str, float]]:
+        """{"layer<i>": `update_stats`} of the steps since `start_probe()` ({} if none)."""
+        if self._probe is None:
+            return {}
+        (before, asked), self._probe = self._probe, None
+        return {f"layer{i}": update_stats(layer.array, b, b + a, layer.weight.detach().reshape(-1))
+                for i, (layer, b, a) in enumerate(zip(self.layers, before, asked))}
 
     def state_dict(self) -> dict:
         return self.optimizer.state_dict()

@@ -1,0 +1,63 @@
+"""The experimenter's view of learning on the arrays: why an update did or did not land.
+
+These are measurements a *simulation* can take and a chip cannot: they read the true
+conductances and the update rule's float result, are never charged to the ledger, and nothing
+the controller does depends on them (it sees only its beliefs and charged reads,
+`rlime.hw.tuning`). They answer the questions of a failing RRAM run:
+
+* are the weights at the ends of their range?  `at_upper_bound`: the fraction of cells within
+  half a level of their own (calibrated) maximum conductance u_max: their weight cannot grow
+  further in that direction;
+* are the updates below a level, and lost?  `update_levels`: the mean |desired change| the
+  rule asked of a weight, in conductance levels (weight_scale / (levels - 1) each);
+  `moved_fraction`: the fraction of weights whose realised value changed this step (were
+  programmed: their pending change reached the trigger);
+* does what the cells did follow what was asked?  `realised_corr`: the Pearson correlation,
+  over the layer's weights, of the realised change (new realised weight - old) with the
+  desired change (the rule's weight - old); `realised_gain`: the least-squares slope of realised
+  on desired (1: the update landed at its size; 0: lost; the residual carries what is missing to
+  later steps, so a single step's gain can sit below 1 while the run's does not);
+* does the target network hold what was synced?  `sync_gap_levels`: the RMS difference,
+  in levels, between the target's and the Q network's realised weights right after a sync.
+
+All are dimensionless scalars per crossbar layer, named `layer<i>` in the network's order.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rlime.hw.array import CrossbarArray
+
+
+def level_of(array: CrossbarArray) -> torch.Tensor:
+    """One conductance level of `array` in weight units (0-d tensor)."""
+    return array.weight_scale / array.max_level
+
+
+def at_upper_bound(array: CrossbarArray) -> float:
+    """Fraction of the array's cells within half a level of their own maximum conductance."""
+    return float((array.cell_u >= array.cell_u_max - 0.5 / array.max_level).float().mean())
+
+
+def update_stats(array: CrossbarArray, before: torch.Tensor, desired: torch.Tensor,
+                 after: torch.Tensor) -> dict[str, float]:
+    """Statistics of one update of `array`: weights `before` it, the update rule's `desired`
+    weights and the realised weights `after` tuning (flat, weight units, same length)."""
+    want, got = desired - before, after - before
+    level = level_of(array)
+    stats = {"update_levels": float(want.abs().mean() / level),
+             "moved_fraction": float((got != 0).float().mean()),
+             "at_upper_bound": at_upper_bound(array)}
+    wc, gc = want - want.mean(), got - got.mean()
+    spread = float(wc.norm() * gc.norm())
+    stats["realised_corr"] = float(wc @ gc) / spread if spread > 0 else 0.0
+    power = float(want @ want)
+    stats["realised_gain"] = float(want @ got) / power if power > 0 else 0.0
+    return stats
+
+
+def sync_gap_levels(source: CrossbarArray, target: CrossbarArray) -> float:
+    """RMS difference of two arrays' realised weights, in levels of `source`."""
+    gap = target.realised() - source.realised()
+    return float(gap.pow(2).mean().sqrt() / level_of(source))

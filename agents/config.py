@@ -7,19 +7,21 @@ from dataclasses import dataclass, field
 from rlime.common.errors import require
 from rlime.common.settings import build, check_types
 
-UPDATE_RULES = ("sgd", "momentum", "adam")
-NETWORKS = ("mlp", "nature_cnn")
+UPDATE_RULES = ("sgd", "momentum", "adam", "rmsprop")
+NETWORKS = ("mlp", "nature_cnn", "minatar_cnn")
 
 
 @dataclass(frozen=True)
 class DQNConfig:
     """DQN hyperparameters; step counts are environment steps summed over parallel envs."""
 
-    network: str = "mlp"           # mlp, or nature_cnn for image observations
+    network: str = "mlp"           # mlp, nature_cnn for Atari frames, minatar_cnn for MinAtar
     hidden: tuple[int, ...] = (256, 256)  # hidden-layer widths
-    update_rule: str = "adam"      # sgd, momentum or adam
+    update_rule: str = "adam"      # sgd, momentum, adam or rmsprop (centered, as DQN's)
     learning_rate: float = 1e-3    # step size of the update rule
-    momentum: float = 0.9          # only for update_rule "momentum"
+    momentum: float = 0.9          # update_rule "momentum", and rmsprop's gradient momentum
+    rmsprop_alpha: float = 0.95    # rmsprop: squared-gradient momentum
+    rmsprop_eps: float = 0.01      # rmsprop: added to the RMS denominator ("min squared gradient")
     gamma: float = 0.99            # discount
     reward_scale: float = 1.0      # rewards are multiplied by this for learning (Q in scaled units)
     batch_size: int = 64           # transitions per minibatch
@@ -31,7 +33,8 @@ class DQNConfig:
     double_dqn: bool = False       # Double DQN targets
     eps_start: float = 1.0         # exploration rate at step 0 ...
     eps_end: float = 0.05          # ... and after its linear decay
-    eps_fraction: float = 0.1      # of total steps over which epsilon decays linearly
+    eps_fraction: float = 0.1      # of total steps over which epsilon decays linearly ...
+    eps_decay_steps: int = 0       # ... or, if > 0, over this many env steps
     max_grad_norm: float = 10.0    # 0 = no clipping
     sources: tuple[str, ...] = field(default=())  # where the values come from (documentation)
 
@@ -45,6 +48,11 @@ class DQNConfig:
                 f"one of {', '.join(UPDATE_RULES)}")
         require(self.learning_rate > 0, "agent.learning_rate", self.learning_rate, "it must be > 0")
         require(0 <= self.momentum < 1, "agent.momentum", self.momentum, "it must be in [0, 1)")
+        require(0 < self.rmsprop_alpha < 1, "agent.rmsprop_alpha", self.rmsprop_alpha,
+                "it must be in (0, 1)")
+        require(self.rmsprop_eps > 0, "agent.rmsprop_eps", self.rmsprop_eps, "it must be > 0")
+        require(self.eps_decay_steps >= 0, "agent.eps_decay_steps", self.eps_decay_steps,
+                "it must be an integer >= 0 (0: decay over eps_fraction of total steps)")
         require(0 < self.gamma <= 1, "agent.gamma", self.gamma, "it must be in (0, 1]")
         require(self.reward_scale > 0, "agent.reward_scale", self.reward_scale, "it must be > 0")
         for name in ("batch_size", "buffer_size", "train_freq", "gradient_steps", "target_period"):
@@ -69,5 +77,6 @@ class DQNConfig:
 
     def epsilon(self, step: int, total_steps: int) -> float:
         """Linearly decayed exploration rate at env step `step`."""
-        frac = min(1.0, step / max(1.0, self.eps_fraction * total_steps))
+        span = self.eps_decay_steps or self.eps_fraction * total_steps
+        frac = min(1.0, step / max(1.0, span))
         return self.eps_start + frac * (self.eps_end - self.eps_start)

@@ -23,6 +23,9 @@ from .qnets import build_q_network
 def _optimizer(cfg: DQNConfig, params) -> torch.optim.Optimizer:
     if cfg.update_rule == "adam":
         return torch.optim.Adam(params, lr=cfg.learning_rate)
+    if cfg.update_rule == "rmsprop":  # DQN's centered RMSProp (Mnih et al. 2015; MinAtar)
+        return torch.optim.RMSprop(params, lr=cfg.learning_rate, alpha=cfg.rmsprop_alpha,
+                                   eps=cfg.rmsprop_eps, momentum=cfg.momentum, centered=True)
     momentum = cfg.momentum if cfg.update_rule == "momentum" else 0.0
     return torch.optim.SGD(params, lr=cfg.learning_rate, momentum=momentum)
 
@@ -44,6 +47,9 @@ class DQNAgent:
         self.device = torch.device(device)
         torch.manual_seed(seed)  # the float initialisation of the Q-network
         q = build_q_network(obs_shape, n_actions, cfg.network, cfg.hidden)
+        self._build = lambda: build_q_network(obs_shape, n_actions, cfg.network, cfg.hidden)
+        self._twin: nn.Module | None = None  # float copy of the chip's weights (probes only)
+        self._q_probe: dict[str, float] | None = None  # armed: {}; measured: the stats
         self.q = backend.place(q)
         self.optimizer = backend.optimizer(_optimizer(cfg, self.q.parameters()), self.q)
         self.n_params = sum(p.numel() for p in self.q.parameters())
@@ -88,6 +94,8 @@ class DQNAgent:
             target = cfg.reward_scale * batch["rewards"] + cfg.gamma * (1.0 - batch["dones"]) * next_value
         with self.backend.phase("forward"), timer.phase("train_forward"):
             q_all = self.q(batch["obs"])
+            if self._q_probe == {}:  # armed by start_probe
+                self._q_probe = self._read_error(batch["obs"], q_all.detach())
             q_taken = q_all.gather(1, batch["actions"].unsqueeze(1)).squeeze(1)
             loss = F.smooth_l1_loss(q_taken, target)
         # TD targets, Huber loss and its gradient: ~10 fp32 ops per sample and action
@@ -112,13 +120,37 @@ class DQNAgent:
             self.mapping.sync()
 
     def start_probe(self) -> None:
-        """Record the updates from now on (`take_probe`)."""
-        self.backend.start_probe(self.optimizer)
+        """Record the updates from now on, and the Q-values of the next minibatch
+        (`take_probe`); nothing on float."""
+        if self.backend.on_chip:
+            self.backend.start_probe(self.optimizer)
+            self._q_probe = {}
 
     def take_probe(self) -> dict[str, float]:
         """What the updates since `start_probe` asked of the weights and what the cells did
-        ({} on float; `rlime.hw.probe`)."""
-        return self.backend.take_probe(self.optimizer)
+        (`rlime.hw.probe`), and `_read_error` of the first minibatch ({} on float)."""
+        q, self._q_probe = self._q_probe or {}, None
+        return {**self.backend.take_probe(self.optimizer), **q}
+
+    @torch.no_grad()
+    def _read_error(self, obs: torch.Tensor, q_chip: torch.Tensor) -> dict[str, float]:
+        """How the arrays' Q-values (read noise, DAC/ADC quantisation, IR drop) differ from the
+        same weights computed exactly in float, on a minibatch `obs` whose chip Q-values are
+        `q_chip` (B, actions), in Q units (scaled rewards): `q/read_error_rms`, `q/read_bias`
+        (mean chip - exact: > 0 is overestimation), `q/action_gap` (mean exact gap between
+        the best and second-best action) and `q/greedy_agreement` (fraction of samples whose
+        greedy action is the same). The experimenter's view: nothing is charged."""
+        if self._twin is None:
+            self._twin = self._build().to(self.device)
+        names = self._twin.state_dict().keys()
+        self._twin.load_state_dict({k: v for k, v in self.q.state_dict().items() if k in names})
+        exact = self._twin(obs)
+        error = q_chip - exact
+        top = exact.topk(2, dim=1).values if exact.shape[1] > 1 else exact.repeat(1, 2)
+        return {"q/read_error_rms": float(error.pow(2).mean().sqrt()),
+                "q/read_bias": float(error.mean()),
+                "q/action_gap": float((top[:, 0] - top[:, 1]).mean()),
+                "q/greedy_agreement": float((q_chip.argmax(1) == exact.argmax(1)).float().mean())}
 
     def sync_gap(self) -> dict[str, float]:
         """How far the target network's weights are from the Q network's now, in levels

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 import torch.nn as nn
 
 from rlime.hw.layers import CodeInput
@@ -33,9 +34,29 @@ def nature_cnn_q_network(in_channels: int, n_actions: int) -> nn.Module:
     )
 
 
+def minatar_q_network(in_channels: int, n_actions: int) -> nn.Module:
+    """Young & Tian 2019 (MinAtar examples/dqn.py): one 3x3 conv of 16 filters (stride 1) over
+    the (C, 10, 10) object planes, a 128-unit hidden layer, a linear Q output."""
+    return nn.Sequential(
+        BinaryPlanes(),
+        nn.Conv2d(in_channels, 16, 3, stride=1), nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(16 * 8 * 8, 128), nn.ReLU(),
+        nn.Linear(128, n_actions),
+    )
+
+
+class BinaryPlanes(nn.Module):
+    """uint8 planes in {0, 1} -> float 0.0 / 1.0 (the DAC drives a row on or off)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float()
+
+
 def build_q_network(obs_shape: tuple[int, ...], n_actions: int, kind: str,
                     hidden: Sequence[int] = (256, 256)) -> nn.Module:
-    """`kind` "mlp" for vector observations (obs_shape (d,)), "nature_cnn" for (4, 84, 84) frames."""
+    """`kind` "mlp" for vector observations (obs_shape (d,)), "nature_cnn" for (4, 84, 84)
+    frames, "minatar_cnn" for MinAtar's (C, 10, 10) planes."""
     if kind == "mlp":
         if len(obs_shape) != 1:
             raise ValueError(f"an MLP Q-network needs flat observations, got shape {obs_shape}; "
@@ -45,4 +66,8 @@ def build_q_network(obs_shape: tuple[int, ...], n_actions: int, kind: str,
         if tuple(obs_shape[1:]) != (84, 84):
             raise ValueError(f"the Nature CNN needs (frames, 84, 84) observations, got {obs_shape}")
         return nature_cnn_q_network(obs_shape[0], n_actions)
-    raise ValueError(f"unknown Q-network {kind!r}; choose 'mlp' or 'nature_cnn'")
+    if kind == "minatar_cnn":
+        if tuple(obs_shape[1:]) != (10, 10):
+            raise ValueError(f"the MinAtar CNN needs (channels, 10, 10) planes, got {obs_shape}")
+        return minatar_q_network(obs_shape[0], n_actions)
+    raise ValueError(f"unknown Q-network {kind!r}; choose 'mlp', 'nature_cnn' or 'minatar_cnn'")

@@ -171,8 +171,23 @@ def _atari_vector_env(spec: EnvSpec, num_envs: int, num_threads: int) -> VectorE
     )
 
 
+def _channels_first(env: gym.Env) -> gym.Env:
+    """MinAtar's (10, 10, C) bool planes as (C, 10, 10) uint8 in {0, 1}: the layout of a conv
+    layer's input, one byte a cell in the replay memory."""
+    h, w, c = env.observation_space.shape
+    space = gym.spaces.Box(0, 1, (c, h, w), np.uint8)
+    return gym.wrappers.TransformObservation(env, _planes_first, space)
+
+
+def _planes_first(obs: np.ndarray) -> np.ndarray:
+    """(H, W, C) bool -> (C, H, W) uint8 (a module-level function: the env pickles)."""
+    return np.ascontiguousarray(obs.transpose(2, 0, 1), dtype=np.uint8)
+
+
 def _gym_vector_env(spec: EnvSpec, num_envs: int) -> VectorEnv:
     def thunk() -> Callable[[], gym.Env]:
+        if spec.family == "minatar":
+            return lambda: _channels_first(gym.make(spec.env_id))
         return lambda: gym.make(spec.env_id)
 
     return SyncVectorEnv([thunk() for _ in range(num_envs)], autoreset_mode=AutoresetMode.NEXT_STEP)
@@ -206,8 +221,8 @@ def make_vector_env(
         dict to record with results) and ``env.env_spec``.
 
     Observations: Atari ``(num_envs, 4, 84, 84)`` uint8 (4 grayscale frames, oldest first;
-    after a reset the older frames are zeros); other envs as registered, floating Box cast to
-    float32. Rewards: float64, the raw game reward (never clipped here).
+    after a reset the older frames are zeros); MinAtar ``(num_envs, C, 10, 10)`` uint8 in
+    {0, 1}; other envs as registered, floating Box cast to float32. Rewards: float64, the raw game reward (never clipped here).
 
     Autoreset (Gymnasium NEXT_STEP, identical for both families): after a step that returns
     ``terminated[i] or truncated[i]``, the next ``step()`` ignores ``actions[i]`` and returns,

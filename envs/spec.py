@@ -10,6 +10,9 @@ Accepted names
   ... -> ``ALE/<Game>-v5``).  Underscores, hyphens and spaces are ignored, so the ALE ROM ids
   (``space_invaders``, ``ms_pacman``) work too.  The list comes from the Gymnasium registry after
   ``gym.register_envs(ale_py)``; nothing is hard-coded except the three classic-control aliases.
+* MinAtar games (Young & Tian 2019; the ``minatar`` package): ``Breakout-MinAtar``,
+  ``SpaceInvaders-MinAtar``, ``Asterix-MinAtar``, ``Freeway-MinAtar``, ``Seaquest-MinAtar``
+  (-> ``MinAtar/<Game>-v1``), also without the hyphen or in any case.
 * Registered Gymnasium ids: ``ALE/Pong-v5``, ``PongNoFrameskip-v4``, ``CartPole-v1``, ``Acrobot-v1``,
   ... (exact, or differing only in case).  ``Pong-v5`` is accepted as ``ALE/Pong-v5``.
 
@@ -22,6 +25,15 @@ come from the registered id: ``ALE/<Game>-v5`` -> sticky 0.25 (Machado et al. 20
 ``<Game>NoFrameskip-v4`` -> sticky 0.0 (the classic deterministic protocol of CleanRL / SB3).
 Ids with a stochastic frameskip (``Pong-v4``, ``Pong-v0``) cannot be given that preprocessing
 and are refused with a message that names the alternatives.
+
+MinAtar protocol
+----------------
+The package's own dynamics, as its paper ran them (Young & Tian 2019, arXiv:1903.03176):
+sticky actions 0.1, difficulty ramping on, no frame skip or stack, no episode cap beyond each
+game's own (Freeway ends after 2500 frames), raw rewards (never clipped: they are +1 per event).
+``-v1`` ids use each game's minimal action set (the paper's agents saw all 6 actions: the
+``-v0`` ids). Observations are the 10x10xC binary object planes, given channels-first as
+``(C, 10, 10)`` uint8 in {0, 1}.
 """
 
 from __future__ import annotations
@@ -59,6 +71,10 @@ ATARI_PREPROCESSING: dict[str, Any] = {
 ATARI_REWARD_CLIPPING = "clip[-1,1]"
 
 _ATARI_ENTRY_POINT = "ale_py.env:AtariEnv"
+_MINATAR_ENTRY_POINT = "minatar.gym:BaseEnv"
+_MINATAR_SUFFIX = "-MinAtar"
+#: MinAtar's environment settings (minatar.Environment defaults, the paper's protocol).
+MINATAR_PROTOCOL: dict[str, Any] = {"repeat_action_probability": 0.1, "difficulty_ramping": True}
 _CLASSIC_ENTRY_PREFIX = "gymnasium.envs.classic_control"
 _NOT_APPLICABLE = "n/a"
 
@@ -70,9 +86,11 @@ class EnvSpec:
     Attributes:
         name: short display name (``"Pong"``, ``"CartPole"``; for other ids the id itself).
         env_id: the registered Gymnasium id (``"ALE/Pong-v5"``, ``"CartPole-v1"``).
-        family: ``"atari"`` (ALE, pixel pipeline), ``"classic"`` (Gymnasium classic control) or
-            ``"gym"`` (any other registered id, run as-is).
-        observation_kind: ``"pixels"`` (uint8 frames; use a CNN), ``"vector"`` (1-D float
+        family: ``"atari"`` (ALE, pixel pipeline), ``"minatar"`` (MinAtar games),
+            ``"classic"`` (Gymnasium classic control) or ``"gym"`` (any other registered id,
+            run as-is).
+        observation_kind: ``"pixels"`` (uint8 frames; use a CNN), ``"planes"`` (MinAtar's
+            binary object planes, (C, 10, 10); use the MinAtar CNN), ``"vector"`` (1-D float
             features; use an MLP) or ``"other"`` (e.g. a Discrete observation).
         protocol: flat dict of JSON- and TOML-serialisable values (str, int, float, bool; never
             None) to record with every result; see :func:`resolve_env` for the keys.
@@ -94,6 +112,13 @@ class EnvSpec:
     def reward_clip(self) -> tuple[float, float] | None:
         """Clipping range the agent should apply to rewards for learning (None: no clipping)."""
         return (-1.0, 1.0) if self.is_atari else None
+
+    def defaults_key(self, keys) -> str:
+        """The entry of a per-env table (keys: its entries) that holds this env's defaults:
+        its id, else its family ("atari", "minatar"), else "default"."""
+        if self.env_id in keys:
+            return self.env_id
+        return self.family if self.family in keys else "default"
 
     def configured(self, *, terminal_on_life_loss: bool = False) -> "EnvSpec":
         """A copy whose protocol records the given life-loss setting.
@@ -121,6 +146,30 @@ def _register_ale() -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=1)
+def _register_minatar() -> bool:
+    """Register the MinAtar/<Game>-v0/v1 ids (the package does it on request only)."""
+    import logging
+
+    try:
+        root = logging.getLogger()
+        level, root.level = root.level, logging.ERROR  # it warns that seaborn (rendering) is absent
+        try:
+            import minatar.gym
+        finally:
+            root.setLevel(level)
+    except ImportError:  # pragma: no cover - minatar is a dependency; stay usable without it
+        return False
+    if "MinAtar/Breakout-v1" not in gym.registry:
+        minatar.gym.register_envs()
+    return True
+
+
+def _register_all() -> None:
+    _register_ale()
+    _register_minatar()
+
+
 def _norm(name: str) -> str:
     """Key for case-, underscore-, hyphen- and space-insensitive short-name lookup."""
     return re.sub(r"[\s_\-]", "", name).lower()
@@ -129,12 +178,16 @@ def _norm(name: str) -> str:
 @functools.lru_cache(maxsize=1)
 def _short_names() -> dict[str, tuple[str, str]]:
     """normalised short name -> (display name, env id)."""
-    _register_ale()
+    _register_all()
     table: dict[str, tuple[str, str]] = {}
     for env_id in gym.registry:
         m = re.fullmatch(r"ALE/([A-Za-z0-9]+)-v5", env_id)
         if m and gym.registry[env_id].entry_point == _ATARI_ENTRY_POINT:
             table[_norm(m.group(1))] = (m.group(1), env_id)
+        m = re.fullmatch(r"MinAtar/([A-Za-z0-9]+)-v1", env_id)
+        if m and gym.registry[env_id].entry_point == _MINATAR_ENTRY_POINT:
+            display = m.group(1) + _MINATAR_SUFFIX
+            table[_norm(display)] = (display, env_id)
     for short, env_id in CLASSIC_ALIASES.items():
         table[_norm(short)] = (short, env_id)
     return table
@@ -144,7 +197,7 @@ def known_env_names(*, include_ids: bool = False) -> list[str]:
     """Sorted short names (``CartPole``, ``Pong``, ...); with ``include_ids`` also every registered id."""
     names = sorted(display for display, _ in _short_names().values())
     if include_ids:
-        _register_ale()
+        _register_all()
         names += sorted(gym.registry)
     return names
 
@@ -155,7 +208,7 @@ def known_env_names(*, include_ids: bool = False) -> list[str]:
 
 
 def _lookup_id(name: str) -> str | None:
-    _register_ale()
+    _register_all()
     if name in gym.registry:
         return name
     lowered = {k.lower(): k for k in gym.registry}
@@ -192,6 +245,7 @@ def _unknown(name: str) -> ValueError:
     return ValueError(
         f"Unknown environment {name!r}.{hint} Allowed are short names (case-insensitive: "
         f"CartPole, Acrobot, MountainCar, Pong, Breakout, SpaceInvaders, ... every ALE game; "
+        f"Breakout-MinAtar, SpaceInvaders-MinAtar, ... the MinAtar games; "
         f"{len(shorts)} in all, see envs.known_env_names()) or any registered Gymnasium id such "
         f"as 'ALE/Pong-v5', 'PongNoFrameskip-v4' or 'CartPole-v1'."
     )
@@ -254,6 +308,18 @@ def _atari_spec(display: str, env_id: str) -> EnvSpec:
         protocol=protocol,
         rom=kw["game"],
     )
+
+
+def _minatar_spec(display: str, env_id: str) -> EnvSpec:
+    kw = gym.registry[env_id].kwargs
+    protocol = {**_gym_spec(display, env_id).protocol,
+                "family": "minatar", "game": kw["game"],
+                "repeat_action_probability": MINATAR_PROTOCOL["repeat_action_probability"],
+                "difficulty_ramping": MINATAR_PROTOCOL["difficulty_ramping"],
+                "action_set": "minimal" if kw.get("use_minimal_action_set") else "full",
+                "logged_return": "raw game score", "observation": "(C, 10, 10) uint8 in {0, 1}"}
+    return EnvSpec(name=display, env_id=env_id, family="minatar", observation_kind="planes",
+                   protocol=protocol, rom=kw["game"])
 
 
 def _gym_spec(display: str, env_id: str) -> EnvSpec:
@@ -326,7 +392,7 @@ def resolve_env(name: str) -> EnvSpec:
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"Environment name must be a non-empty string, got {name!r}.")
     name = name.strip()
-    _register_ale()
+    _register_all()
 
     short = None
     if "/" not in name and not re.search(r"-v\d+$", name):
@@ -343,4 +409,6 @@ def resolve_env(name: str) -> EnvSpec:
 
     if gym.registry[env_id].entry_point == _ATARI_ENTRY_POINT:
         return _atari_spec(display, env_id)
+    if gym.registry[env_id].entry_point == _MINATAR_ENTRY_POINT:
+        return _minatar_spec(display, env_id)
     return _gym_spec(display, env_id)

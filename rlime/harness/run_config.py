@@ -61,6 +61,7 @@ class RunConfig:
     eval_epsilon: float = 0.001     # Dopamine's evaluation epsilon
     checkpoint_every: int = 10_000  # steps between checkpoints
     checkpoint_replay: bool = True  # checkpoints hold the replay (exact resume; false: refilled)
+    probe_every: int = 1000         # steps between device probes (probes.jsonl, device/...; 0 = none)
     update_mode: str = "auto"  # time (plain SGD, no residual), mixed-precision, or auto
     terminal_on_life_loss: bool = False  # Atari: a lost life ends the training episode (not the logged game)
     agent: DQNConfig = field(default_factory=DQNConfig)
@@ -78,6 +79,8 @@ class RunConfig:
         for name in ("total_steps", "num_envs", "eval_every", "checkpoint_every"):
             require(getattr(self, name) >= 1, f"run.{name}", getattr(self, name),
                     "an integer >= 1")
+        require(self.probe_every >= 0, "run.probe_every", self.probe_every,
+                "an integer >= 0 (0 = no device probes)")
         require(self.threads >= 0, "run.threads", self.threads,
                 "an integer >= 1, or 0 (OMP_NUM_THREADS if set, else the physical cores)")
         devices = device_choices()
@@ -196,8 +199,7 @@ def to_argv(settings: Iterable[tuple[str, Any]]) -> list[str]:
 def env_defaults(spec: EnvSpec, path: Path | None = None) -> tuple[dict, dict]:
     """(run defaults, agent defaults) for an env from the hyperparameter file (default: bundled)."""
     table = _hyperparams(path)
-    key = spec.env_id if spec.env_id in table else ("atari" if spec.is_atari else "default")
-    entry = table[key]
+    entry = table[spec.defaults_key(table)]
     return dict(entry.get("run", {})), dict(entry.get("agent", {}))
 
 

@@ -50,9 +50,6 @@ CHECKPOINT_VERSION = 2
 REFRESH_S = 1.0    # seconds between progress-bar refreshes
 SPS_WINDOW_S = 30.0  # seconds of recent steps the shown and logged SPS average over
 SPS_EVERY = 100    # steps between charts/SPS points (CleanRL's cadence)
-# env steps between device probes (`rlime.hw.probe`): the first training round after each
-# multiple is measured whole (a CartPole round is 128 updates, an Atari one 1)
-PROBE_EVERY = 1000
 
 
 class Interrupted(Exception):
@@ -105,7 +102,7 @@ class Trainer:
         self.obs = None
         self.last_losses: dict[str, float] = {}
         self.probe_lines = 0                           # lines written to probes.jsonl
-        self.probed_at = -PROBE_EVERY                  # step of the last probed training round
+        self.probed_at = -1                            # step of the last probed training round
         self.probe_sync = False                        # measure the next target sync
         self._stop_signal: int | None = None
 
@@ -226,7 +223,10 @@ class Trainer:
         a = cfg.agent
         if self.step > self.learn_from:
             rounds = self.step // a.train_freq - max(before, self.learn_from) // a.train_freq
-            probe = rounds and self.step // PROBE_EVERY > self.probed_at // PROBE_EVERY
+            # device probes (`rlime.hw.probe`): the first training round after each multiple
+            # of probe_every is measured whole (a CartPole round is 128 updates, an Atari one 1)
+            every = cfg.probe_every
+            probe = rounds and every and self.step // every > self.probed_at // every
             if probe:
                 agent.start_probe()
             for _ in range(rounds * a.gradient_steps):
@@ -345,7 +345,7 @@ class Trainer:
         self.timer.seconds.update(state.get("time_split_s", {}))  # older checkpoints: none
         self.episode_log.load_state_dict(state["log"])
         self.probe_lines, self.probe_sync, self.probed_at = state.get(  # older: none
-            "probes", (0, False, -PROBE_EVERY))
+            "probes", (0, False, -1))
         self.run_dir.truncate_jsonl("probes.jsonl", self.probe_lines)
         envs = _load_envs(state["envs"])
         if envs is not None:

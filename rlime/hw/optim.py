@@ -23,13 +23,16 @@ _RULE_COST = {  # (ops, state words)
     "SGD": (2, 0),          # w -= lr * g
     "SGD+momentum": (4, 1),  # b = mu b + g; w -= lr b
     "Adam": (12, 2),        # two moment updates, bias corrections, sqrt, divide
+    # centered, with momentum: v = a v + (1-a) g^2, m = a m + (1-a) g, d = sqrt(v - m^2) + eps,
+    # b = mu b + g / d, w -= lr b
+    "RMSprop": (15, 3),
 }
 
 
 def sram_bits_per_cell(rule: str, residual: bool) -> float:
     """Periphery SRAM bits per cell for update rule `rule` ("sgd", "momentum" or "adam"): its
     state words and the residual accumulator, 32 bits each per weight, two cells a weight."""
-    names = {"sgd": "SGD", "momentum": "SGD+momentum", "adam": "Adam"}
+    names = {"sgd": "SGD", "momentum": "SGD+momentum", "adam": "Adam", "rmsprop": "RMSprop"}
     return 32 * (_RULE_COST[names[rule]][1] + int(residual)) / 2
 
 
@@ -39,10 +42,12 @@ def _rule(optimizer: torch.optim.Optimizer) -> str:
         return "SGD+momentum"
     if name in ("Adam", "AdamW"):
         return "Adam"
+    if name == "RMSprop":
+        return "RMSprop"
     if name == "SGD":
         return "SGD"
     raise ValueError(f"update rule {name} has no hardware cost model; use torch.optim.SGD "
-                     f"(with or without momentum) or torch.optim.Adam")
+                     f"(with or without momentum), torch.optim.Adam or torch.optim.RMSprop")
 
 
 class TunedOptimizer:

@@ -1,0 +1,172 @@
+"""Device probes (`rlime.hw.probe`, the agent's Q read error, the trainer's probes.jsonl): each
+statistic against its definition on states built by hand, and the probes of a real run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+from agents.config import DQNConfig
+from agents.dqn import DQNAgent
+from rlime.drl.phases import DQN_PHASES
+from rlime.harness.cli import main
+from rlime.hw.backend import make_backend
+from rlime.hw.chip import Chip
+from rlime.hw.config import preset
+from rlime.hw.layers import crossbar_layers, to_rram
+from rlime.hw.optim import TunedOptimizer
+from rlime.hw.probe import at_upper_bound, level_of, sync_gap_levels, update_stats
+
+from tests.test_train import FAST
+
+
+def _layer(name: str = "default", seed: int = 0):
+    torch.manual_seed(seed)
+    chip = Chip(preset(name), "cpu", seed=seed, phases=DQN_PHASES)
+    return to_rram(nn.Sequential(nn.Linear(8, 16)), chip)[0], chip
+
+
+def test_update_stats_follow_their_definitions():
+    layer, _ = _layer()
+    array, level = layer.array, float(level_of(layer.array))
+    before = layer.weight.detach().reshape(-1).clone()
+    asked = torch.zeros_like(before)
+    asked[:32] = 3 * level                      # 32 of 128 weights asked 3 levels up
+    landed = update_stats(array, before, before + asked, before + asked)
+    assert landed["update_levels"] == pytest.approx(3 * 32 / 128)
+    assert landed["moved_fraction"] == pytest.approx(32 / 128)
+    assert landed["realised_corr"] == pytest.approx(1.0)
+    assert landed["realised_gain"] == pytest.approx(1.0)
+    half = update_stats(array, before, before + asked, before + asked / 2)
+    assert half["realised_gain"] == pytest.approx(0.5)
+    assert half["realised_corr"] == pytest.approx(1.0)
+    lost = update_stats(array, before, before + asked, before)
+    assert lost["moved_fraction"] == 0 and lost["realised_gain"] == 0 and lost["realised_corr"] == 0
+    backwards = update_stats(array, before, before + asked, before - asked)
+    assert backwards["realised_corr"] == pytest.approx(-1.0)
+    assert backwards["realised_gain"] == pytest.approx(-1.0)
+
+
+def test_at_upper_bound_counts_cells_within_half_a_level_of_their_own_maximum():
+    layer, _ = _layer()
+    array, n = layer.array, layer.array.cell_u.numel()
+    array.cell_u = array.cell_u_min.clone()
+    assert at_upper_bound(array) == 0
+    u = array.cell_u.clone()
+    u[: n // 4] = array.cell_u_max[: n // 4] - 0.4 / array.max_level  # within half a level
+    u[n // 4: n // 2] = array.cell_u_max[n // 4: n // 2] - 0.6 / array.max_level  # not
+    array.cell_u = u
+    assert at_upper_bound(array) == pytest.approx(0.25)
+
+
+def test_sync_gap_is_the_rms_weight_difference_in_levels():
+    source, _ = _layer(seed=0)
+    target, _ = _layer(seed=0)  # same seed: the same cells
+    assert sync_gap_levels(source.array, target.array) == 0
+    n = target.array.cell_u.numel() // 2
+    u = target.array.cell_u.clone()
+    u[:n] += 2.0 / target.array.max_level  # every G+ cell two levels up: every weight +2 levels
+    target.array.cell_u = u
+    assert sync_gap_levels(source.array, target.array) == pytest.approx(2.0, rel=1e-4)
+
+
+def _probe_step(name: str, lr: float) -> dict[str, dict[str, float]]:
+    torch.manual_seed(1)
+    chip = Chip(preset(name), "cpu", seed=1, phases=DQN_PHASES)
+    net = to_rram(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)), chip)
+    opt = TunedOptimizer(torch.optim.SGD(net.parameters(), lr=lr), net, chip)
+    opt.start_probe()
+    for _ in range(3):
+        opt.zero_grad()
+        net(torch.randn(32, 8)).pow(2).mean().backward()
+        opt.step()
+    return opt.take_probe()
+
+
+def test_on_the_ideal_device_every_asked_update_lands():
+    for stats in _probe_step("ideal", lr=0.1).values():
+        assert stats["realised_gain"] == pytest.approx(1.0, abs=1e-4)
+        assert stats["realised_corr"] == pytest.approx(1.0, abs=1e-4)
+        assert stats["update_levels"] > 0
+
+
+def test_updates_below_the_trigger_are_asked_but_not_realised():
+    stats = _probe_step("default", lr=1e-6)  # far below a level: everything waits in the residual
+    for layer in stats.values():
+        assert 0 < layer["update_levels"] < 0.01
+        assert layer["moved_fraction"] == 0 and layer["realised_gain"] == 0
+    assert _probe_step("default", lr=1e-6) == stats  # deterministic
+
+
+def _agent(name: str, backend: str = "rram") -> DQNAgent:
+    cfg = DQNConfig(hidden=(16, 16), batch_size=8, buffer_size=64, learning_starts=0)
+    return DQNAgent(cfg, (4,), 2, backend=make_backend(backend, preset(name), "cpu", 0, DQN_PHASES),
+                    mapping="time", device="cpu", seed=0)
+
+
+def test_q_read_error_is_zero_with_exact_periphery_and_not_with_the_default():
+    obs = torch.randn(64, 4)
+    ideal = _agent("ideal")
+    stats = ideal._read_error(obs, ideal.q(obs).detach())
+    assert stats["q/read_error_rms"] < 1e-5 and stats["q/greedy_agreement"] == 1.0
+    noisy = _agent("default")
+    chip_q = noisy.q(obs).detach()
+    stats = noisy._read_error(obs, chip_q)
+    with torch.no_grad():
+        exact = noisy._twin(obs)
+    assert stats["q/read_error_rms"] == pytest.approx(float((chip_q - exact).pow(2).mean().sqrt()))
+    assert 0 < stats["q/read_error_rms"] < 0.1 * float(exact.abs().mean())
+    # two actions: the gap is |Q0 - Q1|
+    assert stats["q/action_gap"] == pytest.approx(float((exact[:, 0] - exact[:, 1]).abs().mean()),
+                                                  rel=1e-5)
+    # the probe reads nothing from the ledger's point of view
+    before = noisy.backend.snapshot()
+    noisy._read_error(obs, chip_q)
+    assert (noisy.backend.snapshot().table == before.table).all()
+
+
+def test_float_agents_have_no_probes():
+    agent = _agent("ideal", backend="float")
+    agent.start_probe()
+    assert agent.take_probe() == {} and agent.sync_gap() == {}
+
+
+PROBED = FAST + ["--set", "run.probe_every=200"]
+
+
+def _probes(run_dir):
+    return [json.loads(line) for line in (run_dir / "probes.jsonl").read_text().splitlines()]
+
+
+def test_a_run_writes_its_probes_and_a_resume_continues_them_exactly(tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(PROBED + ["--total-steps", "700", "--run-dir", str(straight)]) == 0
+    assert main(PROBED + ["--total-steps", "700", "--session-steps", "400",
+                          "--run-dir", str(split)]) == 0
+    assert main(["--resume", str(split), "--no-progress"]) == 0
+    a = _probes(straight)
+    assert a == _probes(split)
+    updates = [p for p in a if p["kind"] == "update"]
+    syncs = [p for p in a if p["kind"] == "sync"]
+    assert [p["step"] for p in updates] == [250, 400, 600]  # first round after 200, 400, 600
+    assert len(syncs) == len(updates)
+    keys = {f"layer{i}/{s}" for i in range(3) for s in
+            ("update_levels", "moved_fraction", "at_upper_bound", "realised_corr",
+             "realised_gain")}
+    assert keys | {"q/read_error_rms", "q/read_bias", "q/action_gap", "q/greedy_agreement"} \
+        <= set(updates[0])
+    assert {f"layer{i}/sync_gap_levels" for i in range(3)} <= set(syncs[0])
+
+
+def test_probes_can_be_switched_off_and_float_runs_have_none(tmp_path):
+    off = tmp_path / "off"
+    assert main(FAST + ["--set", "run.probe_every=0", "--total-steps", "400",
+                        "--run-dir", str(off)]) == 0
+    assert not (off / "probes.jsonl").exists()
+    flt = tmp_path / "float"
+    assert main(PROBED + ["--backend", "float", "--total-steps", "400",
+                          "--run-dir", str(flt)]) == 0
+    assert not (flt / "probes.jsonl").exists()

@@ -8,7 +8,9 @@ the suite and their step budgets). Output: ``leaderboard.md``, ``leaderboard.csv
 Tables. Results are never mixed across protocols: one table per (env id, protocol, step budget),
 where the protocol is ``summary["protocol"]`` (frameskip, sticky actions, action set, life loss,
 reward clipping, episode cap, ...; its short hash is the ``protocol_id`` column). Within a table
-one row per configuration (backend x preset x mapping x scheme), seeds aggregated:
+one row per configuration (backend x preset x mapping x scheme, and a sweep's variant:
+``config`` "rram default/time/write-verify [device.levels=16]", columns ``factor`` and
+``value``), seeds aggregated:
 
 * per seed the final score (mean of the last 100 training returns, ``rlime.bench.stats.final_score``,
   as summary.json holds it); across seeds mean +- sample std (``stats.mean_std``), and the IQM
@@ -23,6 +25,12 @@ one row per configuration (backend x preset x mapping x scheme), seeds aggregate
   Float rows have no device cost: their writes are 0 and energies are empty (not modelled).
 * the trade-off: ``energy_rank`` (1 = least energy per episode) and ``pareto`` (not beaten on
   both IQM score and energy per episode by another row, ``stats.pareto_front``).
+
+A suite with a sweep (`rlime.bench.sweep`) also gets, per table, a "one factor at a time"
+section (`rlime.bench.sweep_view`: per factor the baseline at its default and the variants, with
+score IQM and CI, best eval, writes and energy per episode, the float rows as references) and
+the figure ``plots/<table>-sweep.png``. Variants are known from the manifest (a directory
+without one has no sweep).
 
 An extra "aggregate" table pools Atari games of one protocol per configuration on
 human-normalised scores (IQM, stratified bootstrap with the games as strata).

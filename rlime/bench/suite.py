@@ -1,6 +1,7 @@
 """Benchmark suites: a TOML file -> a validated list of training runs (one concept: the suite).
 
-A suite is the product envs x backends x presets x mappings x schemes x seeds, with a budget::
+A suite is the product envs x backends x presets x mappings x schemes x seeds, with a budget
+and, optionally, a sweep::
 
     name = "smoke"                    # optional; default: the file's stem
     description = "..."               # optional
@@ -21,6 +22,22 @@ A suite is the product envs x backends x presets x mappings x schemes x seeds, w
     [env.CartPole]                    # optional per-env overrides (key = a name in matrix.envs):
     total_steps = 50_000              #   any [budget] key, and a `settings` table merged over
     settings = { "agent.learning_rate" = 1e-3 }   # the suite-wide [settings]
+    [sweep]                           # optional: one factor at a time from each rram run
+    "device.levels" = [16, 32, 64]    #   a setting and its values
+    "tuning.scheme" = ["open-loop", "gradual"]    # (the one matrix-owned setting a sweep varies)
+    adc_bits = [{ "forward.adc_bits" = 6, "backward.adc_bits" = 6 }]  # settings changed together
+
+**Sweeps** (:mod:`rlime.bench.sweep` has the rules): every rram entry of the matrix is a
+*baseline*, run once per seed, and each point of each factor a *variant* of it that changes that
+factor only (applied over the suite's and the env's settings). A point equal to the default
+(its configuration is the baseline's) is folded into the baseline. Variants are named
+``<baseline name without the seed>-<factor>=<value>-s<seed>``, e.g.
+``CartPole-rram-default-time-write-verify-device.levels=16-s1`` (characters other than letters,
+digits and ``._=-`` become ``_``). A variant keeps its baseline's labels (preset, mapping,
+scheme): ``...-write-verify-tuning.scheme=gradual-s1`` is that baseline tuned with `gradual`.
+Entries record the `factor` varied ("" for a baseline) and the run's value on every factor's
+`axes`, which the leaderboard groups and plots by. Float runs are not varied: they are the
+reference.
 
 **The float backend collapses.** Presets and tuning schemes are hardware: on the float backend
 they change nothing, and the `time` and `separate` mappings differ only in what they *charge*
@@ -32,7 +49,8 @@ mapping "shared", directory ``<env>-float-shared-s<seed>``). RRAM runs are named
 ``<env>-rram-<preset>-<mapping>-<scheme>-s<seed>``.
 
 Settings that the matrix or the budget own (``run.backend``, ``run.seed``, ``run.total_steps``,
-``tuning.scheme``, ...) are refused in ``[settings]`` with a pointer to the right place.
+``tuning.scheme``, ...) are refused in ``[settings]`` (and but for ``tuning.scheme`` in
+``[sweep]``) with a pointer to the right place. Two entries of one configuration are refused.
 
 Every error is a :class:`SuiteError` whose message names the file, the key and what is allowed.
 Each run's `RunConfig` is resolved by `rlime.harness.run_config.resolve`, the function

@@ -112,8 +112,8 @@ def sweep_figure(plt, table: "Table", colors: dict[str, Any]):
         ax.set_ylabel(label)
     grid[0][0].legend(fontsize=7, loc="best")
     n = max(len(runs) for c in curves for _, _, runs in c.points)
-    fig.suptitle(f"{table.key}: one factor at a time from the default (up to {n} seeds)\n"
-                 f"score bars: 95 % bootstrap CI of the IQM, dots: seeds; costs: seed mean, "
+    fig.suptitle(f"{table.key}: one factor at a time from the default (seeds per point: up to "
+                 f"{n})\nscore bars: 95 % bootstrap CI of the IQM, dots: seeds; costs: seed mean, "
                  f"bars min-max")
     return fig
 

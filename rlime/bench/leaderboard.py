@@ -8,7 +8,9 @@ the suite and their step budgets). Output: ``leaderboard.md``, ``leaderboard.csv
 Tables. Results are never mixed across protocols: one table per (env id, protocol, step budget),
 where the protocol is ``summary["protocol"]`` (frameskip, sticky actions, action set, life loss,
 reward clipping, episode cap, ...; its short hash is the ``protocol_id`` column). Within a table
-one row per configuration (backend x preset x mapping x scheme), seeds aggregated:
+one row per configuration (backend x preset x mapping x scheme, and a sweep's variant:
+``config`` "rram default/time/write-verify [device.levels=16]", columns ``factor`` and
+``value``), seeds aggregated:
 
 * per seed the final score (mean of the last 100 training returns, ``rlime.bench.stats.final_score``,
   as summary.json holds it); across seeds mean +- sample std (``stats.mean_std``), and the IQM
@@ -23,6 +25,12 @@ one row per configuration (backend x preset x mapping x scheme), seeds aggregate
   Float rows have no device cost: their writes are 0 and energies are empty (not modelled).
 * the trade-off: ``energy_rank`` (1 = least energy per episode) and ``pareto`` (not beaten on
   both IQM score and energy per episode by another row, ``stats.pareto_front``).
+
+A suite with a sweep (`rlime.bench.sweep`) also gets, per table, a "one factor at a time"
+section (`rlime.bench.sweep_view`: per factor the baseline at its default and the variants, with
+score IQM and CI, best eval, writes and energy per episode, the float rows as references) and
+the figure ``plots/<table>-sweep.png``. Variants are known from the manifest (a directory
+without one has no sweep).
 
 An extra "aggregate" table pools Atari games of one protocol per configuration on
 human-normalised scores (IQM, stratified bootstrap with the games as strata).
@@ -52,7 +60,8 @@ from rlime.cost.energy import categories
 from rlime.drl.phases import DQN_PHASES
 from rlime.common.files import JsonlError, atomic_write, json_safe, read_jsonl
 from rlime.bench.stats import human_normalized, iqm, mean_std, pareto_front, stratified_bootstrap_ci
-from rlime.bench.labels import NOT_APPLICABLE, run_labels
+from rlime.bench.labels import NOT_APPLICABLE, format_value, run_labels, variant_label
+from rlime.bench.sweep_view import sweep_curves, sweep_figure
 
 __all__ = ["RunResult", "Table", "load_runs", "build_tables", "aggregate_row", "atari_aggregate",
            "write_leaderboard", "render_markdown", "COLUMNS", "MANIFEST"]
@@ -65,7 +74,7 @@ CATEGORIES = categories(DQN_PHASES)  # energy categories of a DQN run
 COLUMNS = (
     "table", "env_id", "env", "protocol_id", "frameskip", "sticky_actions", "action_set",
     "terminal_on_life_loss", "reward_clipping", "max_episode_steps", "budget_steps",
-    "config", "backend", "preset", "mapping", "scheme",
+    "config", "backend", "preset", "mapping", "scheme", "factor", "value",
     "seeds", "seed_list", "final_scores", "score_mean", "score_std", "iqm", "iqm_ci_low",
     "iqm_ci_high", "hns_mean", "hns_iqm", "eval_mean", "eval_best", "eval_best_per_seed", "episodes_mean",
     "writes_total", "writes_per_episode", "target_sync_pulses_total",
@@ -100,14 +109,24 @@ class RunResult:
     summary: dict[str, Any]
     path: Path | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
+    factor: str = ""     # the sweep factor it varies ("" for a baseline and outside sweeps)
+    axes: dict[str, Any] = field(default_factory=dict)   # its value on each factor's axis
 
     @property
     def complete(self) -> bool:
         return int(self.summary.get("steps", 0)) >= self.budget
 
     @property
-    def config(self) -> str:
+    def base(self) -> str:
+        """The configuration label without the sweep variant."""
         return config_label(self.backend, self.preset, self.mapping, self.scheme)
+
+    @property
+    def config(self) -> str:
+        """The row label: base configuration and, for a sweep variant, "[factor=value]"."""
+        if not self.factor:
+            return self.base
+        return f"{self.base} [{variant_label(self.factor, self.axes.get(self.factor))}]"
 
     @property
     def protocol_id(self) -> str:
@@ -145,7 +164,8 @@ def load_runs(out_dir: str | Path) -> tuple[list[RunResult], list[str]]:
                 name=entry["name"], env_id=entry["env_id"], env=entry["env_name"],
                 backend=entry["backend"], preset=entry["preset"], mapping=entry["mapping"],
                 scheme=entry["scheme"], seed=int(entry["seed"]), budget=int(entry["total_steps"]),
-                summary=summary, path=path, protocol=_protocol(summary, _read_config(path))))
+                summary=summary, path=path, protocol=_protocol(summary, _read_config(path)),
+                factor=entry.get("factor", ""), axes=entry.get("axes", {})))
         return runs, missing
     for path in sorted(p for p in out.iterdir() if (p / "summary.json").is_file()):
         summary = _read_json(path / "summary.json")
@@ -272,6 +292,8 @@ def aggregate_row(runs: Sequence[RunResult], *, table: str = "",
         "max_episode_steps": protocol.get("max_episode_steps"),
         "budget_steps": first.budget, "config": first.config, "backend": first.backend,
         "preset": first.preset, "mapping": first.mapping, "scheme": first.scheme,
+        "factor": first.factor or None,
+        "value": first.axes.get(first.factor) if first.factor else None,
         "seeds": len(runs), "seed_list": [r.seed for r in runs], "final_scores": scores,
         "score_mean": None, "score_std": None, "iqm": None, "iqm_ci_low": None,
         "iqm_ci_high": None, "hns_mean": None, "hns_iqm": None,
@@ -469,6 +491,7 @@ def render_markdown(tables: Sequence[Table], aggregate: Sequence[dict[str, Any]]
                 lines.append(f"| {r['config']} | {_ret(r['eval_best'])} | " + " | ".join(
                     _fmt(r[f'energy_per_episode_{c}'], '.3e') for c in CATEGORIES) + " |")
             lines.append("")
+        lines += _sweep_markdown(t)
     if aggregate:
         lines += ["## Atari aggregate (human-normalised)", "",
                   "Per configuration, games of one protocol pooled; IQM with a stratified "
@@ -484,6 +507,31 @@ def render_markdown(tables: Sequence[Table], aggregate: Sequence[dict[str, Any]]
         lines += ["## Not in the tables (unfinished or not started)", ""]
         lines += [f"- {name}" for name in incomplete] + [""]
     return "\n".join(lines)
+
+
+def _sweep_markdown(t: Table) -> list[str]:
+    """The table's sweep (`rlime.bench.sweep_view`): factor by factor, the default marked."""
+    curves = sweep_curves(t)
+    if not curves:
+        return []
+    lines = ["One factor at a time from the default (the baseline run, shared by every factor):",
+             "", "| configuration | factor | value | seeds | IQM [95 % CI] | best eval | "
+             "writes/ep | energy/ep (J) |", "|---|---|---|---|---|---|---|---|"]
+    for c in curves:
+        for value, r, _ in c.points:
+            shown = format_value(value) + (" (default)" if not r["factor"] else "")
+            lines.append(f"| {c.base} | {c.factor} | {shown} | {_score_cells(r)} | "
+                         f"{_fmt(r['writes_per_episode'], '.4g')} | "
+                         f"{_fmt(r['energy_j_per_episode'], '.3e')} |")
+    lines += [f"| {r['config']} (reference) | - | - | {_score_cells(r)} | - | - |"
+              for r in t.rows if r["backend"] == "float"]
+    return lines + [""]
+
+
+def _score_cells(r: dict[str, Any]) -> str:
+    """seeds | IQM [95 % CI] | best eval, of a row."""
+    return (f"{r['seeds']} | {_ret(r['iqm'])} [{_ret(r['iqm_ci_low'])}, "
+            f"{_ret(r['iqm_ci_high'])}] | {_ret(r['eval_best'])}")
 
 
 def _csv_value(value: Any) -> Any:
@@ -622,6 +670,12 @@ def plot_tables(tables: Sequence[Table], plots_dir: str | Path) -> list[Path]:
             fig.savefig(path)
             plt.close(fig)
             written.append(path)
+            fig = sweep_figure(plt, t, colors)
+            if fig is not None:
+                path = plots_dir / f"{t.slug}-sweep.png"
+                fig.savefig(path)
+                plt.close(fig)
+                written.append(path)
     return written
 
 

@@ -5,7 +5,7 @@
     python -m rlime.bench --leaderboard-only DIR
 
 SUITE is a suite file, or the name of a suite bundled with rlime (smoke, classic, atari, paper,
-mappings, cartpole_learning: `experiments.suite_names()`), usable from any directory.
+mappings, cartpole_learning, nonideality: `experiments.suite_names()`), usable from any directory.
 Every entry of the suite (see :mod:`rlime.bench.suite` for the file format) is an ordinary
 ``python -m rlime.train`` run directory ``DIR/<name>``, run as its own process
 (``sys.executable -m rlime.train ... --run-dir DIR/<name> --no-progress``, output appended to

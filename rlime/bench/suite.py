@@ -1,6 +1,7 @@
 """Benchmark suites: a TOML file -> a validated list of training runs (one concept: the suite).
 
-A suite is the product envs x backends x presets x mappings x schemes x seeds, with a budget::
+A suite is the product envs x backends x presets x mappings x schemes x seeds, with a budget
+and, optionally, a sweep::
 
     name = "smoke"                    # optional; default: the file's stem
     description = "..."               # optional
@@ -21,6 +22,22 @@ A suite is the product envs x backends x presets x mappings x schemes x seeds, w
     [env.CartPole]                    # optional per-env overrides (key = a name in matrix.envs):
     total_steps = 50_000              #   any [budget] key, and a `settings` table merged over
     settings = { "agent.learning_rate" = 1e-3 }   # the suite-wide [settings]
+    [sweep]                           # optional: one factor at a time from each rram run
+    "device.levels" = [16, 32, 64]    #   a setting and its values
+    "tuning.scheme" = ["open-loop", "gradual"]    # (the one matrix-owned setting a sweep varies)
+    adc_bits = [{ "forward.adc_bits" = 6, "backward.adc_bits" = 6 }]  # settings changed together
+
+**Sweeps** (:mod:`rlime.bench.sweep` has the rules): every rram entry of the matrix is a
+*baseline*, run once per seed, and each point of each factor a *variant* of it that changes that
+factor only (applied over the suite's and the env's settings). A point equal to the default
+(its configuration is the baseline's) is folded into the baseline. Variants are named
+``<baseline name without the seed>-<factor>=<value>-s<seed>``, e.g.
+``CartPole-rram-default-time-write-verify-device.levels=16-s1`` (characters other than letters,
+digits and ``._=-`` become ``_``). A variant keeps its baseline's labels (preset, mapping,
+scheme): ``...-write-verify-tuning.scheme=gradual-s1`` is that baseline tuned with `gradual`.
+Entries record the `factor` varied ("" for a baseline) and the run's value on every factor's
+`axes`, which the leaderboard groups and plots by. Float runs are not varied: they are the
+reference.
 
 **The float backend collapses.** Presets and tuning schemes are hardware: on the float backend
 they change nothing, and the `time` and `separate` mappings differ only in what they *charge*
@@ -32,7 +49,8 @@ mapping "shared", directory ``<env>-float-shared-s<seed>``). RRAM runs are named
 ``<env>-rram-<preset>-<mapping>-<scheme>-s<seed>``.
 
 Settings that the matrix or the budget own (``run.backend``, ``run.seed``, ``run.total_steps``,
-``tuning.scheme``, ...) are refused in ``[settings]`` with a pointer to the right place.
+``tuning.scheme``, ...) are refused in ``[settings]`` (and but for ``tuning.scheme`` in
+``[sweep]``) with a pointer to the right place. Two entries of one configuration are refused.
 
 Every error is a :class:`SuiteError` whose message names the file, the key and what is allowed.
 Each run's `RunConfig` is resolved by `rlime.harness.run_config.resolve`, the function
@@ -52,7 +70,8 @@ from typing import Any
 from envs import resolve_env
 from experiments import bundled, suite_names
 
-from rlime.bench.labels import run_labels, run_name
+from rlime.bench.labels import format_value, run_labels, run_name, variant_label
+from rlime.bench.sweep import Point, Sweep, parse_sweep
 from rlime.common.errors import ConfigError
 from rlime.common.files import tomllib
 from rlime.cost.energy import PRESETS, preset as named_preset
@@ -62,7 +81,7 @@ from rlime.hw.config import TUNING_SCHEMES
 
 __all__ = ["Suite", "SuiteError", "Entry", "load_suite", "parse_suite"]
 
-TOP_LEVEL_KEYS = ("name", "description", "matrix", "budget", "settings", "env")
+TOP_LEVEL_KEYS = ("name", "description", "matrix", "budget", "settings", "env", "sweep")
 BUDGET_KEYS = ("total_steps", "eval_every", "eval_episodes", "checkpoint_every")
 ENV_KEYS = BUDGET_KEYS + ("settings",)
 MATRIX_KEYS = ("envs", "backends", "presets", "mappings", "schemes", "seeds")
@@ -76,6 +95,8 @@ OWNED_SETTINGS = {
     "tuning.scheme": "matrix.schemes", "run.seed": "matrix.seeds",
     **{f"run.{key}": f"budget.{key}" for key in BUDGET_KEYS},
 }
+# owned settings a [sweep] may vary nonetheless (one factor at a time from the matrix's value)
+SWEPT_OWNED = ("tuning.scheme",)
 
 
 class SuiteError(ConfigError):
@@ -89,7 +110,8 @@ class Entry:
     `preset`, `mapping` and `scheme` are the *labels* (``"-"`` where the float backend makes
     them meaningless); `config` the resolved configuration, `argv` the `python -m rlime.train`
     flags that resolve to it (without ``--run-dir``/``--resume``/``--no-progress``), and
-    `total_steps` the budget.
+    `total_steps` the budget. A sweep variant (`rlime.bench.sweep`) names its `factor` ("" for
+    a baseline and outside sweeps); `axes` holds the run's value on every factor's axis.
     """
 
     name: str
@@ -104,11 +126,14 @@ class Entry:
     total_steps: int
     argv: tuple[str, ...] = field(repr=False)
     config: RunConfig = field(repr=False)
+    factor: str = ""
+    axes: tuple[tuple[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest's record of the entry (its config is in the run's config.toml)."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "config"}
         data["argv"] = list(self.argv)
+        data["axes"] = dict(self.axes)
         return data
 
 
@@ -187,6 +212,7 @@ class _Validator:
         self._keys(matrix, MATRIX_KEYS, "matrix")
         budget = self._budget(self._table(data, "budget", {}), "budget")
         settings = self._settings(self._table(data, "settings", {}), "settings")
+        self.sweep = self._sweep(self._table(data, "sweep", {}))
 
         envs = self._list(matrix, "envs", str, None, required=True)
         specs = {}
@@ -201,6 +227,9 @@ class _Validator:
                 raise self.fail("matrix.envs", f"{env!r} names {specs[env].env_id} more than once",
                                 "each environment once")
         backends = self._list(matrix, "backends", str, BACKENDS)
+        if self.sweep.factors and "rram" not in backends:
+            raise self.fail("sweep", "a sweep varies rram runs and matrix.backends has none",
+                            'matrix.backends including "rram"')
         presets = self._list(matrix, "presets", str, tuple(PRESETS))
         mappings = self._list(matrix, "mappings", str, MAPPINGS)
         schemes = self._list(matrix, "schemes", str, TUNING_SCHEMES) if "schemes" in matrix else None
@@ -237,6 +266,15 @@ class _Validator:
         if duplicates:  # cannot happen with validated distinct lists; a guard for the future
             raise self.fail("matrix", f"runs {duplicates} would share a directory",
                             "distinct configurations")
+        same: dict[RunConfig, list[str]] = {}
+        for e in entries:
+            same.setdefault(e.config, []).append(e.name)
+        for runs in same.values():
+            if len(runs) > 1:  # e.g. a sweep point that is another matrix entry's configuration
+                raise self.fail("sweep" if self.sweep.factors else "matrix",
+                                f"runs {runs} would be the same configuration",
+                                "each configuration once (a sweep varies one factor of each "
+                                "matrix entry; list a value in one place)")
         return Suite(name=name, description=description, path=self.path, entries=tuple(entries))
 
     def _keys(self, table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
@@ -311,6 +349,13 @@ class _Validator:
                                 f"put it in {OWNED_SETTINGS[key]}")
         return dict(table)
 
+    def _sweep(self, table: dict[str, Any]) -> Sweep:
+        owned = {k: v for k, v in OWNED_SETTINGS.items() if k not in SWEPT_OWNED}
+        try:
+            return parse_sweep(table, owned)
+        except ConfigError as err:
+            raise SuiteError(f"{self.path}: {err}") from None
+
     # -- expansion ----------------------------------------------------------------------------
 
     def _expand(self, env: str, spec, backends, presets, mappings, schemes, seeds,
@@ -327,6 +372,7 @@ class _Validator:
                 seen.add((backend,) + labels)
                 run_mapping = "shared" if labels[1] == "shared" else (
                     "time" if backend == "float" else mapping)
+                per_seed: list[list[Entry]] = []
                 for seed in seeds:
                     matrix = [("run.env", env), ("run.backend", backend),
                               ("run.mapping", run_mapping), ("run.seed", seed)]
@@ -335,13 +381,28 @@ class _Validator:
                     matrix += [(f"run.{key}", budget[key]) for key in BUDGET_KEYS if key in budget]
                     cfg = self._resolve(env, matrix, budget, settings, suite_settings,
                                         env_settings)
-                    entries.append(Entry(
-                        name=run_name(spec.name, backend, *labels, seed), env=env,
-                        env_name=spec.name, env_id=spec.env_id, backend=backend,
-                        preset=labels[0], mapping=labels[1], scheme=labels[2], seed=seed,
-                        total_steps=cfg.total_steps,
-                        argv=tuple(to_argv([*matrix, *settings.items()])), config=cfg))
+                    base = [*matrix, *settings.items()]
+                    run = (spec, env, backend, labels, seed)
+                    if backend != "rram" or not self.sweep.factors:
+                        per_seed.append([_entry(run, base, cfg)])
+                        continue
+                    axes, variants = self.sweep.expand(
+                        cfg, lambda point: self._resolve_point(env, _varied(base, point), point))
+                    per_seed.append([_entry(run, base, cfg, "", axes)] + [
+                        _entry(run, _varied(base, point), config, point.factor,
+                               {**axes, point.factor: point.value})
+                        for point, config in variants])
+                entries += [e for runs in zip(*per_seed) for e in runs]  # seeds of a run together
         return entries
+
+    def _resolve_point(self, env: str, settings: list[tuple[str, Any]], point: Point) -> RunConfig:
+        """The configuration of a sweep point's run; refused, the point is named."""
+        try:
+            return resolve(settings)
+        except ConfigError as err:
+            raise SuiteError(f"{self.path}: sweep.{_key(point.factor)}: "
+                             f"{format_value(point.value)}: a run of {env!r} would be refused: "
+                             f"{err}") from None
 
     def _resolve(self, env: str, matrix: list[tuple[str, Any]], budget: dict[str, int],
                  settings: dict[str, Any], suite_settings: dict[str, Any],
@@ -359,6 +420,26 @@ class _Validator:
                 except ConfigError:
                     raise SuiteError(f"{self.path}: {table}.{_key(key)}: {problem}") from None
         raise SuiteError(f"{self.path}: {'budget' if budget else 'settings'}: {problem}")
+
+
+def _entry(run: tuple, settings: list[tuple[str, Any]], config: RunConfig, factor: str = "",
+           axes: dict[str, Any] | None = None) -> Entry:
+    """The entry of `run` = (env spec, env as written, backend, labels, seed) with these settings
+    and their configuration; a sweep variant if `factor` is given."""
+    spec, env, backend, labels, seed = run
+    axes = axes or {}
+    return Entry(name=run_name(spec.name, backend, *labels, seed,
+                               variant_label(factor, axes.get(factor))),
+                 env=env, env_name=spec.name, env_id=spec.env_id, backend=backend,
+                 preset=labels[0], mapping=labels[1], scheme=labels[2], seed=seed,
+                 total_steps=config.total_steps, argv=tuple(to_argv(settings)), config=config,
+                 factor=factor, axes=tuple(axes.items()))
+
+
+def _varied(settings: list[tuple[str, Any]], point: Point) -> list[tuple[str, Any]]:
+    """`settings` with the point's settings instead of any they had for the same keys."""
+    keys = {key for key, _ in point.settings}
+    return [(k, v) for k, v in settings if k not in keys] + list(point.settings)
 
 
 def _key(key: str) -> str:

@@ -40,6 +40,8 @@ MEASURED = {
             "Acrobot-v1": {"rram": 131.0, "float": 409.0},
             "MountainCar-v0": {"rram": 274.0, "float": 1230.0},
             "atari": {"rram": 52.0, "float": 110.0},
+            # Breakout-MinAtar, 8k steps (5k of them random play), one thread beside other work
+            "minatar": {"rram": 52.0, "float": 176.0},
             "default": {"rram": 335.0, "float": 1160.0}},   # default = CartPole's settings
     "startup_s": 5.0,
     "base_rss_bytes": {"rram": 513 * MIB, "float": 486 * MIB},

@@ -1,7 +1,8 @@
 """The command line of `python -m rlime.train`: flags -> RunConfig -> a Trainer in its run directory.
 
-Exit codes: 0 done (or paused after --session-steps), 2 bad input (nothing is started), 3 a
-numerical failure (the last good checkpoint is kept), 130 interrupted (checkpoint saved).
+Exit codes (`rlime.harness.session`): 0 done (or paused after --session-steps), 2 bad input
+(nothing is started), 3 a numerical failure (the last good checkpoint is kept), 130
+interrupted (checkpoint saved).
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ import torch
 from envs import resolve_env
 
 from rlime.common.errors import ConfigError
-from rlime.common.files import atomic_write
 from rlime.common.settings import field_help, field_types, toml_value
 from rlime.harness.run_config import (FLAGS, FOLLOWS, SECTIONS, RunConfig, describe,
                                       env_default_keys, flag, parse_override, parse_value, resolve)
-from rlime.harness.run_dir import RunDirectory, RunDirError
-from rlime.harness.train import Interrupted, Trainer
+from rlime.harness.session import open_run, run_command
+from rlime.harness.train import Trainer
 from agents.dqn import NumericalFailure
 
 ALIASES = {"agent.learning_rate": ("--lr",)}
@@ -112,68 +112,35 @@ def settings_help(cfg: RunConfig, env_given: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        if args.help_settings:
+    if args.help_settings:
+        try:
             given = getattr(args, "run.env") is not None
             print(settings_help(config_from_args(args)[0] if given else RunConfig(env="-"), given))
-            return 0
-        trainer = _prepare(parser, args)
-    except (ConfigError, RunDirError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"torch threads: {trainer.threads} ({trainer.threads_reason}; --threads N sets them)",
-          file=sys.stderr)
-    try:
-        summary = trainer.run(args.session_steps)
-    except Interrupted:
-        print(f"\ninterrupted at step {trainer.step}; checkpoint saved. Continue with:\n"
-              f"  python -m rlime.train --resume {trainer.run_dir.path}", file=sys.stderr)
-        return 130
-    except NumericalFailure as err:
-        print(f"\nerror at step {trainer.step}: {err}\nThe last good checkpoint in "
-              f"{trainer.run_dir.path} was kept.", file=sys.stderr)
-        return 3
-    finally:
-        trainer.run_dir.release()
-    print(format_summary(summary))
-    if trainer.step < trainer.cfg.total_steps:
-        print(f"paused at step {trainer.step} of {trainer.cfg.total_steps}; continue with:\n"
-              f"  python -m rlime.train --resume {trainer.run_dir.path}")
-    return 0
+        except (ConfigError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
+    return run_command(lambda: _prepare(parser, args), command="rlime.train",
+                       session=args.session_steps, failures=(NumericalFailure,),
+                       summary_text=format_summary)
 
 
 def _prepare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Trainer:
-    if args.resume:
-        run_dir = RunDirectory(args.resume)
-        if not run_dir.config_file.exists():
-            raise RunDirError(f"{run_dir.path} holds no config.toml; there is no run to resume")
-        cfg = RunConfig.from_toml(run_dir.config_file.read_text())
+    if not args.resume and not getattr(args, "run.env"):
+        parser.error("--env is required (or --resume DIR)")
+
+    def on_resume(cfg: RunConfig) -> RunConfig:
         for key in RESUME_KEYS:  # what a resume may change: the budget, the machine's threads
             if getattr(args, key) is not None:
                 cfg = dataclasses.replace(cfg, **{key.partition(".")[2]:
                                                   parse_value(key, getattr(args, key))})
-        run_dir.claim()
-        trainer = Trainer(cfg, run_dir, progress=not args.no_progress, profile=args.profile)
-        if run_dir.checkpoint_file.exists():
-            trainer.restore()
-        else:
-            folder = run_dir.set_aside()
-            print(f"{run_dir.path} has no checkpoint.pt (the run stopped before its first "
-                  f"checkpoint): starting it over from step 0 with its config.toml; its partial "
-                  f"files were moved to {folder}", file=sys.stderr)
-        return trainer
-    if not getattr(args, "run.env"):
-        parser.error("--env is required (or --resume DIR)")
-    cfg, path = config_from_args(args)
-    run_dir = RunDirectory(path)
-    if run_dir.config_file.exists():
-        raise RunDirError(f"{path} already holds a run (config.toml); continue it with "
-                          f"--resume {path}, or choose another --run-dir")
-    # built before the directory is claimed: a run that cannot start leaves no directory
-    trainer = Trainer(cfg, run_dir, progress=not args.no_progress, profile=args.profile)
-    run_dir.claim()
-    atomic_write(run_dir.config_file, cfg.to_toml(trainer.spec))
-    return trainer
+        return cfg
+
+    return open_run(resume=args.resume, new=lambda: config_from_args(args),
+                    load=RunConfig.from_toml, on_resume=on_resume,
+                    make=lambda cfg, run_dir: Trainer(cfg, run_dir, progress=not args.no_progress,
+                                                      profile=args.profile),
+                    config_text=lambda cfg, trainer: cfg.to_toml(trainer.spec))
 
 
 def format_summary(summary: dict[str, Any]) -> str:

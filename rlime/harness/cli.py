@@ -14,34 +14,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from envs import resolve_env
 
 from rlime.common.errors import ConfigError
-from rlime.common.settings import field_help, field_types, toml_value
-from rlime.harness.run_config import (FLAGS, FOLLOWS, SECTIONS, RunConfig, describe,
-                                      env_default_keys, flag, parse_override, parse_value, resolve)
+from rlime.harness.pipeline import add_flags, settings_from_args, settings_help as pipeline_help
+from rlime.harness.run_config import (SCHEMA, RunConfig, describe, env_default_keys, parse_value,
+                                      resolve)
 from rlime.harness.session import open_run, run_command
 from rlime.harness.train import Trainer
 from agents.dqn import NumericalFailure
 
-ALIASES = {"agent.learning_rate": ("--lr",)}
 RESUME_KEYS = ("run.total_steps", "run.threads")  # the flags --resume takes from the command line
-
-
-def _default(key: str, env_keys: set[str]) -> str:
-    if key in FOLLOWS:  # an env's hyperparams.toml entry may set it; else it follows its leader
-        lead = flag(FOLLOWS[key])
-        return f"per env, else {lead}" if key in env_keys else lead
-    if key == "run.device":
-        return "cuda if available, else cpu"
-    section, _, name = key.partition(".")
-    if section not in ("run", "agent"):
-        return "the preset's"
-    if key in env_keys:
-        return "per env, experiments/hyperparams.toml"
-    return toml_value(getattr(SECTIONS[section], name))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,25 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "reward curve next to the programming pulses and energy of every episode. "
                     "Every flag below is a shorthand for one --set setting.")
     env_keys = env_default_keys()
-    for key in FLAGS:
-        section, _, name = key.partition(".")
-        text = field_help(SECTIONS[section]).get(name, name)
-        if key == "run.env":
-            p.add_argument(flag(key), dest=key, metavar="NAME",
-                           help=f"{text} (required, or --resume DIR)")
-        elif field_types(SECTIONS[section])[name] is bool:
-            p.add_argument(flag(key), dest=key, action="store_true", default=None,
-                           help=f"{text} ({key}=true)")
-        else:
-            p.add_argument(flag(key), *ALIASES.get(key, ()), dest=key, metavar=name.upper(),
-                           help=f"{text} ({key}; default: {_default(key, env_keys)})")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="any setting, e.g. device.c2c_sigma=0.01, agent.gamma=0.98, "
-                        "tuning.max_pulses=30 (repeatable; after the flags, so it wins); "
-                        "--help-settings lists them all")
-    p.add_argument("--help-settings", action="store_true",
-                   help="list every --set key with its value (for --env and the other flags, "
-                        "if given) and what it means, then exit")
+    add_flags(p, SCHEMA, "run.env",
+              lambda key: SCHEMA.default_text(key, env_keys, "per env", "experiments/hyperparams.toml"))
     p.add_argument("--run-dir", help="output directory (default runs/<env>-<backend>-<mapping>-s<seed>)")
     p.add_argument("--resume", metavar="DIR",
                    help="continue the run in DIR from its checkpoint (--total-steps and "
@@ -82,19 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def settings_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
-    """The (key, value) settings of the command line: device default, flags, then --set."""
-    given = vars(args)
-    settings: list[tuple[str, Any]] = [("run.device", "cuda" if torch.cuda.is_available() else "cpu")]
-    for key in FLAGS:
-        value = given[key]
-        if value is not None:
-            settings.append((key, value if isinstance(value, bool) else parse_value(key, value)))
-    return settings + [parse_override(text) for text in args.set]
-
-
 def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, Path]:
-    cfg = resolve(settings_from_args(args))
+    cfg = resolve(settings_from_args(args, SCHEMA))
     default_dir = Path("runs") / f"{resolve_env(cfg.env).name}-{cfg.backend}-{cfg.mapping}-s{cfg.seed}"
     return cfg, Path(args.run_dir) if args.run_dir else default_dir
 
@@ -102,11 +57,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, Path]:
 def settings_help(cfg: RunConfig, env_given: bool) -> str:
     where = (f"values for --env {cfg.env} and the flags given" if env_given else
              "built-in defaults; give --env (and flags) to see a run's values")
-    rows = [(key, toml_value(value), text) for key, value, text in describe(cfg)]
-    width = min(max(len(k) + len(v) for k, v, _ in rows) + 3, 44)
-    lines = [f"--set SECTION.KEY=VALUE settings ({where}):"]
-    lines += [f"  {f'{k} = {v}':<{width}}  {text}" for k, v, text in rows]
-    return "\n".join(lines)
+    return pipeline_help(describe(cfg), where)
 
 
 def main(argv: list[str] | None = None) -> int:

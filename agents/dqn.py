@@ -14,18 +14,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rlime.hw.backend import Backend
+from rlime.hw.optim import update_rule
 from rlime.drl.mappings import Replay, make_mapping
 from rlime.common.timing import PhaseTimer
 
 from .config import DQNConfig
 from .qnets import build_q_network
-
-def _optimizer(cfg: DQNConfig, params) -> torch.optim.Optimizer:
-    if cfg.update_rule == "adam":
-        return torch.optim.Adam(params, lr=cfg.learning_rate)
-    momentum = cfg.momentum if cfg.update_rule == "momentum" else 0.0
-    return torch.optim.SGD(params, lr=cfg.learning_rate, momentum=momentum)
-
 
 class NumericalFailure(RuntimeError):
     """A Q-value or loss became NaN/infinite."""
@@ -45,7 +39,9 @@ class DQNAgent:
         torch.manual_seed(seed)  # the float initialisation of the Q-network
         q = build_q_network(obs_shape, n_actions, cfg.network, cfg.hidden)
         self.q = backend.place(q)
-        self.optimizer = backend.optimizer(_optimizer(cfg, self.q.parameters()), self.q)
+        self.optimizer = backend.optimizer(
+            update_rule(cfg.update_rule, self.q.parameters(), cfg.learning_rate, cfg.momentum),
+            self.q)
         self.n_params = sum(p.numel() for p in self.q.parameters())
         self.mapping = make_mapping(mapping, self.q, backend)
         self.rng = np.random.default_rng(seed)

@@ -17,14 +17,16 @@ Nothing here imports RL code.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
+import tomli_w
 import torch
 
 from rlime.common.errors import ConfigError, require
 from rlime.common.files import tomllib
-from rlime.common.settings import field_help, field_types, toml_value, type_name
+from rlime.common.settings import build, field_help, field_types, toml_value, type_name
 from rlime.cost.energy import PRESETS, preset
 from rlime.hw.config import HardwareConfig
 
@@ -64,6 +66,27 @@ def toml_safe(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: toml_safe(v) for k, v in value.items()}
     return "none" if value is None else value
+
+
+def config_toml(cfg: Any, rule_section: str, protocol: Mapping[str, Any],
+                **run_extra: Any) -> str:
+    """config.toml of a run: `[run]` (its fields and `run_extra`), the rule section, `[hardware]`
+    and `[protocol]` (what results depend on: the env's or the dataset's)."""
+    run = {name: getattr(cfg, name) for name in field_types(type(cfg))}
+    run.update(run_extra)
+    return tomli_w.dumps({"run": run, rule_section: dataclasses.asdict(getattr(cfg, rule_section)),
+                          "hardware": toml_safe(cfg.hardware.to_dict()),
+                          "protocol": dict(protocol)})
+
+
+def config_from_toml(kind: type, rule_section: str, rule_kind: type, text: str,
+                     derived: tuple[str, ...] = ()) -> Any:
+    """The `kind` run configuration a config.toml holds (`derived`: `[run]` keys written for
+    people, not settings)."""
+    data = tomllib.loads(text)
+    run = {k: v for k, v in data["run"].items() if k not in derived}
+    return build(kind, "run", run, **{rule_section: rule_kind.from_dict(data[rule_section])},
+                 hardware=HardwareConfig.from_dict(data["hardware"]))
 
 
 def mode_settings(mode: str, rule_section: str) -> dict[str, Any]:
@@ -164,6 +187,18 @@ class Schema:
             name, lead = key.partition(".")[2], leader.partition(".")[2]
             run.setdefault(name, run.get(lead, getattr(run_kind, lead)))
         return values
+
+    def resolve(self, settings: list[tuple[str, Any]], run_defaults: Mapping[str, Any],
+                rule_defaults: Mapping[str, Any]) -> Any:
+        """The run configuration of `settings` over the defaults of the run and rule sections
+        (the env's or the dataset's)."""
+        rules = self.rule_section
+        layers = [*((f"run.{k}", v) for k, v in run_defaults.items()),
+                  *((f"{rules}.{k}", v) for k, v in rule_defaults.items()), *settings]
+        values = self.values(layers, given={key for key, _ in settings})
+        return build(self.sections["run"], "run", values["run"],
+                     **{rules: self.sections[rules].from_dict(values[rules])},
+                     hardware=self.hardware(values))
 
     def hardware(self, values: dict[str, dict]) -> HardwareConfig:
         """The run preset's hardware with the hardware sections of `values` over it."""

@@ -11,12 +11,10 @@ re-run: `[run]`, `[agent]`, `[hardware]` and `[protocol]` tables.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-import tomli_w
 
 from agents.config import DQNConfig
 from experiments import HYPERPARAMS, bundled
@@ -24,10 +22,10 @@ from envs import EnvSpec, resolve_env
 
 from rlime.common.errors import require
 from rlime.common.files import tomllib
-from rlime.common.settings import build, check_types, field_types
+from rlime.common.settings import check_types
 from rlime.drl.mappings import MAPPINGS
-from rlime.harness.pipeline import (BACKENDS, Schema, check_run, device_choices, flag,
-                                    mode_in_effect, toml_safe)
+from rlime.harness.pipeline import (BACKENDS, Schema, check_run, config_from_toml, config_toml,
+                                    device_choices, flag, mode_in_effect)
 from rlime.hw.config import SECTIONS as HARDWARE_SECTIONS, HardwareConfig
 
 __all__ = ["BACKENDS", "RunConfig", "SCHEMA", "SECTIONS", "FOLLOWS", "FLAGS", "device_choices",
@@ -78,19 +76,11 @@ class RunConfig:
         return mode_in_effect(self.agent.update_rule, self.hardware.tuning.residual)
 
     def to_toml(self, spec: EnvSpec) -> str:
-        run = {name: getattr(self, name) for name in field_types(RunConfig)}
-        run["env_id"] = spec.env_id
-        data = {"run": run, "agent": dataclasses.asdict(self.agent),
-                "hardware": toml_safe(self.hardware.to_dict()), "protocol": spec.protocol}
-        return tomli_w.dumps(data)
+        return config_toml(self, "agent", spec.protocol, env_id=spec.env_id)
 
     @classmethod
     def from_toml(cls, text: str) -> "RunConfig":
-        data = tomllib.loads(text)
-        run = dict(data["run"])
-        run.pop("env_id", None)
-        return build(cls, "run", run, agent=DQNConfig.from_dict(data["agent"]),
-                     hardware=HardwareConfig.from_dict(data["hardware"]))
+        return config_from_toml(cls, "agent", DQNConfig, text, derived=("env_id",))
 
 
 # every section of settings and the dataclass whose fields are its keys
@@ -132,12 +122,7 @@ def resolve(settings: Iterable[tuple[str, Any]]) -> RunConfig:
     settings = list(settings)
     env = dict(settings).get("run.env")
     require(isinstance(env, str), "run.env", env, "an env: a short name or Gymnasium id")
-    run, agent = env_defaults(resolve_env(env))
-    layers = [*((f"run.{k}", v) for k, v in run.items()),
-              *((f"agent.{k}", v) for k, v in agent.items()), *settings]
-    values = SCHEMA.values(layers, given={key for key, _ in settings})
-    return build(RunConfig, "run", values["run"], agent=DQNConfig.from_dict(values["agent"]),
-                 hardware=SCHEMA.hardware(values))
+    return SCHEMA.resolve(settings, *env_defaults(resolve_env(env)))
 
 
 def describe(cfg: RunConfig) -> Iterator[tuple[str, Any, str]]:

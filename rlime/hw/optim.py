@@ -32,6 +32,17 @@ def sram_bits_per_cell(rule: str, residual: bool) -> float:
     return 32 * (_RULE_COST[names[rule]][1] + int(residual)) / 2
 
 
+def update_rule(name: str, params, learning_rate: float,
+                momentum: float = 0.0) -> torch.optim.Optimizer:
+    """The torch optimizer of update rule `name` ("sgd", "momentum" or "adam"), whose hardware
+    cost `TunedOptimizer` charges."""
+    if name == "adam":
+        return torch.optim.Adam(params, lr=learning_rate)
+    if name not in ("sgd", "momentum"):
+        raise ValueError(f"unknown update rule {name!r}; choose sgd, momentum or adam")
+    return torch.optim.SGD(params, lr=learning_rate, momentum=momentum if name == "momentum" else 0.0)
+
+
 def _rule(optimizer: torch.optim.Optimizer) -> str:
     name = type(optimizer).__name__
     if name == "SGD" and any(g.get("momentum", 0) for g in optimizer.param_groups):

@@ -44,6 +44,7 @@ MNIST_FILES = {
     "test_y": ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
 }
 MNIST_NPZ = "mnist.npz"
+NPZ_KEYS = {"train_x": "x_train", "train_y": "y_train", "test_x": "x_test", "test_y": "y_test"}
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def _stratified_test(labels: np.ndarray, fraction: float, seed: int) -> np.ndarr
 
 
 def _tensors(*arrays: np.ndarray) -> tuple[torch.Tensor, ...]:
-    return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
+    return tuple(torch.from_numpy(np.array(a, copy=True, order="C")) for a in arrays)
 
 
 def _mnist(data: str) -> Dataset:
@@ -187,13 +188,14 @@ def read_idx(path: str | Path) -> np.ndarray:
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in MNIST_FILES if k not in f.files]
-            if missing:
-                raise ConfigError(f"{path} lacks {', '.join(missing)}; an MNIST .npz holds "
-                                  f"x_train, y_train, x_test, y_test")
-            return {k: np.asarray(f[k]) for k in MNIST_FILES}
+            arrays = {role: np.asarray(f[key]) for role, key in NPZ_KEYS.items() if key in f.files}
     except (OSError, ValueError) as err:
         raise ConfigError(f"{path}: cannot be read as .npz ({err})") from None
+    missing = [key for role, key in NPZ_KEYS.items() if role not in arrays]
+    if missing:
+        raise ConfigError(f"{path} lacks {', '.join(missing)}; an MNIST .npz holds "
+                          f"{', '.join(NPZ_KEYS.values())}")
+    return arrays
 
 
 def _check_mnist(arrays: dict[str, np.ndarray], data: str) -> None:

@@ -1,0 +1,226 @@
+"""Supervised learning in memory (`python -m rlime.sl`): the ideal preset against float PyTorch,
+the MNIST IDX reader on files the tests write, clear errors for bad --data, the run-directory
+contract, resume, update modes, the suite and the claims row."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+import sys
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from rlime.common.errors import ConfigError
+from rlime.harness.run_dir import RunDirectory
+from rlime.sl.cli import main
+from rlime.sl.config import resolve
+from rlime.sl.data import load_dataset, read_idx
+from rlime.sl.nets import build_network
+from rlime.sl.trainer import SLTrainer
+
+FAST = ["--no-progress", "--set", "train.hidden=[16]"]
+
+
+def _records(run_dir, name="epochs.jsonl"):
+    return [json.loads(line) for line in (run_dir / name).read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("sl") / "digits"
+    assert main(["--dataset", "digits", "--epochs", "2", "--run-dir", str(run_dir), *FAST]) == 0
+    return run_dir
+
+
+# --------------------------------------------------------------------------- ideal == float
+
+
+def _train(tmp_path, name, settings):
+    cfg = resolve([("run.dataset", "digits"), ("run.epochs", 2), ("run.threads", 1), *settings])
+    trainer = SLTrainer(cfg, RunDirectory(tmp_path / name), progress=False)
+    trainer.run_dir.path.mkdir()
+    trainer.run()
+    return trainer
+
+
+def test_ideal_preset_learns_digits_exactly_as_float_pytorch(tmp_path):
+    # every preset bounds the weights at +-weight_headroom x max|W0| (2 by default); float SGD
+    # grows digits' weights to 3.4 x max|W0| in two epochs, so the ideal chip gets room for them
+    # (8: its 2**24 levels still resolve 1e-6 x max|W0|)
+    ideal = _train(tmp_path, "ideal", [("run.preset", "ideal"), ("tile.weight_headroom", 8.0)])
+    floating = _train(tmp_path, "float", [("run.backend", "float")])
+    assert ideal.backend.on_chip and not floating.backend.on_chip
+    assert ideal.cfg.mode_in_effect == "time"   # plain SGD tuned into the cells, no residual
+    for a, b in zip(ideal.records, floating.records, strict=True):
+        assert a["test_accuracy"] == b["test_accuracy"]
+        assert a["train_accuracy"] == b["train_accuracy"]
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-5)
+        assert a["writes"] > 0 and b["writes"] == 0   # the chip really tuned every update
+    for (name, p), q in zip(ideal.net.named_parameters(), floating.net.parameters()):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-5, atol=1e-6, msg=name)
+    # and the float backend is plain PyTorch: the same training written out here
+    data = load_dataset("digits")
+    torch.manual_seed(1)
+    net = build_network("mlp", data.input_shape, 10, (64,))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for epoch in range(2):
+        order = torch.from_numpy(np.random.default_rng([1, epoch]).permutation(len(data.train_y)))
+        for batch in order.split(32):
+            opt.zero_grad()
+            F.cross_entropy(net(data.train_x[batch]), data.train_y[batch]).backward()
+            opt.step()
+    with torch.no_grad():
+        accuracy = int((net(data.test_x).argmax(1) == data.test_y).sum()) / len(data.test_y)
+    assert accuracy == floating.records[-1]["test_accuracy"]
+    assert accuracy > 0.5   # two epochs of SGD learn digits far above chance
+
+
+# --------------------------------------------------------------------------- MNIST files
+
+
+def _idx(path, array: np.ndarray, compress: bool = False) -> None:
+    raw = struct.pack(f">BBBB{array.ndim}I", 0, 0, 0x08, array.ndim, *array.shape)
+    raw += array.astype(np.uint8).tobytes()
+    (gzip.open if compress else open)(path, "wb").write(raw)
+
+
+def _mnist_dir(folder, n_train=40, n_test=20, side=28):
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    parts = {"train": n_train, "t10k": n_test}
+    arrays = {}
+    for part, n in parts.items():
+        arrays[f"{part}_x"] = rng.integers(0, 256, (n, side, side), dtype=np.uint8)
+        arrays[f"{part}_y"] = rng.integers(0, 10, n, dtype=np.uint8)
+        _idx(folder / f"{part}-images-idx3-ubyte.gz", arrays[f"{part}_x"], compress=True)
+        _idx(folder / f"{part}-labels-idx1-ubyte", arrays[f"{part}_y"])
+    return arrays
+
+
+def test_idx_reader_reads_a_tiny_file_written_here(tmp_path):
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    _idx(tmp_path / "img", images)
+    _idx(tmp_path / "lab.gz", np.array([7, 1], dtype=np.uint8), compress=True)
+    assert (read_idx(tmp_path / "img") == images).all()
+    assert read_idx(tmp_path / "lab.gz").tolist() == [7, 1]
+    (tmp_path / "bad").write_bytes(b"\x08\x03\x00\x00" + bytes(8))
+    with pytest.raises(ConfigError, match="not an IDX file"):
+        read_idx(tmp_path / "bad")
+    (tmp_path / "short").write_bytes(struct.pack(">BBBBI", 0, 0, 8, 1, 5) + bytes(3))
+    with pytest.raises(ConfigError, match="holds 3"):
+        read_idx(tmp_path / "short")
+
+
+def test_mnist_is_read_from_idx_files_and_npz_and_trains(tmp_path, capsys):
+    arrays = _mnist_dir(tmp_path / "mnist")
+    data = load_dataset("mnist", str(tmp_path / "mnist"))
+    assert data.input_shape == (1, 28, 28) and len(data.train_y) == 40 and len(data.test_y) == 20
+    assert (data.train_x[:, 0].numpy() == arrays["train_x"]).all()
+    assert (data.test_y.numpy() == arrays["t10k_y"]).all()
+    np.savez(tmp_path / "mnist.npz", x_train=arrays["train_x"], y_train=arrays["train_y"],
+             x_test=arrays["t10k_x"], y_test=arrays["t10k_y"])
+    again = load_dataset("mnist", str(tmp_path / "mnist.npz"))
+    assert torch.equal(again.train_x, data.train_x) and torch.equal(again.test_y, data.test_y)
+    run_dir = tmp_path / "run"
+    assert main(["--dataset", "mnist", "--data", str(tmp_path / "mnist"), "--epochs", "1",
+                 "--run-dir", str(run_dir), *FAST]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["protocol"]["image_shape"] == [1, 28, 28] and summary["steps"] == 2
+    assert tomllib.loads((run_dir / "config.toml").read_text())["run"]["data"] == \
+        str(tmp_path / "mnist")
+
+
+@pytest.mark.parametrize("case", ["no-data", "missing-file", "no-dir", "digits-with-data"])
+def test_bad_data_is_refused_before_anything_starts(tmp_path, capsys, case):
+    if case == "missing-file":
+        _mnist_dir(tmp_path / "mnist")
+        (tmp_path / "mnist" / "t10k-labels-idx1-ubyte").unlink()
+    args = {"no-data": ["--dataset", "mnist"],
+            "missing-file": ["--dataset", "mnist", "--data", str(tmp_path / "mnist")],
+            "no-dir": ["--dataset", "mnist", "--data", str(tmp_path / "nowhere")],
+            "digits-with-data": ["--dataset", "digits", "--data", str(tmp_path)]}[case]
+    assert main([*args, "--run-dir", str(tmp_path / "run"), *FAST]) == 2
+    err = capsys.readouterr().err
+    expected = {"no-data": "--data DIR", "no-dir": "no such directory",
+                "missing-file": "t10k-labels-idx1-ubyte or t10k-labels.idx1-ubyte",
+                "digits-with-data": "bundled with scikit-learn"}[case]
+    assert expected in err
+    if case == "missing-file":
+        assert "train-images-idx3-ubyte" in err   # the expected names are listed
+    assert not (tmp_path / "run").exists()
+
+
+# --------------------------------------------------------------------------- the run directory
+
+
+def test_run_directory_holds_every_file_of_the_contract(digits_run):
+    config = tomllib.loads((digits_run / "config.toml").read_text())
+    assert {"run", "train", "hardware", "protocol"} <= set(config)
+    assert config["run"]["dataset"] == "digits" and config["train"]["hidden"] == [16]
+    assert config["protocol"]["train_images"] + config["protocol"]["test_images"] == 1797
+    epochs = _records(digits_run)
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    for e in epochs:
+        assert {"epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                "writes", "energy_j", "energy", "eval_energy_j", "ledger"} <= set(e)
+        assert isinstance(e["writes"], int) and e["writes"] > 0
+        assert {"forward", "backward", "gradient", "tuning", "data", "static"} <= set(e["energy"])
+        assert e["energy_j"] == pytest.approx(sum(e["energy"].values()))
+    summary = json.loads((digits_run / "summary.json").read_text())
+    assert summary["kind"] == "sl" and summary["epochs"] == 2 and summary["steps"] == 90
+    assert summary["final_score"] == pytest.approx(100 * epochs[-1]["test_accuracy"])
+    assert summary["writes_total"] == summary["writes_setup"] + sum(e["writes"] for e in epochs)
+    base = summary["baselines"]
+    assert base["gpu_over_rram"] == pytest.approx(base["gpu_j"] / base["rram_j"])
+    assert base["asic_over_rram"] == pytest.approx(base["asic_j"] / base["rram_j"])
+    assert base["per_epoch"]["count"] == 2 and base["gpu_band"]["low"] <= base["gpu_band"]["high"]
+    assert base["gpu_model"]["launches"] > 0                     # classifier kernel launches
+    assert summary["wear"]["epochs"] == 2 and "epochs_to_endurance" in summary["wear"]
+    assert (digits_run / "checkpoint.pt").exists()
+    tags = EventAccumulator(str(digits_run)).Reload().Tags()["scalars"]
+    assert {"charts/test_accuracy", "losses/train_loss", "device/epoch_writes",
+            "device/epoch_energy_j", "energy/tuning", "energy/data"} <= set(tags)
+
+
+def test_resume_continues_to_the_uninterrupted_run(tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    common = ["--dataset", "digits", *FAST, "--threads", "1"]
+    assert main([*common, "--epochs", "3", "--run-dir", str(straight)]) == 0
+    # paused in the middle of epoch 2, then resumed with a raised budget
+    assert main([*common, "--epochs", "2", "--session-steps", "70", "--run-dir", str(split)]) == 0
+    assert json.loads((split / "summary.json").read_text())["steps"] == 70
+    assert main(["--resume", str(split), "--epochs", "3", "--no-progress"]) == 0
+    a, b = _records(straight), _records(split)
+    assert [e["epoch"] for e in b] == [1, 2, 3]
+
+    def same(record):
+        return {k: v for k, v in record.items() if k != "wall_s"}
+
+    assert [same(e) for e in a] == [same(e) for e in b]
+    sa = json.loads((straight / "summary.json").read_text())
+    sb = json.loads((split / "summary.json").read_text())
+    assert sa["ledger"] == sb["ledger"] and sa["baselines"]["rram_j"] == sb["baselines"]["rram_j"]
+
+
+def test_update_modes_set_the_rule_and_the_residual(tmp_path, capsys):
+    time_cfg = resolve([("run.dataset", "digits"), ("run.update_mode", "time")])
+    assert time_cfg.train.update_rule == "sgd" and not time_cfg.hardware.tuning.residual
+    mixed = resolve([("run.dataset", "digits"), ("run.update_mode", "mixed-precision")])
+    assert mixed.hardware.tuning.residual and mixed.mode_in_effect == "mixed-precision"
+    assert main(["--dataset", "digits", "--update-mode", "time", "--set", "tuning.residual=true",
+                 "--run-dir", str(tmp_path / "x"), *FAST]) == 2
+    assert "run.update_mode = 'time' means" in capsys.readouterr().err
+    assert main(["--dataset", "digits", "--network", "lenet", "--help-settings"]) == 0
+    out = capsys.readouterr().out
+    assert "train.learning_rate = 0.3" in out and "train.network = \"lenet\"" in out

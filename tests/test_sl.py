@@ -224,3 +224,75 @@ def test_update_modes_set_the_rule_and_the_residual(tmp_path, capsys):
     assert main(["--dataset", "digits", "--network", "lenet", "--help-settings"]) == 0
     out = capsys.readouterr().out
     assert "train.learning_rate = 0.3" in out and "train.network = \"lenet\"" in out
+
+
+# --------------------------------------------------------------------------- suite and claims
+
+
+def test_paper_sl_suite_parses_into_supervised_entries():
+    from rlime.bench.suite import SuiteError, load_suite, parse_suite
+    from rlime.sl.cli import build_parser, config_from_args
+
+    suite = load_suite("paper_sl")
+    assert suite.kind == "sl" and len(suite.entries) == 18   # 2 nets x (2 modes rram + float) x 3
+    rram = [e for e in suite.entries if e.backend == "rram"]
+    assert {(e.env_id, e.mode) for e in rram} == {
+        (f"digits/{n}", m) for n in ("mlp", "lenet") for m in ("time", "mixed-precision")}
+    assert {e.total_steps for e in suite.entries} == {20}      # epochs, from sl_defaults.toml
+    for e in suite.entries:   # each entry's command resolves to the entry's configuration
+        assert e.module == "rlime.sl" and e.budget_flag == "--epochs"
+        assert config_from_args(build_parser().parse_args(list(e.argv)))[0] == e.config
+    time = next(e for e in rram if e.mode == "time")
+    assert time.config.mode_in_effect == "time" and not time.config.hardware.tuning.residual
+    lenet = next(e for e in suite.entries if e.env_id == "digits/lenet")
+    assert lenet.config.train.learning_rate == 0.3          # [digits.lenet.train]
+    for text, key in (('[matrix]\ndatasets = ["cifar"]\n', "matrix.datasets"),
+                      ('[matrix]\ndatasets = ["digits"]\nenvs = ["CartPole"]\n', "matrix"),
+                      ('[matrix]\ndatasets = ["digits"]\n[settings]\n"run.update_mode" = "time"\n',
+                       "matrix.update_modes"),
+                      ('[matrix]\ndatasets = ["digits"]\n[budget]\ntotal_steps = 5\n', "budget"),
+                      ('[matrix]\ndatasets = ["digits"]\n[env.digits]\nepochs = 2\n', "env")):
+        with pytest.raises(SuiteError, match=key):
+            parse_suite(text)
+
+
+def test_bench_runs_a_supervised_suite_resumes_it_and_ranks_it(tmp_path):
+    from rlime.bench import runner as bench
+    from rlime.bench.suite import load_suite
+
+    suite_file = tmp_path / "sl.toml"
+    suite_file.write_text('[matrix]\ndatasets = ["digits"]\nbackends = ["rram", "float"]\n'
+                          'update_modes = ["time"]\n[budget]\nepochs = 1\n'
+                          '[settings]\n"train.hidden" = [16]\n')
+    out = tmp_path / "out"
+    assert bench.main([str(suite_file), "--out", str(out), "--workers", "2", "--no-progress",
+                       "--no-plots"]) == 0
+    entries = load_suite(suite_file).entries
+    assert [bench.plan(e, out).action for e in entries] == ["skip", "skip"]
+    longer = type(entries[0])(**{**entries[0].__dict__, "total_steps": 2})
+    job = bench.plan(longer, out)
+    assert job.action == "resume" and job.argv[2:4] == ("--epochs", "2")
+    board = json.loads((out / "leaderboard.json").read_text())
+    rows = board["tables"][0]["rows"]
+    assert board["tables"][0]["table"] == "digits/mlp"
+    assert {r["config"] for r in rows} == {"float", "rram default/write-verify/time"}
+    chip = next(r for r in rows if r["backend"] == "rram")
+    summary = json.loads((out / entries[0].name / "summary.json").read_text())
+    assert chip["asic_over_rram"] == pytest.approx(summary["baselines"]["asic_over_rram"])
+    assert chip["final_scores"] == [summary["final_score"]]
+    assert "ASIC/RRAM" in (out / "leaderboard.md").read_text()
+
+
+def test_claims_row_is_filled_from_a_supervised_run(digits_run, capsys):
+    from rlime.harness.report import main as report
+
+    result = report([str(digits_run), "--claims"])
+    rows = {r["claim"]: r for r in result["claims"]}
+    row = rows["supervised learning: RRAM vs DaDianNao"]
+    summary = json.loads((digits_run / "summary.json").read_text())
+    assert row["paper"] == "5.3x"
+    assert row["rlime"] == f"{summary['baselines']['asic_over_rram']:,.1f}x"
+    assert "digits/mlp mixed-precision" in row["configuration"] and digits_run.name in row["configuration"]
+    assert "without it ASIC/RRAM is" in row["drivers"]
+    assert rows["deep RL: RRAM vs GPU"]["rlime"] == "not measured"
+    assert "| supervised learning: RRAM vs DaDianNao | 5.3x |" in capsys.readouterr().out

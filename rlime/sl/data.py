@@ -90,7 +90,7 @@ def _digits(data: str) -> Dataset:
         from sklearn.datasets import load_digits
     except ImportError:
         raise ConfigError("the digits dataset needs scikit-learn, which is not installed: "
-                          "pip install scikit-learn (or pip install -e '.[sl]')") from None
+                          "pip install scikit-learn (a dependency of rlime: pip install -e .)") from None
     bunch = load_digits()
     images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
     labels = bunch.target.astype(np.int64)

@@ -240,7 +240,7 @@ def test_paper_sl_suite_parses_into_supervised_entries():
         (f"digits/{n}", m) for n in ("mlp", "lenet") for m in ("time", "mixed-precision")}
     assert {e.total_steps for e in suite.entries} == {20}      # epochs, from sl_defaults.toml
     for e in suite.entries:   # each entry's command resolves to the entry's configuration
-        assert e.module == "rlime.sl" and e.budget_flag == "--epochs"
+        assert e.command.module == "rlime.sl" and e.command.budget_flag == "--epochs"
         assert config_from_args(build_parser().parse_args(list(e.argv)))[0] == e.config
     time = next(e for e in rram if e.mode == "time")
     assert time.config.mode_in_effect == "time" and not time.config.hardware.tuning.residual

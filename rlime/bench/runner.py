@@ -119,14 +119,14 @@ def plan(entry: Entry, out: Path) -> Job:
         mismatch = _config_mismatch(entry, run_dir)
         if mismatch:
             return Job(entry, run_dir, "conflict", f"its config.toml differs: {mismatch}")
-    unit = entry.budget_key   # steps, or epochs for a supervised entry
+    unit = entry.command.budget_key   # steps, or epochs for a supervised entry
     steps = int(summary.get(unit, 0)) if summary else 0
     if summary and steps >= entry.total_steps:
         return Job(entry, run_dir, "skip", f"finished ({steps:,} {unit})", done_steps=steps)
     start = (*entry.argv, "--run-dir", str(run_dir), "--no-progress")
     if has_checkpoint:
         return Job(entry, run_dir, "resume", f"from {unit[:-1]} {steps:,} of {entry.total_steps:,}",
-                   ("--resume", str(run_dir), entry.budget_flag, str(entry.total_steps),
+                   ("--resume", str(run_dir), entry.command.budget_flag, str(entry.total_steps),
                     "--no-progress"), steps)
     if has_config:
         return Job(entry, run_dir, "restart", "stopped before its first checkpoint", start)
@@ -140,8 +140,8 @@ def _config_mismatch(entry: Entry, run_dir: Path) -> str:
         have = type(want).from_toml((run_dir / "config.toml").read_text())
     except Exception as err:  # unreadable or foreign config.toml
         return f"its config.toml cannot be read: {err}"
-    have = dataclasses.replace(have, **{entry.budget_field: getattr(want, entry.budget_field),
-                                        "device": want.device})
+    budget = entry.command.budget_field
+    have = dataclasses.replace(have, **{budget: getattr(want, budget), "device": want.device})
     if have == want:
         return ""
     a, b = _flatten(dataclasses.asdict(have)), _flatten(dataclasses.asdict(want))
@@ -249,7 +249,7 @@ def judge(job: Job, returncode: int, seconds: float) -> Outcome:
                        f"exit status {returncode} ({meaning}); last lines of {job.log}:\n"
                        f"{log_tail(job.log)}")
     summary = _read_json(job.run_dir / "summary.json") or {}
-    unit = job.entry.budget_key
+    unit = job.entry.command.budget_key
     steps = int(summary.get(unit, 0))
     if steps < job.entry.total_steps:
         return Outcome(job.name, "failed", returncode, seconds,
@@ -292,7 +292,7 @@ class LocalExecutor:
             prepare(job)
         except (RunDirError, OSError) as err:
             return Outcome(job.name, "failed", None, 0.0, str(err))
-        cmd = train_command(job.argv, module=job.entry.module)
+        cmd = train_command(job.argv, module=job.entry.command.module)
         with open(job.log, "a") as log:
             log.write(_header(job, cmd))
             log.flush()
@@ -347,7 +347,7 @@ def _ray_task(entry: Entry, out: str, env: dict[str, str]) -> int:
     if job.action == "skip":
         return 0
     prepare(job)
-    cmd = train_command(job.argv, module=job.entry.module)   # the worker's own interpreter
+    cmd = train_command(job.argv, module=job.entry.command.module)   # the worker's own interpreter
     with open(job.log, "a") as log:
         log.write(f"# rlime.bench (ray worker pid {os.getpid()}): {job.action} {job.detail}\n"
                   f"# {shlex.join(cmd)}\n")
@@ -542,7 +542,7 @@ def describe_plan(jobs: Sequence[Job]) -> str:
     for job in jobs:
         lines.append(f"{job.action:<8} {job.name}: {job.detail}")
         if job.argv:
-            lines.append(f"         {shlex.join(['python', '-m', job.entry.module, *job.argv])}")
+            lines.append(f"         {shlex.join(['python', '-m', job.entry.command.module, *job.argv])}")
     return "\n".join(lines)
 
 

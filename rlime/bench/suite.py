@@ -70,7 +70,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from envs import resolve_env
 from experiments import bundled, suite_names
@@ -138,6 +138,20 @@ class SuiteError(ConfigError):
     """The suite file cannot be used; the message names the file, the key and what is allowed."""
 
 
+class Command(NamedTuple):
+    """The command of an entry's kind: `python -m MODULE`, the summary.json key its budget is
+    counted in, the configuration field and the flag that set the budget."""
+
+    module: str
+    budget_key: str
+    budget_field: str
+    budget_flag: str
+
+
+COMMANDS = {"dqn": Command("rlime.train", "steps", "total_steps", "--total-steps"),
+            "sl": Command("rlime.sl", "epochs", "epochs", "--epochs")}
+
+
 @dataclass(frozen=True)
 class Entry:
     """One training run of a suite.
@@ -167,27 +181,14 @@ class Entry:
     mode: str = NOT_APPLICABLE
 
     @property
-    def module(self) -> str:
-        """The command that runs it: python -m MODULE."""
-        return "rlime.sl" if self.kind == "sl" else "rlime.train"
-
-    @property
-    def budget_key(self) -> str:
-        """The summary.json key the budget is counted in, and the config field it sets."""
-        return "epochs" if self.kind == "sl" else "steps"
-
-    @property
-    def budget_field(self) -> str:
-        return "epochs" if self.kind == "sl" else "total_steps"
-
-    @property
-    def budget_flag(self) -> str:
-        return "--epochs" if self.kind == "sl" else "--total-steps"
+    def command(self) -> "Command":
+        """How the entry runs and counts its budget (`COMMANDS`)."""
+        return COMMANDS[self.kind]
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest's record of the entry (its config is in the run's config.toml)."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "config"}
-        data["budget_key"] = self.budget_key
+        data["budget_key"] = self.command.budget_key
         data["argv"] = list(self.argv)
         return data
 

@@ -8,7 +8,6 @@ interrupted (checkpoint saved).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -16,11 +15,10 @@ from typing import Any
 
 from envs import resolve_env
 
-from rlime.common.errors import ConfigError
-from rlime.harness.pipeline import add_flags, settings_from_args, settings_help as pipeline_help
+from rlime.harness.pipeline import settings_from_args, settings_help as pipeline_help
 from rlime.harness.run_config import (SCHEMA, RunConfig, describe, env_default_keys, parse_value,
                                       resolve)
-from rlime.harness.session import open_run, run_command
+from rlime.harness.session import command_main, command_parser
 from rlime.harness.train import Trainer
 from agents.dqn import NumericalFailure
 
@@ -28,23 +26,13 @@ RESUME_KEYS = ("run.total_steps", "run.threads")  # the flags --resume takes fro
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m rlime.train",
-        description="Train a DQN agent in memory on a simulated RRAM crossbar and report the "
-                    "reward curve next to the programming pulses and energy of every episode. "
-                    "Every flag below is a shorthand for one --set setting.")
-    env_keys = env_default_keys()
-    add_flags(p, SCHEMA, "run.env",
-              lambda key: SCHEMA.default_text(key, env_keys, "per env", "experiments/hyperparams.toml"))
-    p.add_argument("--run-dir", help="output directory (default runs/<env>-<backend>-<mapping>-s<seed>)")
-    p.add_argument("--resume", metavar="DIR",
-                   help="continue the run in DIR from its checkpoint (--total-steps and "
-                        "--threads may change); a run without one starts over")
-    p.add_argument("--session-steps", type=int, metavar="N",
-                   help="pause after N more steps with a checkpoint (continue with --resume)")
+    p = command_parser(
+        "python -m rlime.train", "Train a DQN agent in memory on a simulated RRAM crossbar and "
+        "report the reward curve next to the programming pulses and energy of every episode.",
+        SCHEMA, "run.env", env_default_keys(), "per env", "experiments/hyperparams.toml",
+        "runs/<env>-<backend>-<mapping>-s<seed>", "--total-steps", "steps")
     p.add_argument("--profile", action="store_true",
                    help="time phases exactly on CUDA (synchronises the device; slower)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
@@ -63,35 +51,16 @@ def settings_help(cfg: RunConfig, env_given: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.help_settings:
-        try:
-            given = getattr(args, "run.env") is not None
-            print(settings_help(config_from_args(args)[0] if given else RunConfig(env="-"), given))
-        except (ConfigError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        return 0
-    return run_command(lambda: _prepare(parser, args), command="rlime.train",
-                       session=args.session_steps, failures=(NumericalFailure,),
-                       summary_text=format_summary)
-
-
-def _prepare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Trainer:
-    if not args.resume and not getattr(args, "run.env"):
-        parser.error("--env is required (or --resume DIR)")
-
-    def on_resume(cfg: RunConfig) -> RunConfig:
-        for key in RESUME_KEYS:  # what a resume may change: the budget, the machine's threads
-            if getattr(args, key) is not None:
-                cfg = dataclasses.replace(cfg, **{key.partition(".")[2]:
-                                                  parse_value(key, getattr(args, key))})
-        return cfg
-
-    return open_run(resume=args.resume, new=lambda: config_from_args(args),
-                    load=RunConfig.from_toml, on_resume=on_resume,
-                    make=lambda cfg, run_dir: Trainer(cfg, run_dir, progress=not args.no_progress,
-                                                      profile=args.profile),
-                    config_text=lambda cfg, trainer: cfg.to_toml(trainer.spec))
+    return command_main(
+        parser, args, required="run.env",
+        help_text=lambda given: settings_help(config_from_args(args)[0] if given
+                                              else RunConfig(env="-"), given),
+        new=lambda: config_from_args(args), load=RunConfig.from_toml, resume_keys=RESUME_KEYS,
+        parse_value=parse_value,
+        make=lambda cfg, run_dir: Trainer(cfg, run_dir, progress=not args.no_progress,
+                                          profile=args.profile),
+        config_text=lambda cfg, trainer: cfg.to_toml(trainer.spec), command="rlime.train",
+        failures=(NumericalFailure,), summary_text=format_summary)
 
 
 def format_summary(summary: dict[str, Any]) -> str:

@@ -26,7 +26,8 @@ import torch
 
 from rlime.common.errors import ConfigError, require
 from rlime.common.files import tomllib
-from rlime.common.settings import build, field_help, field_types, toml_value, type_name
+from rlime.common.settings import (build, check_types, field_help, field_types, toml_value,
+                                   type_name)
 from rlime.cost.energy import PRESETS, preset
 from rlime.hw.config import HardwareConfig
 
@@ -96,9 +97,13 @@ def mode_settings(mode: str, rule_section: str) -> dict[str, Any]:
             for key, value in UPDATE_MODES.get(mode, {}).items()}
 
 
-def check_run(cfg: Any, rule_section: str) -> None:
-    """The checks every run section shares: backend, presets, threads, device, seed, and that
-    an update mode's settings hold (the update rule in `cfg.<rule_section>`)."""
+def check_run(cfg: Any, rule_section: str, positive: tuple[str, ...] = ()) -> None:
+    """The checks every run section shares: every field's type, the `positive` counts (>= 1),
+    backend, presets, threads, device, seed, and that an update mode's settings hold (the
+    update rule in `cfg.<rule_section>`)."""
+    check_types(cfg, "run")
+    for name in positive:
+        require(getattr(cfg, name) >= 1, f"run.{name}", getattr(cfg, name), "an integer >= 1")
     require(cfg.backend in BACKENDS, "run.backend", cfg.backend, f"one of {', '.join(BACKENDS)}")
     for name in ("preset", "energy_preset"):
         require(getattr(cfg, name) in PRESETS, f"run.{name}", getattr(cfg, name),

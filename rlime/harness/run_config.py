@@ -22,7 +22,6 @@ from envs import EnvSpec, resolve_env
 
 from rlime.common.errors import require
 from rlime.common.files import tomllib
-from rlime.common.settings import check_types
 from rlime.drl.mappings import MAPPINGS
 from rlime.harness.pipeline import (BACKENDS, Schema, check_run, config_from_toml, config_toml,
                                     device_choices, flag, mode_in_effect)
@@ -58,17 +57,14 @@ class RunConfig:
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
 
     def __post_init__(self) -> None:
-        check_types(self, "run")
+        check_run(self, "agent", positive=("total_steps", "num_envs", "eval_every",
+                                           "checkpoint_every"))
         require(self.mapping in MAPPINGS, "run.mapping", self.mapping,
                 f"one of {', '.join(MAPPINGS)}")
-        for name in ("total_steps", "num_envs", "eval_every", "checkpoint_every"):
-            require(getattr(self, name) >= 1, f"run.{name}", getattr(self, name),
-                    "an integer >= 1")
         require(self.eval_episodes >= 0, "run.eval_episodes", self.eval_episodes,
                 "an integer >= 0 (0 = no evaluation)")
         require(0 <= self.eval_epsilon <= 1, "run.eval_epsilon", self.eval_epsilon,
                 "a probability in [0, 1]")
-        check_run(self, "agent")
 
     @property
     def mode_in_effect(self) -> str:

@@ -12,6 +12,8 @@ interrupted (checkpoint saved).
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -26,6 +28,7 @@ from tqdm import tqdm
 
 from rlime.common.errors import ConfigError
 from rlime.common.files import atomic_write
+from rlime.harness.pipeline import Schema, add_flags
 from rlime.harness.run_dir import RunDirectory, RunDirError
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_NUMERICAL, EXIT_INTERRUPTED = 0, 2, 3, 130
@@ -94,6 +97,49 @@ def open_run(*, resume: str | None, new: Callable[[], tuple[C, Path]],
     return trainer
 
 
+def command_parser(prog: str, description: str, schema: Schema, required: str,
+                   defaulted: set[str], per: str, source: str, run_dir: str,
+                   budget: str, step: str) -> argparse.ArgumentParser:
+    """A training command's parser: one flag per setting of `schema` (the defaults file
+    `source` gives those in `defaulted`, `per` env or dataset), then --run-dir (default
+    `run_dir`), --resume (`budget`, the budget's flag, and --threads may change),
+    --session-steps (`step`: what it counts) and --no-progress."""
+    p = argparse.ArgumentParser(prog=prog, description=f"{description} Every flag below is a "
+                                                       f"shorthand for one --set setting.")
+    add_flags(p, schema, required, lambda key: schema.default_text(key, defaulted, per, source))
+    p.add_argument("--run-dir", help=f"output directory (default {run_dir})")
+    p.add_argument("--resume", metavar="DIR",
+                   help=f"continue the run in DIR from its checkpoint ({budget} and --threads "
+                        f"may change); a run without one starts over")
+    p.add_argument("--session-steps", type=int, metavar="N",
+                   help=f"pause after N more {step} with a checkpoint (continue with --resume)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def command_main(parser: Any, args: Any, *, required: str, help_text: Callable[[bool], str],
+                 new: Callable[[], tuple[C, Path]], load: Callable[[str], C],
+                 resume_keys: tuple[str, ...], parse_value: Callable[[str, str], Any],
+                 make: Callable[[C, RunDirectory], R], config_text: Callable[[C, R], str],
+                 command: str, failures: tuple[type[BaseException], ...],
+                 summary_text: Callable[[dict[str, Any]], str]) -> int:
+    """A training command's main: --help-settings (`help_text(whether the required setting
+    was given)`), or a new run (`required` must be given) or a resumed one (`open_run`) trained
+    to an exit code (`run_command`)."""
+    if args.help_settings:
+        return print_help(lambda: help_text(getattr(args, required) is not None))
+
+    def prepare() -> R:
+        if not args.resume and not getattr(args, required):
+            parser.error(f"--{required.partition('.')[2]} is required (or --resume DIR)")
+        return open_run(resume=args.resume, new=new, load=load,
+                        on_resume=resume_changes(args, resume_keys, parse_value), make=make,
+                        config_text=config_text)
+
+    return run_command(prepare, command=command, session=args.session_steps, failures=failures,
+                       summary_text=summary_text)
+
+
 def run_command(prepare: Callable[[], Run], *, command: str, session: int | None,
                 failures: tuple[type[BaseException], ...],
                 summary_text: Callable[[dict[str, Any]], str]) -> int:
@@ -124,6 +170,47 @@ def run_command(prepare: Callable[[], Run], *, command: str, session: int | None
     print(summary_text(summary))
     if not trainer.finished():
         print(f"paused at {trainer.position()}; continue with:\n{again}")
+    return EXIT_OK
+
+
+def restore_state(run_dir: RunDirectory, device: torch.device, version: int, what: str,
+                  saved: Callable[[str], Any], current: Any, parts: dict[str, Any]
+                  ) -> dict[str, Any]:
+    """Load the checkpoint of `run_dir` into `parts` (name in the checkpoint -> an object with
+    `load_state_dict`: network, optimizer, backend, attribution) and return it; refused unless
+    it is `what` (a checkpoint of `version` holding every part) of the configuration `current`
+    (`saved(config text)`: the checkpoint's configuration with what a resume may change taken
+    from `current`)."""
+    state = run_dir.load_checkpoint(device)
+    if state.get("version") != version or not set(parts) <= set(state):
+        raise RunDirError(f"{run_dir.checkpoint_file} is not an rlime {what} of version {version}")
+    if saved(state["config"]) != current:
+        raise RunDirError(f"{run_dir.checkpoint_file} belongs to a different configuration "
+                          f"than {run_dir.config_file}; restore the matching config.toml "
+                          f"or start a new run")
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    return state
+
+
+def resume_changes(args: Any, keys: tuple[str, ...],
+                   parse_value: Callable[[str, str], Any]) -> Callable[[C], C]:
+    """What `--resume` takes from the command line: the settings of `keys` (the budget, the
+    machine's threads) given as flags."""
+    def change(cfg: C) -> C:
+        given = {key.partition(".")[2]: parse_value(key, getattr(args, key))
+                 for key in keys if getattr(args, key) is not None}
+        return dataclasses.replace(cfg, **given)
+    return change
+
+
+def print_help(text: Callable[[], str]) -> int:
+    """Print `text()` (e.g. --help-settings); a bad setting in it is an error, exit 2."""
+    try:
+        print(text())
+    except (ConfigError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return EXIT_OK
 
 

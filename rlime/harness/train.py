@@ -38,9 +38,9 @@ from rlime.harness.attribution import Attribution
 from rlime.hw.optim import sram_bits_per_cell
 from rlime.harness.episode_log import EpisodeLog
 from rlime.harness.run_config import RunConfig
-from rlime.harness.run_dir import RunDirectory, RunDirError
-from rlime.harness.session import (Interrupted, RecentRate, StopSignals, choose_threads, nbytes,
-                                   physical_cores, progress_bar, size_text)
+from rlime.harness.run_dir import RunDirectory
+from rlime.harness.session import (Interrupted, RecentRate, StopSignals, choose_threads,
+                                   nbytes, restore_state, physical_cores, progress_bar, size_text)
 from rlime.harness.summary import RunFacts, summarise
 from rlime.hw.backend import make_backend
 
@@ -290,19 +290,11 @@ class Trainer:
                 f"other {size_text(other)})")
 
     def restore(self) -> None:
-        state = self.run_dir.load_checkpoint(self.device)
-        if state.get("version") != CHECKPOINT_VERSION or "agent" not in state:
-            raise RunDirError(f"{self.run_dir.checkpoint_file} is not an rlime checkpoint of "
-                              f"version {CHECKPOINT_VERSION}")
-        saved = dataclasses.replace(RunConfig.from_toml(state["config"]),  # may change on resume
-                                    total_steps=self.cfg.total_steps, threads=self.cfg.threads)
-        if saved != self.cfg:
-            raise RunDirError(f"{self.run_dir.checkpoint_file} belongs to a different configuration "
-                              f"than {self.run_dir.config_file}; restore the matching config.toml "
-                              f"or start a new run")
-        self.agent.load_state_dict(state["agent"])
-        self.backend.load_state_dict(state["backend"])
-        self.attribution.load_state_dict(state["attribution"])
+        state = restore_state(  # the budget and threads may change on resume
+            self.run_dir, self.device, CHECKPOINT_VERSION, "checkpoint",
+            lambda text: dataclasses.replace(RunConfig.from_toml(text), total_steps=self.cfg.total_steps,
+                                             threads=self.cfg.threads), self.cfg,
+            {"agent": self.agent, "backend": self.backend, "attribution": self.attribution})
         self.step, self.wall_before = state["step"], state["wall"]
         if state["replay"] is not None:
             self.replay.load_state_dict(state["replay"])

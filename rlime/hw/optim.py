@@ -14,8 +14,28 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from rlime.common.errors import require
+from rlime.common.settings import check_types
 from rlime.hw.chip import Chip
 from rlime.hw.layers import crossbar_layers, program_weights
+
+UPDATE_RULES = ("sgd", "momentum", "adam")   # `update_rule` names
+
+
+def check_learning(cfg, section: str, networks: tuple[str, ...]) -> None:
+    """The checks a trained network's settings share (a DQN agent's, a classifier's): every
+    field's type, the network among `networks`, hidden widths, update rule, learning rate and
+    momentum; ConfigError naming `section.key`."""
+    check_types(cfg, section)
+    require(cfg.network in networks, f"{section}.network", cfg.network,
+            f"one of {', '.join(networks)}")
+    require(len(cfg.hidden) >= 1 and all(h > 0 for h in cfg.hidden), f"{section}.hidden",
+            cfg.hidden, "a non-empty list of positive layer widths")
+    require(cfg.update_rule in UPDATE_RULES, f"{section}.update_rule", cfg.update_rule,
+            f"one of {', '.join(UPDATE_RULES)}")
+    require(cfg.learning_rate > 0, f"{section}.learning_rate", cfg.learning_rate, "it must be > 0")
+    require(0 <= cfg.momentum < 1, f"{section}.momentum", cfg.momentum, "it must be in [0, 1)")
+
 
 # fp32 ops per parameter per step and state words per parameter, by update rule.
 _RULE_COST = {  # (ops, state words)

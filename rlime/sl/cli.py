@@ -9,14 +9,11 @@ directory (the lifecycle and exit codes are the train command's, `rlime.harness.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
-from rlime.common.errors import ConfigError
-from rlime.harness.pipeline import add_flags, settings_from_args, settings_help
-from rlime.harness.session import open_run, run_command
+from rlime.harness.pipeline import settings_from_args, settings_help
+from rlime.harness.session import command_main, command_parser
 from rlime.sl.config import SCHEMA, SLConfig, default_keys, describe, resolve
 from rlime.sl.trainer import NumericalFailure, SLTrainer
 
@@ -24,26 +21,13 @@ RESUME_KEYS = ("run.epochs", "run.threads")  # the flags --resume takes from the
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m rlime.sl",
-        description="Train a classifier in memory on the simulated RRAM chip (the layers, "
-                    "update modes, tuning and energy model of rlime.train) and report test "
-                    "accuracy next to the programming pulses and energy of every epoch, and "
-                    "the GPU and ASIC (DaDianNao) energy of the same training. Every flag "
-                    "below is a shorthand for one --set setting.")
-    keys = default_keys()
-    add_flags(p, SCHEMA, "run.dataset",
-              lambda key: SCHEMA.default_text(key, keys, "per dataset", "experiments/sl_defaults.toml"))
-    p.add_argument("--run-dir", help="output directory (default "
-                                     "runs/sl-<dataset>-<network>-<backend>-s<seed>)")
-    p.add_argument("--resume", metavar="DIR",
-                   help="continue the run in DIR from its checkpoint (--epochs and --threads "
-                        "may change); a run without one starts over")
-    p.add_argument("--session-steps", type=int, metavar="N",
-                   help="pause after N more minibatch steps with a checkpoint (continue with "
-                        "--resume)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
+    return command_parser(
+        "python -m rlime.sl", "Train a classifier in memory on the simulated RRAM chip (the "
+        "layers, update modes, tuning and energy model of rlime.train) and report test accuracy "
+        "next to the programming pulses and energy of every epoch, and the GPU and ASIC "
+        "(DaDianNao) energy of the same training.", SCHEMA, "run.dataset", default_keys(),
+        "per dataset", "experiments/sl_defaults.toml",
+        "runs/sl-<dataset>-<network>-<backend>-s<seed>", "--epochs", "minibatch steps")
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[SLConfig, Path]:
@@ -55,35 +39,20 @@ def config_from_args(args: argparse.Namespace) -> tuple[SLConfig, Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.help_settings:
-        try:
-            given = getattr(args, "run.dataset") is not None
-            cfg = config_from_args(args)[0] if given else SLConfig(dataset="digits")
-        except (ConfigError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        where = ("values for --dataset and the flags given" if given else
-                 "built-in defaults; give --dataset (and flags) to see a run's values")
-        print(settings_help(describe(cfg), where))
-        return 0
-    return run_command(lambda: _prepare(parser, args), command="rlime.sl",
-                       session=args.session_steps, failures=(NumericalFailure,),
-                       summary_text=format_summary)
 
+    def help_text(given: bool) -> str:
+        cfg = config_from_args(args)[0] if given else SLConfig(dataset="digits")
+        return settings_help(describe(cfg), "values for --dataset and the flags given" if given
+                             else "built-in defaults; give --dataset (and flags) to see a "
+                                  "run's values")
 
-def _prepare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> SLTrainer:
-    if not args.resume and not getattr(args, "run.dataset"):
-        parser.error("--dataset is required (or --resume DIR)")
-
-    def on_resume(cfg: SLConfig) -> SLConfig:
-        changes = {key.partition(".")[2]: SCHEMA.parse_value(key, getattr(args, key))
-                   for key in RESUME_KEYS if getattr(args, key) is not None}
-        return dataclasses.replace(cfg, **changes)
-
-    return open_run(resume=args.resume, new=lambda: config_from_args(args),
-                    load=SLConfig.from_toml, on_resume=on_resume,
-                    make=lambda cfg, run_dir: SLTrainer(cfg, run_dir, progress=not args.no_progress),
-                    config_text=lambda cfg, trainer: cfg.to_toml(trainer.protocol()))
+    return command_main(
+        parser, args, required="run.dataset", help_text=help_text,
+        new=lambda: config_from_args(args), load=SLConfig.from_toml, resume_keys=RESUME_KEYS,
+        parse_value=SCHEMA.parse_value,
+        make=lambda cfg, run_dir: SLTrainer(cfg, run_dir, progress=not args.no_progress),
+        config_text=lambda cfg, trainer: cfg.to_toml(trainer.protocol()), command="rlime.sl",
+        failures=(NumericalFailure,), summary_text=format_summary)
 
 
 def format_summary(summary: dict[str, Any]) -> str:

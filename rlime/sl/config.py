@@ -22,10 +22,9 @@ from rlime.common.files import tomllib
 from rlime.common.settings import build, check_types
 from rlime.harness.pipeline import Schema, check_run, config_from_toml, config_toml, mode_in_effect
 from rlime.hw.config import SECTIONS as HARDWARE_SECTIONS, HardwareConfig
+from rlime.hw.optim import check_learning
 from rlime.sl.data import DATASETS
 from rlime.sl.nets import NETWORKS
-
-UPDATE_RULES = ("sgd", "momentum", "adam")
 
 
 @dataclass(frozen=True)
@@ -42,15 +41,7 @@ class TrainConfig:
     sources: tuple[str, ...] = field(default=())  # where the values come from (documentation)
 
     def __post_init__(self) -> None:
-        check_types(self, "train")
-        require(self.network in NETWORKS, "train.network", self.network,
-                f"one of {', '.join(NETWORKS)}")
-        require(len(self.hidden) >= 1 and all(h > 0 for h in self.hidden), "train.hidden",
-                self.hidden, "a non-empty list of positive layer widths")
-        require(self.update_rule in UPDATE_RULES, "train.update_rule", self.update_rule,
-                f"one of {', '.join(UPDATE_RULES)}")
-        require(self.learning_rate > 0, "train.learning_rate", self.learning_rate, "it must be > 0")
-        require(0 <= self.momentum < 1, "train.momentum", self.momentum, "it must be in [0, 1)")
+        check_learning(self, "train", NETWORKS)
         for name in ("batch_size", "eval_batch_size"):
             require(getattr(self, name) >= 1, f"train.{name}", getattr(self, name),
                     "it must be an integer >= 1")
@@ -79,13 +70,9 @@ class SLConfig:
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
 
     def __post_init__(self) -> None:
-        check_types(self, "run")
+        check_run(self, "train", positive=("epochs", "checkpoint_every"))
         require(self.dataset in DATASETS, "run.dataset", self.dataset,
                 f"one of {', '.join(DATASETS)}")
-        for name in ("epochs", "checkpoint_every"):
-            require(getattr(self, name) >= 1, f"run.{name}", getattr(self, name),
-                    "an integer >= 1")
-        check_run(self, "train")
 
     @property
     def mode_in_effect(self) -> str:

@@ -34,9 +34,9 @@ from tqdm import tqdm
 
 from rlime.cost.energy import energy_preset, price
 from rlime.harness.attribution import Attribution
-from rlime.harness.run_dir import RunDirectory, RunDirError
-from rlime.harness.session import (Interrupted, RecentRate, StopSignals, choose_threads, nbytes,
-                                   progress_bar, size_text)
+from rlime.harness.run_dir import RunDirectory
+from rlime.harness.session import (Interrupted, RecentRate, StopSignals, choose_threads,
+                                   nbytes, restore_state, progress_bar, size_text)
 from rlime.hw.backend import make_backend
 from rlime.hw.optim import sram_bits_per_cell, update_rule
 from rlime.sl.config import SLConfig
@@ -283,20 +283,12 @@ class SLTrainer:
         self._saved_step = self.step
 
     def restore(self) -> None:
-        state = self.run_dir.load_checkpoint(self.device)
-        if state.get("version") != CHECKPOINT_VERSION or "net" not in state:
-            raise RunDirError(f"{self.run_dir.checkpoint_file} is not an rlime supervised-"
-                              f"learning checkpoint of version {CHECKPOINT_VERSION}")
-        saved = dataclasses.replace(SLConfig.from_toml(state["config"]),  # may change on resume
-                                    epochs=self.cfg.epochs, threads=self.cfg.threads)
-        if saved != self.cfg:
-            raise RunDirError(f"{self.run_dir.checkpoint_file} belongs to a different configuration "
-                              f"than {self.run_dir.config_file}; restore the matching config.toml "
-                              f"or start a new run")
-        self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.backend.load_state_dict(state["backend"])
-        self.attribution.load_state_dict(state["attribution"])
+        state = restore_state(  # the budget and threads may change on resume
+            self.run_dir, self.device, CHECKPOINT_VERSION, "supervised-learning checkpoint",
+            lambda text: dataclasses.replace(SLConfig.from_toml(text), epochs=self.cfg.epochs,
+                                             threads=self.cfg.threads), self.cfg,
+            {"net": self.net, "optimizer": self.optimizer, "backend": self.backend,
+             "attribution": self.attribution})
         self.step, self.sums, self.wall_before = state["step"], dict(state["sums"]), state["wall"]
         self.run_dir.truncate_jsonl(EPOCHS_FILE, state["records"])
         self.records = self.run_dir.read_jsonl(EPOCHS_FILE)

@@ -53,27 +53,34 @@ def _train(tmp_path, name, settings):
     return trainer
 
 
-def test_ideal_preset_learns_digits_exactly_as_float_pytorch(tmp_path):
+@pytest.mark.parametrize("network, mode", [("mlp", "time"), ("lenet", "mixed-precision")])
+def test_ideal_preset_learns_digits_exactly_as_float_pytorch(tmp_path, network, mode):
     # every preset bounds the weights at +-weight_headroom x max|W0| (2 by default); float SGD
     # grows digits' weights to 3.4 x max|W0| in two epochs, so the ideal chip gets room for them
-    # (8: its 2**24 levels still resolve 1e-6 x max|W0|)
-    ideal = _train(tmp_path, "ideal", [("run.preset", "ideal"), ("tile.weight_headroom", 8.0)])
-    floating = _train(tmp_path, "float", [("run.backend", "float")])
+    # (8). Its 2**24 levels (float32's resolution of a conductance) are then 2 x 8 x max|W0| /
+    # 2**24 apart; in TIME's mode a change below half a level is dropped, which the MLP never
+    # meets but LeNet's plateau does (its weights end up to 5e-4 from float's after two epochs,
+    # though losses and accuracies still agree): LeNet is held to the bridge with a residual,
+    # which keeps those remainders (then within 2e-7)
+    settings = [("train.network", network), ("run.update_mode", mode)]
+    ideal = _train(tmp_path, "ideal", [("run.preset", "ideal"), ("tile.weight_headroom", 8.0),
+                                       *settings])
+    floating = _train(tmp_path, "float", [("run.backend", "float"), *settings])
     assert ideal.backend.on_chip and not floating.backend.on_chip
-    assert ideal.cfg.mode_in_effect == "time"   # plain SGD tuned into the cells, no residual
+    assert ideal.cfg.mode_in_effect == mode
     for a, b in zip(ideal.records, floating.records, strict=True):
         assert a["test_accuracy"] == b["test_accuracy"]
         assert a["train_accuracy"] == b["train_accuracy"]
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
         assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-5)
         assert a["writes"] > 0 and b["writes"] == 0   # the chip really tuned every update
-    for (name, p), q in zip(ideal.net.named_parameters(), floating.net.parameters()):
-        torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-5, atol=1e-6, msg=name)
+    for p, q in zip(ideal.net.parameters(), floating.net.parameters()):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-5, atol=1e-6)
     # and the float backend is plain PyTorch: the same training written out here
     data = load_dataset("digits")
     torch.manual_seed(1)
-    net = build_network("mlp", data.input_shape, 10, (64,))
-    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    net = build_network(network, data.input_shape, 10, (64,))
+    opt = torch.optim.SGD(net.parameters(), lr=floating.cfg.train.learning_rate)
     for epoch in range(2):
         order = torch.from_numpy(np.random.default_rng([1, epoch]).permutation(len(data.train_y)))
         for batch in order.split(32):
@@ -83,7 +90,8 @@ def test_ideal_preset_learns_digits_exactly_as_float_pytorch(tmp_path):
     with torch.no_grad():
         accuracy = int((net(data.test_x).argmax(1) == data.test_y).sum()) / len(data.test_y)
     assert accuracy == floating.records[-1]["test_accuracy"]
-    assert accuracy > 0.5   # two epochs of SGD learn digits far above chance
+    if network == "mlp":
+        assert accuracy > 0.5   # two epochs of SGD learn digits far above chance
 
 
 # --------------------------------------------------------------------------- MNIST files

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from rlime.common.errors import require
 from rlime.common.settings import build, check_types
+from rlime.hw.optim import check_learning
 
-UPDATE_RULES = ("sgd", "momentum", "adam", "rmsprop")
 NETWORKS = ("mlp", "nature_cnn", "minatar_cnn")
 
 
@@ -39,15 +39,7 @@ class DQNConfig:
     sources: tuple[str, ...] = field(default=())  # where the values come from (documentation)
 
     def __post_init__(self) -> None:
-        check_types(self, "agent")
-        require(self.network in NETWORKS, "agent.network", self.network,
-                f"one of {', '.join(NETWORKS)}")
-        require(len(self.hidden) >= 1 and all(h > 0 for h in self.hidden), "agent.hidden",
-                self.hidden, "a non-empty list of positive layer widths")
-        require(self.update_rule in UPDATE_RULES, "agent.update_rule", self.update_rule,
-                f"one of {', '.join(UPDATE_RULES)}")
-        require(self.learning_rate > 0, "agent.learning_rate", self.learning_rate, "it must be > 0")
-        require(0 <= self.momentum < 1, "agent.momentum", self.momentum, "it must be in [0, 1)")
+        check_learning(self, "agent", NETWORKS)
         require(0 < self.rmsprop_alpha < 1, "agent.rmsprop_alpha", self.rmsprop_alpha,
                 "it must be in (0, 1)")
         require(self.rmsprop_eps > 0, "agent.rmsprop_eps", self.rmsprop_eps, "it must be > 0")

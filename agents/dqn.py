@@ -14,21 +14,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rlime.hw.backend import Backend
+from rlime.hw.optim import update_rule
 from rlime.drl.mappings import Replay, make_mapping
 from rlime.common.timing import PhaseTimer
 
 from .config import DQNConfig
 from .qnets import build_q_network
-
-def _optimizer(cfg: DQNConfig, params) -> torch.optim.Optimizer:
-    if cfg.update_rule == "adam":
-        return torch.optim.Adam(params, lr=cfg.learning_rate)
-    if cfg.update_rule == "rmsprop":  # DQN's centered RMSProp (Mnih et al. 2015; MinAtar)
-        return torch.optim.RMSprop(params, lr=cfg.learning_rate, alpha=cfg.rmsprop_alpha,
-                                   eps=cfg.rmsprop_eps, momentum=cfg.momentum, centered=True)
-    momentum = cfg.momentum if cfg.update_rule == "momentum" else 0.0
-    return torch.optim.SGD(params, lr=cfg.learning_rate, momentum=momentum)
-
 
 class NumericalFailure(RuntimeError):
     """A Q-value or loss became NaN/infinite."""
@@ -51,7 +42,10 @@ class DQNAgent:
         self._twin: nn.Module | None = None  # float copy of the chip's weights (probes only)
         self._q_probe: dict[str, float] | None = None  # armed: {}; measured: the stats
         self.q = backend.place(q)
-        self.optimizer = backend.optimizer(_optimizer(cfg, self.q.parameters()), self.q)
+        self.optimizer = backend.optimizer(
+            update_rule(cfg.update_rule, self.q.parameters(), cfg.learning_rate, cfg.momentum,
+                        cfg.rmsprop_alpha, cfg.rmsprop_eps),
+            self.q)
         self.n_params = sum(p.numel() for p in self.q.parameters())
         self.mapping = make_mapping(mapping, self.q, backend)
         self.rng = np.random.default_rng(seed)

@@ -1,4 +1,6 @@
-"""The dependency rule: harness/bench -> agents/envs -> drl -> cost -> hw -> common.
+"""The dependency rule: harness/bench -> agents/envs -> drl -> cost -> hw -> common, and the
+supervised path (rlime.sl) beside the harness: it uses hw, cost, common and the harness's
+shared pieces, and loads no RL code.
 
 Each layer is imported alone in a fresh interpreter (every module of it), and the modules it
 pulled in must all belong to it or to the layers below; the leaderboard, statistics and plots
@@ -25,7 +27,7 @@ ABOVE = {
     "agents": ["envs"],
     "envs": ["agents"],
 }
-ALWAYS_FORBIDDEN = ["rlime.harness", "rlime.bench", "experiments", "tensorboard",
+ALWAYS_FORBIDDEN = ["rlime.harness", "rlime.bench", "rlime.sl", "experiments", "tensorboard",
                     "torch.utils.tensorboard"]
 RL_STACK = ["gymnasium", "ale_py"]
 
@@ -61,6 +63,15 @@ def test_leaderboard_statistics_and_pricing_load_without_torch():
     loaded = _loaded_after_importing(["rlime", "rlime.bench.leaderboard", "rlime.bench.stats",
                                       "rlime.cost.energy", "rlime.drl.phases"])
     assert not _offenders(loaded, ["torch", "agents", "rlime.harness", "rlime.bench.suite"])
+
+
+def test_supervised_learning_loads_no_rl_code():
+    """rlime.sl sits at the harness's level but trains no agent: none of the DQN stack (the
+    agents, the environments, the DRL mappings, the DQN harness, gymnasium) comes with it."""
+    loaded = _loaded_after_importing(_modules_of("rlime.sl"))
+    rl = ["agents", "envs", "rlime.drl", "rlime.bench", "rlime.harness.train",
+          "rlime.harness.run_config", "rlime.harness.cli", "rlime.harness.summary"] + RL_STACK
+    assert not _offenders(loaded, rl), f"rlime.sl loaded {_offenders(loaded, rl)}"
 
 
 def test_the_check_can_fail():

@@ -570,3 +570,18 @@ def test_uint8_codes_drive_the_dacs_as_8_bit_codes():
         else:
             assert not torch.allclose(from_codes, from_values, rtol=1e-6, atol=1e-6)
             torch.testing.assert_close(from_codes, from_values, rtol=0.05, atol=0.05)
+
+
+def test_single_channel_convolution_runs_on_the_default_preset():
+    """A one-channel input (a grey image: LeNet's first layer) has an ambiguous memory format,
+    and torch's convolution hands its output back contiguous, not channels-last; the tiles'
+    partial sums must still come out contiguous for the ADC."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(6 * 8 * 8, 3))
+    rram = to_rram(net, Chip(preset("default"), seed=0))
+    x = torch.rand(5, 1, 8, 8, requires_grad=True)
+    out = rram(x)
+    out.sum().backward()
+    assert out.shape == (5, 3) and x.grad.shape == x.shape
+    assert torch.corrcoef(torch.stack([out.detach().flatten(), net(x).detach().flatten()]))[0, 1] > 0.9

@@ -15,7 +15,7 @@ from envs import make_vector_env, resolve_env
 from rlime.harness.cli import main
 from rlime.harness.run_config import resolve
 from rlime.harness.train import _load_envs, _save_envs
-from rlime.hw.optim import sram_bits_per_cell
+from rlime.hw.optim import sram_bits_per_cell, update_rule
 
 
 @pytest.mark.parametrize("name, env_id", [("Breakout-MinAtar", "MinAtar/Breakout-v1"),
@@ -75,9 +75,9 @@ def test_minatar_defaults_are_the_paper_s_dqn_settings():
 
 
 def test_rmsprop_is_centered_with_momentum_and_its_state_is_priced():
-    from agents.dqn import _optimizer
-    opt = _optimizer(DQNConfig(update_rule="rmsprop", momentum=0.95, learning_rate=2.5e-4),
-                     [torch.nn.Parameter(torch.zeros(3))])
+    cfg = DQNConfig(update_rule="rmsprop", momentum=0.95, learning_rate=2.5e-4)
+    opt = update_rule(cfg.update_rule, [torch.nn.Parameter(torch.zeros(3))], cfg.learning_rate,
+                      cfg.momentum, cfg.rmsprop_alpha, cfg.rmsprop_eps)
     group = opt.param_groups[0]
     assert isinstance(opt, torch.optim.RMSprop) and group["centered"]
     assert (group["alpha"], group["eps"], group["momentum"]) == (0.95, 0.01, 0.95)

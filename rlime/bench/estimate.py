@@ -49,6 +49,16 @@ MEASURED = {
     "checkpoint_bytes_per_param": {"rram": 120.0, "float": 16.0},
 }
 LOG_BYTES_PER_STEP = 140.0   # smoke suite's random-policy episodes (rram logs more)
+#: Supervised entries (`rlime.sl`): minibatch steps per second per network and backend, on the
+#: same machine class with the dataset's defaults (digits, minibatch 32; evaluation included),
+#: the process start-up and base memory, and the bytes of one epochs.jsonl line.
+SL_MEASURED = {
+    "sps": {"mlp": {"rram": 150.0, "float": 1500.0}, "lenet": {"rram": 45.0, "float": 400.0}},
+    "startup_s": 10.0,
+    "base_rss_bytes": 420 * MIB,
+    "epoch_log_bytes": 2500.0,
+}
+SL_TRAIN_IMAGES = {"digits": 1438, "mnist": 60_000}   # rlime.sl.data
 #: Agent settings the step rate depends on; an entry that changes them is flagged.
 RATE_SETTINGS = ("network", "hidden", "batch_size", "train_freq", "gradient_steps")
 
@@ -84,6 +94,8 @@ def estimate_job(job: "Job", cache: dict | None = None) -> Estimate:
 
     cache = {} if cache is None else cache
     cfg = job.entry.config
+    if job.entry.kind == "sl":
+        return _estimate_sl(job, cache)
     spec = resolve_env(cfg.env)
     obs_shape, obs_dtype, n_actions = _spaces(spec, cache)
     params = _parameters(obs_shape, n_actions, cfg.agent.network, tuple(cfg.agent.hidden), cache)
@@ -103,6 +115,31 @@ def estimate_job(job: "Job", cache: dict | None = None) -> Estimate:
     disk = (replay + params * MEASURED["checkpoint_bytes_per_param"][backend]
             + cfg.total_steps * LOG_BYTES_PER_STEP)
     return Estimate(job.name, steps, seconds, int(memory), int(disk), key, sps, differs)
+
+
+def _estimate_sl(job: "Job", cache: dict) -> Estimate:
+    """A supervised entry: its minibatch steps at the measured rate of its network; memory and
+    disk from its parameter count (no replay)."""
+    from rlime.sl.nets import build_network
+
+    cfg = job.entry.config
+    t = cfg.train
+    shape = (1, 8, 8) if cfg.dataset == "digits" else (1, 28, 28)
+    key = ("sl-net", shape, t.network, tuple(t.hidden))
+    if key not in cache:
+        cache[key] = sum(p.numel() for p in build_network(t.network, shape, 10, t.hidden).parameters())
+    params = cache[key]
+    per_epoch = -(-SL_TRAIN_IMAGES[cfg.dataset] // t.batch_size)
+    epochs = 0 if job.action == "skip" else max(cfg.epochs - job.done_steps, 0)
+    sps = SL_MEASURED["sps"][t.network][cfg.backend]
+    steps = epochs * per_epoch
+    seconds = steps / sps + SL_MEASURED["startup_s"] if steps else 0.0
+    memory = SL_MEASURED["base_rss_bytes"] + params * MEASURED["rss_bytes_per_param"][cfg.backend]
+    disk = (params * MEASURED["checkpoint_bytes_per_param"][cfg.backend]
+            + cfg.epochs * SL_MEASURED["epoch_log_bytes"])
+    differs = ("train.batch_size",) if t.batch_size != 32 else ()
+    return Estimate(job.name, steps, seconds, int(memory), int(disk), f"sl {t.network}", sps,
+                    differs)
 
 
 def _spaces(spec, cache: dict) -> tuple[tuple[int, ...], object, int]:

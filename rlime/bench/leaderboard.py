@@ -58,6 +58,7 @@ import numpy as np
 from rlime.common.files import tomllib
 from rlime.cost.energy import categories
 from rlime.drl.phases import DQN_PHASES
+from rlime.sl.phases import SL_PHASES
 from rlime.common.files import JsonlError, atomic_write, json_safe, read_jsonl
 from rlime.bench.stats import human_normalized, iqm, mean_std, pareto_front, stratified_bootstrap_ci
 from rlime.bench.labels import NOT_APPLICABLE, format_value, run_labels, variant_label
@@ -70,6 +71,7 @@ MANIFEST = "suite.json"
 
 #: CSV / JSON row columns, in order.
 CATEGORIES = categories(DQN_PHASES)  # energy categories of a DQN run
+SL_CATEGORIES = categories(SL_PHASES)  # and of a supervised run
 
 COLUMNS = (
     "table", "env_id", "env", "protocol_id", "frameskip", "sticky_actions", "action_set",
@@ -83,6 +85,17 @@ COLUMNS = (
     "gpu_j", "asic_j", "gpu_j_per_episode", "asic_j_per_episode", "gpu_over_rram",
     "asic_over_rram", "wall_s", "sps", "score_rank", "energy_rank", "pareto",
     *(f"energy_per_episode_{c}" for c in CATEGORIES),
+)
+
+#: Columns of a supervised suite's rows (`sl_row`).
+SL_COLUMNS = (
+    "table", "task", "dataset", "network", "protocol_id", "budget_epochs", "config", "backend",
+    "preset", "scheme", "update_mode", "update_mode_in_effect", "seeds", "seed_list",
+    "final_scores", "score_mean", "score_std", "iqm", "iqm_ci_low", "iqm_ci_high",
+    "best_per_seed", "best_mean", "writes_total", "writes_per_epoch", "energy_j_total",
+    "energy_j_per_epoch", "gpu_j", "asic_j", "gpu_j_per_epoch", "asic_j_per_epoch",
+    "gpu_over_rram", "asic_over_rram", "wall_s", "steps_per_s", "score_rank", "energy_rank",
+    "pareto", *(f"energy_per_epoch_{c}" for c in SL_CATEGORIES),
 )
 
 BOOTSTRAP_RESAMPLES = 10_000
@@ -109,16 +122,21 @@ class RunResult:
     summary: dict[str, Any]
     path: Path | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
+    kind: str = "dqn"        # "sl": a supervised run (budget in epochs, labels preset/scheme/mode)
+    mode: str = NOT_APPLICABLE
     factor: str = ""     # the sweep factor it varies ("" for a baseline and outside sweeps)
     axes: dict[str, Any] = field(default_factory=dict)   # its value on each factor's axis
 
     @property
     def complete(self) -> bool:
-        return int(self.summary.get("steps", 0)) >= self.budget
+        return int(self.summary.get("epochs" if self.kind == "sl" else "steps", 0)) >= self.budget
 
     @property
     def base(self) -> str:
         """The configuration label without the sweep variant."""
+        if self.kind == "sl":
+            return "float" if self.backend == "float" else \
+                f"{self.backend} {self.preset}/{self.scheme}/{self.mode}"
         return config_label(self.backend, self.preset, self.mapping, self.scheme)
 
     @property
@@ -165,11 +183,15 @@ def load_runs(out_dir: str | Path) -> tuple[list[RunResult], list[str]]:
                 backend=entry["backend"], preset=entry["preset"], mapping=entry["mapping"],
                 scheme=entry["scheme"], seed=int(entry["seed"]), budget=int(entry["total_steps"]),
                 summary=summary, path=path, protocol=_protocol(summary, _read_config(path)),
+                kind=entry.get("kind", "dqn"), mode=entry.get("mode", NOT_APPLICABLE),
                 factor=entry.get("factor", ""), axes=entry.get("axes", {})))
         return runs, missing
     for path in sorted(p for p in out.iterdir() if (p / "summary.json").is_file()):
         summary = _read_json(path / "summary.json")
         config = _read_config(path)
+        if summary.get("kind") == "sl":
+            runs.append(_sl_run(path, summary, config))
+            continue
         run = config.get("run", {})
         scheme = config.get("hardware", {}).get("tuning", {}).get("scheme", NOT_APPLICABLE)
         labels = run_labels(summary["backend"], summary["preset"], summary["mapping"], scheme)
@@ -180,6 +202,19 @@ def load_runs(out_dir: str | Path) -> tuple[list[RunResult], list[str]]:
             seed=int(summary["seed"]), budget=budget, summary=summary, path=path,
             protocol=_protocol(summary, config)))
     return runs, missing
+
+
+def _sl_run(path: Path, summary: dict[str, Any], config: dict[str, Any]) -> RunResult:
+    """A supervised run directory found without a manifest (labels from its summary)."""
+    chip = summary["backend"] != "float"
+    task = f"{summary['dataset']}/{summary['network']}"
+    return RunResult(
+        name=path.name, env_id=task, env=task.replace("/", "-"), backend=summary["backend"],
+        preset=summary["preset"] if chip else NOT_APPLICABLE, mapping=NOT_APPLICABLE,
+        scheme=summary["scheme"] if chip else NOT_APPLICABLE, seed=int(summary["seed"]),
+        budget=int(config.get("run", {}).get("epochs", summary["epochs"])), summary=summary,
+        path=path, protocol=summary.get("protocol", {}), kind="sl",
+        mode=config.get("run", {}).get("update_mode", "auto") if chip else NOT_APPLICABLE)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -258,7 +293,7 @@ def build_tables(runs: Iterable[RunResult], *, n_resamples: int = BOOTSTRAP_RESA
             by_config[run.config].append(run)
         rows = [aggregate_row(rs, table=name, n_resamples=n_resamples)
                 for rs in by_config.values()]
-        _rank(rows)
+        _rank(rows, "epoch" if first.kind == "sl" else "episode")
         rows.sort(key=lambda r: (r["score_rank"] or math.inf, r["config"]))
         tables.append(Table(key=name, env_id=first.env_id, env=first.env, protocol=first.protocol,
                             budget=first.budget, rows=rows, runs=dict(by_config)))
@@ -278,6 +313,8 @@ def aggregate_row(runs: Sequence[RunResult], *, table: str = "",
                   n_resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, Any]:
     """One leaderboard row from the runs (seeds) of one configuration in one table."""
     first = runs[0]
+    if first.kind == "sl":
+        return sl_row(runs, table=table, n_resamples=n_resamples)
     sums = [r.summary for r in runs]
     protocol = first.protocol
     scores = [s.get("final_score") for s in sums]
@@ -295,60 +332,104 @@ def aggregate_row(runs: Sequence[RunResult], *, table: str = "",
         "factor": first.factor or None,
         "value": first.axes.get(first.factor) if first.factor else None,
         "seeds": len(runs), "seed_list": [r.seed for r in runs], "final_scores": scores,
-        "score_mean": None, "score_std": None, "iqm": None, "iqm_ci_low": None,
-        "iqm_ci_high": None, "hns_mean": None, "hns_iqm": None,
+        **_score_stats(first.env_id, valid, n_resamples), "hns_mean": None, "hns_iqm": None,
     }
-    if valid:
-        row["score_mean"], row["score_std"] = mean_std(valid)
-        row["iqm"] = iqm(valid)
-        row["iqm_ci_low"], row["iqm_ci_high"] = stratified_bootstrap_ci(
-            {first.env_id: valid}, iqm, n_resamples=n_resamples, seed=0)
-        if protocol.get("family") == "atari":
-            hns = [human_normalized(first.env_id, x) for x in valid]
-            if all(h is not None for h in hns):
-                row["hns_mean"], row["hns_iqm"] = float(np.mean(hns)), iqm(hns)
-    rram = first.backend != "float"
-    baselines = [s.get("baselines") or {} for s in sums]
-    rram_j = _mean([b.get("rram_j") for b in baselines])
-    gpu_j, asic_j = _mean([b.get("gpu_j") for b in baselines]), _mean([b.get("asic_j") for b in baselines])
+    if valid and protocol.get("family") == "atari":
+        hns = [human_normalized(first.env_id, x) for x in valid]
+        if all(h is not None for h in hns):
+            row["hns_mean"], row["hns_iqm"] = float(np.mean(hns)), iqm(hns)
     row.update({
         "eval_mean": _mean([s.get("eval_score") for s in sums]),
         "eval_best": _mean([s.get("best_eval_score") for s in sums]),
         "eval_best_per_seed": [s.get("best_eval_score") for s in sums],
         "episodes_mean": _mean([s.get("episodes") for s in sums]),
-        "writes_total": _mean([s.get("writes_total") for s in sums]),
-        "writes_per_episode": _mean([s.get("writes_per_episode") for s in sums]),
         **{key: _mean([s.get(key) for s in sums]) for key in (
             "target_sync_pulses_total", "target_sync_pulses_per_episode",
             "replay_write_bits_total", "replay_write_bits_per_episode")},
-        "energy_j_total": _mean([s.get("energy_j_total") for s in sums]) if rram else None,
-        "energy_j_per_episode": _mean([s.get("energy_j_per_episode") for s in sums]) if rram else None,
-        "gpu_j": gpu_j, "asic_j": asic_j,
-        "gpu_j_per_episode": _mean([(b.get("per_episode") or {}).get("gpu_j") for b in baselines]),
-        "asic_j_per_episode": _mean([(b.get("per_episode") or {}).get("asic_j") for b in baselines]),
-        "gpu_over_rram": gpu_j / rram_j if gpu_j is not None and rram_j else None,
-        "asic_over_rram": asic_j / rram_j if asic_j is not None and rram_j else None,
-        "wall_s": _mean([s.get("wall_s") for s in sums]),
+        **_cost_columns(first.backend, sums, "episode", CATEGORIES),
         "sps": _mean([s.get("sps") for s in sums]),
-        "score_rank": None, "energy_rank": None, "pareto": False,
     })
-    by_category = [s.get("energy_per_episode_by_category") or {} for s in sums]
-    for c in CATEGORIES:
-        row[f"energy_per_episode_{c}"] = _mean([b.get(c) for b in by_category]) if rram else None
     return row
 
 
-def _rank(rows: list[dict[str, Any]]) -> None:
-    """Score rank (1 = best IQM), energy rank (1 = least energy/episode), Pareto membership."""
+def _score_stats(task: str, valid: Sequence[float], n_resamples: int) -> dict[str, Any]:
+    """Mean +- std and IQM with its 95 % bootstrap interval of one configuration's scores."""
+    out: dict[str, Any] = {"score_mean": None, "score_std": None, "iqm": None,
+                           "iqm_ci_low": None, "iqm_ci_high": None}
+    if valid:
+        out["score_mean"], out["score_std"] = mean_std(valid)
+        out["iqm"] = iqm(valid)
+        out["iqm_ci_low"], out["iqm_ci_high"] = stratified_bootstrap_ci(
+            {task: list(valid)}, iqm, n_resamples=n_resamples, seed=0)
+    return out
+
+
+def _cost_columns(backend: str, sums: Sequence[dict[str, Any]], unit: str,
+                  categories: Sequence[str]) -> dict[str, Any]:
+    """Hardware cost of one configuration, means over seeds: writes and energy, total and per
+    `unit` ("episode", "epoch") and by category, the GPU / ASIC baselines and their pooled
+    ratios (mean baseline energy / mean RRAM energy); float rows have no device energy."""
+    rram = backend != "float"
+    baselines = [s.get("baselines") or {} for s in sums]
+    rram_j = _mean([b.get("rram_j") for b in baselines])
+    gpu_j = _mean([b.get("gpu_j") for b in baselines])
+    asic_j = _mean([b.get("asic_j") for b in baselines])
+    per = f"per_{unit}"
+    by_category = [s.get(f"energy_{per}_by_category") or {} for s in sums]
+    return {
+        "writes_total": _mean([s.get("writes_total") for s in sums]),
+        f"writes_{per}": _mean([s.get(f"writes_{per}") for s in sums]),
+        "energy_j_total": _mean([s.get("energy_j_total") for s in sums]) if rram else None,
+        f"energy_j_{per}": _mean([s.get(f"energy_j_{per}") for s in sums]) if rram else None,
+        "gpu_j": gpu_j, "asic_j": asic_j,
+        f"gpu_j_{per}": _mean([(b.get(per) or {}).get("gpu_j") for b in baselines]),
+        f"asic_j_{per}": _mean([(b.get(per) or {}).get("asic_j") for b in baselines]),
+        "gpu_over_rram": gpu_j / rram_j if gpu_j is not None and rram_j else None,
+        "asic_over_rram": asic_j / rram_j if asic_j is not None and rram_j else None,
+        "wall_s": _mean([s.get("wall_s") for s in sums]),
+        "score_rank": None, "energy_rank": None, "pareto": False,
+        **{f"energy_{per}_{c}": _mean([b.get(c) for b in by_category]) if rram else None
+           for c in categories},
+    }
+
+
+def sl_row(runs: Sequence[RunResult], *, table: str = "",
+           n_resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, Any]:
+    """One row of a supervised table: a configuration's final test accuracy (%) per seed, its
+    statistics, and the cost columns per epoch."""
+    first = runs[0]
+    sums = [r.summary for r in runs]
+    scores = [s.get("final_score") for s in sums]
+    best = [None if s.get("best_test_accuracy") is None else 100 * s["best_test_accuracy"]
+            for s in sums]
+    protocol = first.protocol
+    return {
+        "table": table or first.env_id, "task": first.env_id,
+        "dataset": protocol.get("dataset"), "network": protocol.get("network"),
+        "protocol_id": first.protocol_id, "budget_epochs": first.budget,
+        "config": first.config, "backend": first.backend, "preset": first.preset,
+        "scheme": first.scheme, "update_mode": first.mode,
+        "update_mode_in_effect": sums[0].get("update_mode") if first.backend != "float" else None,
+        "seeds": len(runs), "seed_list": [r.seed for r in runs], "final_scores": scores,
+        **_score_stats(first.env_id, [float(x) for x in scores if x is not None], n_resamples),
+        "best_per_seed": best, "best_mean": _mean(best),
+        **_cost_columns(first.backend, sums, "epoch", SL_CATEGORIES),
+        "steps_per_s": _mean([s.get("steps_per_s") for s in sums]),
+    }
+
+
+def _rank(rows: list[dict[str, Any]], unit: str = "episode") -> None:
+    """Score rank (1 = best IQM), energy rank (1 = least energy per `unit`), Pareto
+    membership."""
+    energy = f"energy_j_per_{unit}"
     scored = [r for r in rows if r["iqm"] is not None]
     for r in scored:
         r["score_rank"] = 1 + sum(o["iqm"] > r["iqm"] for o in scored)
-    costed = [r for r in rows if r["energy_j_per_episode"] is not None]
+    costed = [r for r in rows if r[energy] is not None]
     for r in costed:
-        r["energy_rank"] = 1 + sum(o["energy_j_per_episode"] < r["energy_j_per_episode"]
-                                   for o in costed)
+        r["energy_rank"] = 1 + sum(o[energy] < r[energy] for o in costed)
     both = [r for r in costed if r["iqm"] is not None]
-    for i in pareto_front([(r["iqm"], r["energy_j_per_episode"]) for r in both]):
+    for i in pareto_front([(r["iqm"], r[energy]) for r in both]):
         both[i]["pareto"] = True
 
 
@@ -534,6 +615,64 @@ def _score_cells(r: dict[str, Any]) -> str:
             f"{_ret(r['iqm_ci_high'])}] | {_ret(r['eval_best'])}")
 
 
+def render_sl_markdown(tables: Sequence[Table], incomplete: Sequence[str] = (),
+                       title: str = "rlime leaderboard", description: str = "") -> str:
+    """A supervised suite's leaderboard: per (dataset, network) table, one row per
+    configuration."""
+    lines = [f"# {title}", ""] + ([description, ""] if description else [])
+    lines += ["Score = per seed the test accuracy (%) after the last epoch; rows ranked by its "
+              "IQM across seeds, with a 95 % bootstrap interval. `best` is the best epoch's "
+              "test accuracy (%). Costs are means over seeds of the training workload (test "
+              "passes and initial programming apart; `writes total` includes the programming): "
+              "`writes` are weight-programming pulses, energy in joules; `GPU/RRAM` and "
+              "`ASIC/RRAM` are the baseline energy of the same training over the RRAM chip's "
+              "(TIME's claim: ASIC/RRAM 5.3 on MNIST). `mode` is the update mode asked for "
+              "(time: plain SGD, no residual; mixed-precision: a digital residual) and, after "
+              "the slash, the mode in effect. Float rows: float PyTorch, no device cost.", ""]
+    if not tables:
+        lines += ["No finished runs yet.", ""]
+    for t in tables:
+        p = t.protocol
+        lines += [f"## {t.key}", "", f"Protocol `{protocol_id(p)}`: {p.get('source')}, split "
+                  f"{p.get('split')}, {p.get('train_images')} training / {p.get('test_images')} "
+                  f"test images of {p.get('image_shape')}, network {p.get('network')} "
+                  f"({p.get('parameters')} parameters), {p.get('steps_per_epoch')} steps an "
+                  f"epoch. Budget {t.budget} epochs.", ""]
+        header = ["rank", "configuration", "seeds", "test accuracy per seed", "mean ± std",
+                  "IQM [95 % CI]", "best", "writes total", "writes/epoch", "energy/epoch (J)",
+                  "GPU (J)", "ASIC (J)", "GPU/RRAM", "ASIC/RRAM", "E/epoch rank", "Pareto",
+                  "wall"]
+        rows = [[_fmt(r["score_rank"]), r["config"], str(r["seeds"]),
+                 ", ".join(f"{_fmt(x, '.2f')} (s{s})" for x, s in zip(r["final_scores"],
+                                                                      r["seed_list"])),
+                 f"{_fmt(r['score_mean'], '.2f')} ± {_fmt(r['score_std'], '.2f')}",
+                 f"{_fmt(r['iqm'], '.2f')} [{_fmt(r['iqm_ci_low'], '.2f')}, "
+                 f"{_fmt(r['iqm_ci_high'], '.2f')}]", _fmt(r["best_mean"], ".2f"),
+                 _fmt(r["writes_total"], ".4g"), _fmt(r["writes_per_epoch"], ".4g"),
+                 _fmt(r["energy_j_per_epoch"], ".3e"), _fmt(r["gpu_j"], ".3e"),
+                 _fmt(r["asic_j"], ".3e"), _fmt(r["gpu_over_rram"], ".3g"),
+                 _fmt(r["asic_over_rram"], ".3g"), _fmt(r["energy_rank"]),
+                 "★" if r["pareto"] else "", format_duration(r["wall_s"])] for r in t.rows]
+        lines += _md_table(header, rows)
+        costed = [r for r in t.rows if r["energy_j_per_epoch"] is not None]
+        if costed:
+            lines += ["Energy per epoch by category (J), and the mode in effect:", ""]
+            lines += _md_table(["configuration", "mode", *SL_CATEGORIES],
+                               [[r["config"], f"{r['update_mode']} / {r['update_mode_in_effect']}",
+                                 *(_fmt(r[f"energy_per_epoch_{c}"], ".3e") for c in SL_CATEGORIES)]
+                                for r in costed])
+    if incomplete:
+        lines += ["## Not in the tables (unfinished or not started)", ""]
+        lines += [f"- {name}" for name in incomplete] + [""]
+    return "\n".join(lines)
+
+
+def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A Markdown table (and a blank line after it)."""
+    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            + ["| " + " | ".join(row) + " |" for row in rows] + [""])
+
+
 def _csv_value(value: Any) -> Any:
     if isinstance(value, list):
         return ";".join("" if v is None else str(v) for v in value)
@@ -542,22 +681,23 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
-def render_csv(tables: Sequence[Table]) -> str:
+def render_csv(tables: Sequence[Table], columns: Sequence[str] = COLUMNS) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for t in tables:
         for r in t.rows:
-            writer.writerow({k: _csv_value(r[k]) for k in COLUMNS})
+            writer.writerow({k: _csv_value(r[k]) for k in columns})
     return buf.getvalue()
 
 
 def render_json(tables: Sequence[Table], aggregate: Sequence[dict[str, Any]] = (),
-                incomplete: Sequence[str] = (), meta: dict[str, Any] | None = None) -> str:
-    data = {**(meta or {}), "columns": list(COLUMNS),
+                incomplete: Sequence[str] = (), meta: dict[str, Any] | None = None,
+                columns: Sequence[str] = COLUMNS) -> str:
+    data = {**(meta or {}), "columns": list(columns),
             "tables": [{"table": t.key, "env_id": t.env_id, "protocol_id": protocol_id(t.protocol),
                         "protocol": t.protocol, "budget_steps": t.budget,
-                        "rows": [{k: r[k] for k in COLUMNS} for r in t.rows]} for t in tables],
+                        "rows": [{k: r[k] for k in columns} for r in t.rows]} for t in tables],
             "atari_aggregate": list(aggregate), "incomplete": list(incomplete)}
     return json.dumps(json_safe(data), indent=2) + "\n"
 
@@ -573,15 +713,23 @@ def write_leaderboard(out_dir: str | Path, *, plots: bool = True,
     manifest = _read_json(out / MANIFEST) or {}
     tables = build_tables(runs, n_resamples=n_resamples)
     aggregate = atari_aggregate(tables, n_resamples=n_resamples)
-    incomplete = sorted([f"{r.name}: {int(r.summary.get('steps', 0)):,} of {r.budget:,} steps"
-                         for r in runs if not r.complete]
+    units = {r.name: "epochs" if r.kind == "sl" else "steps" for r in runs}
+    incomplete = sorted([f"{r.name}: {int(r.summary.get(units[r.name], 0)):,} of {r.budget:,} "
+                         f"{units[r.name]}" for r in runs if not r.complete]
                         + [f"{name}: not started" for name in missing])
     title = f"rlime leaderboard: {manifest['name']}" if manifest.get("name") else "rlime leaderboard"
-    files = {out / "leaderboard.md": render_markdown(tables, aggregate, incomplete, title,
-                                                     manifest.get("description", "")),
-             out / "leaderboard.csv": render_csv(tables),
+    supervised = manifest.get("kind") == "sl" or bool(runs) and all(r.kind == "sl" for r in runs)
+    if supervised:   # a supervised suite: its own rows and columns
+        markdown = render_sl_markdown(tables, incomplete, title, manifest.get("description", ""))
+        columns: Sequence[str] = SL_COLUMNS
+    else:
+        markdown = render_markdown(tables, aggregate, incomplete, title,
+                                   manifest.get("description", ""))
+        columns = COLUMNS
+    files = {out / "leaderboard.md": markdown,
+             out / "leaderboard.csv": render_csv(tables, columns),
              out / "leaderboard.json": render_json(tables, aggregate, incomplete,
-                                                   {"suite": manifest.get("name")})}
+                                                   {"suite": manifest.get("name")}, columns)}
     for path, text in files.items():
         atomic_write(path, text)
     written = list(files)
@@ -597,16 +745,42 @@ def write_leaderboard(out_dir: str | Path, *, plots: bool = True,
 GRID_POINTS = 200
 
 
-def _episode_series(path: Path) -> dict[str, np.ndarray] | None:
+@dataclass(frozen=True)
+class _View:
+    """What a table's plots show: the records file, their x axis and score, per what unit."""
+
+    records: str
+    x: str
+    score: str
+    scale: float           # score x scale is plotted (test accuracy in %)
+    unit: str
+    score_label: str
+    x_label: str
+    final_label: str
+
+
+DQN_VIEW = _View("episodes.jsonl", "step", "return", 1.0, "episode", "episode return (smoothed)",
+                 "environment steps", "final score: IQM over seeds\n(mean of last 100 episode "
+                                      "returns per seed)")
+SL_VIEW = _View("epochs.jsonl", "epoch", "test_accuracy", 100.0, "epoch", "test accuracy (%)",
+                "epochs", "final test accuracy (%): IQM over seeds")
+
+
+def _view(t: Table) -> _View:
+    return SL_VIEW if next(iter(t.runs.values()))[0].kind == "sl" else DQN_VIEW
+
+
+def _episode_series(path: Path, view: _View = DQN_VIEW) -> dict[str, np.ndarray] | None:
+    """The run's records as arrays: x ("step"), score ("return"), writes, energy_j."""
     try:
-        records = read_jsonl(path / "episodes.jsonl")
+        records = read_jsonl(path / view.records)
     except JsonlError as err:
         warnings.warn(f"{err}; its curve is left out of the plots")
         return None
     steps, returns, writes, energy = [], [], [], []
     for e in records:
-        steps.append(e["step"])
-        returns.append(e["return"])
+        steps.append(e[view.x])
+        returns.append(view.scale * e[view.score])
         writes.append(e.get("writes", 0))
         energy.append(e.get("energy_j", 0.0))
     if not steps:
@@ -663,10 +837,10 @@ def plot_tables(tables: Sequence[Table], plots_dir: str | Path) -> list[Path]:
     for t in tables:
         with plt.rc_context({"figure.dpi": 110, "font.size": 9}):
             path = plots_dir / f"{t.slug}-curves.png"
-            if _plot_curves(plt, t, colors, path):
+            if _plot_curves(plt, t, colors, path, _view(t)):
                 written.append(path)
             path = plots_dir / f"{t.slug}-pareto.png"
-            fig = pareto_figure(plt, t, colors)
+            fig = pareto_figure(plt, t, colors, _view(t))
             fig.savefig(path)
             plt.close(fig)
             written.append(path)
@@ -679,17 +853,18 @@ def plot_tables(tables: Sequence[Table], plots_dir: str | Path) -> list[Path]:
     return written
 
 
-def _plot_curves(plt, t: Table, colors: dict[str, Any], path: Path) -> bool:
+def _plot_curves(plt, t: Table, colors: dict[str, Any], path: Path,
+                 view: _View = DQN_VIEW) -> bool:
     grid = np.linspace(0, t.budget, GRID_POINTS)
     series = {config: [s for r in runs if r.path is not None
-                       and (s := _episode_series(r.path)) is not None]
+                       and (s := _episode_series(r.path, view)) is not None]
               for config, runs in t.runs.items()}
     if not any(series.values()):
         return False
     fig, axes = plt.subplots(3, 1, sharex=True, figsize=(8, 9), constrained_layout=True)
-    panels = [("return", "episode return (smoothed)", False),
-              ("writes", "writes per episode\n(weight-programming pulses)", True),
-              ("energy_j", "energy per episode (J)", True)]
+    panels = [("return", view.score_label, False),
+              ("writes", f"writes per {view.unit}\n(weight-programming pulses)", True),
+              ("energy_j", f"energy per {view.unit} (J)", True)]
     no_cost = []
     for config, runs in series.items():
         if not runs:
@@ -718,35 +893,36 @@ def _plot_curves(plt, t: Table, colors: dict[str, Any], path: Path) -> bool:
     if no_cost:
         axes[1].text(0.01, 0.97, f"no device cost (float PyTorch): {', '.join(no_cost)}",
                      transform=axes[1].transAxes, va="top", fontsize=8, color="0.35")
-    axes[-1].set_xlabel("environment steps")
+    axes[-1].set_xlabel(view.x_label)
     axes[-1].set_xlim(0, t.budget)
-    fig.suptitle(f"{t.key}: learning curve and device cost per episode\n"
-                 f"(rolling mean over episodes, on a common step grid)")
+    fig.suptitle(f"{t.key}: learning curve and device cost per {view.unit}\n"
+                 f"(rolling mean over {view.unit}s, on a common grid)")
     fig.savefig(path)
     plt.close(fig)
     return True
 
 
-def pareto_figure(plt, t: Table, colors: dict[str, Any]):
-    """Return (IQM, 95 % CI) vs energy per episode of each row, with the Pareto front."""
+def pareto_figure(plt, t: Table, colors: dict[str, Any], view: _View = DQN_VIEW):
+    """Score (IQM, 95 % CI) vs energy per episode (epoch) of each row, with the Pareto front."""
+    energy = f"energy_j_per_{view.unit}"
     fig, ax = plt.subplots(figsize=(7.5, 5.2), constrained_layout=True)
-    costed = [r for r in t.rows if r["energy_j_per_episode"] and r["iqm"] is not None]
+    costed = [r for r in t.rows if r[energy] and r["iqm"] is not None]
     for r in costed:
         runs = t.runs[r["config"]]
-        per_seed = [x.summary.get("energy_j_per_episode") for x in runs
-                    if x.summary.get("energy_j_per_episode")]
-        x = r["energy_j_per_episode"]
+        per_seed = [x.summary.get(energy) for x in runs
+                    if x.summary.get(energy)]
+        x = r[energy]
         xerr = [[x - min(per_seed)], [max(per_seed) - x]] if per_seed else None
         yerr = [[r["iqm"] - r["iqm_ci_low"]], [r["iqm_ci_high"] - r["iqm"]]]
         ax.errorbar([x], [r["iqm"]], xerr=xerr, yerr=yerr, fmt="o", ms=7, capsize=3,
                     color=colors[r["config"]], label=r["config"] + (" ★ Pareto" if r["pareto"] else ""),
                     mfc=colors[r["config"]] if r["pareto"] else "white", mew=1.5)
-    front = sorted((r for r in costed if r["pareto"]), key=lambda r: r["energy_j_per_episode"])
+    front = sorted((r for r in costed if r["pareto"]), key=lambda r: r[energy])
     if len(front) > 1:
-        ax.step([r["energy_j_per_episode"] for r in front], [r["iqm"] for r in front],
+        ax.step([r[energy] for r in front], [r["iqm"] for r in front],
                 where="post", color="0.3", ls="--", lw=1, label="Pareto front")
     for r in t.rows:
-        if r["energy_j_per_episode"] is None and r["iqm"] is not None:
+        if r[energy] is None and r["iqm"] is not None:
             ax.axhline(r["iqm"], color=colors[r["config"]], ls=":", lw=1.5,
                        label=f"{r['config']} (no device energy): IQM")
             ax.axhspan(r["iqm_ci_low"], r["iqm_ci_high"], color=colors[r["config"]], alpha=0.1,
@@ -754,16 +930,16 @@ def pareto_figure(plt, t: Table, colors: dict[str, Any]):
     if costed:
         from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
 
-        xs = [r["energy_j_per_episode"] for r in costed]
+        xs = [r[energy] for r in costed]
         ax.set_xscale("log")
         ax.set_xlim(min(xs) / 4, max(xs) * 4)
         # labelled ticks at 1, 2 and 5 x 10^k (several within even a narrow range), as "20 µJ"
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(EngFormatter(unit="J"))
         ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("energy per training episode (log scale)")
-    ax.set_ylabel("final score: IQM over seeds\n(mean of last 100 episode returns per seed)")
-    ax.set_title(f"{t.key}: return vs energy per episode\n"
+    ax.set_xlabel(f"energy per training {view.unit} (log scale)")
+    ax.set_ylabel(view.final_label)
+    ax.set_title(f"{t.key}: score vs energy per {view.unit}\n"
                  f"(bars: 95 % bootstrap CI of the IQM; min–max energy over seeds)")
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:

@@ -7,14 +7,16 @@
 SUITE is a suite file, or the name of a suite bundled with rlime (smoke, classic, atari, paper,
 mappings, cartpole_learning, nonideality: `experiments.suite_names()`), usable from any directory.
 Every entry of the suite (see :mod:`rlime.bench.suite` for the file format) is an ordinary
-``python -m rlime.train`` run directory ``DIR/<name>``, run as its own process
-(``sys.executable -m rlime.train ... --run-dir DIR/<name> --no-progress``, output appended to
-``DIR/<name>/train.log``, ``OMP_NUM_THREADS=1`` unless set: parallelism comes from processes).
-Before starting, each entry is checked against its directory:
+``python -m rlime.train`` run directory ``DIR/<name>`` (``python -m rlime.sl`` for a
+supervised suite), run as its own process (``sys.executable -m rlime.train ... --run-dir
+DIR/<name> --no-progress``, output appended to ``DIR/<name>/train.log``, ``OMP_NUM_THREADS=1``
+unless set: parallelism comes from processes). Before starting, each entry is checked against
+its directory:
 
-* ``summary.json`` with ``steps >= total_steps``: finished, skipped;
-* ``checkpoint.pt``: interrupted, continued with ``--resume`` (and the suite's budget, so a
-  raised budget extends finished runs too);
+* ``summary.json`` with ``steps >= total_steps`` (``epochs`` for a supervised entry):
+  finished, skipped;
+* ``checkpoint.pt``: interrupted, continued with ``--resume`` (and the suite's budget,
+  ``--total-steps`` or ``--epochs``, so a raised budget extends finished runs too);
 * ``config.toml`` but no checkpoint: died before its first checkpoint, started again;
 * otherwise started.
 If a directory's ``config.toml`` differs from what the suite asks for (other than the budget),
@@ -68,7 +70,6 @@ from experiments import suite_names
 from rlime.bench.estimate import describe_estimates, estimate_plan
 from rlime.bench.leaderboard import MANIFEST, write_leaderboard
 from rlime.common.files import atomic_write
-from rlime.harness.run_config import RunConfig
 from rlime.harness.run_dir import RunDirError, RunDirectory
 from rlime.bench.suite import Entry, Suite, SuiteError, load_suite
 
@@ -118,27 +119,29 @@ def plan(entry: Entry, out: Path) -> Job:
         mismatch = _config_mismatch(entry, run_dir)
         if mismatch:
             return Job(entry, run_dir, "conflict", f"its config.toml differs: {mismatch}")
-    steps = int(summary.get("steps", 0)) if summary else 0
+    unit = entry.command.budget_key   # steps, or epochs for a supervised entry
+    steps = int(summary.get(unit, 0)) if summary else 0
     if summary and steps >= entry.total_steps:
-        return Job(entry, run_dir, "skip", f"finished ({steps:,} steps)", done_steps=steps)
+        return Job(entry, run_dir, "skip", f"finished ({steps:,} {unit})", done_steps=steps)
     start = (*entry.argv, "--run-dir", str(run_dir), "--no-progress")
     if has_checkpoint:
-        return Job(entry, run_dir, "resume", f"from step {steps:,} of {entry.total_steps:,}",
-                   ("--resume", str(run_dir), "--total-steps", str(entry.total_steps),
+        return Job(entry, run_dir, "resume", f"from {unit[:-1]} {steps:,} of {entry.total_steps:,}",
+                   ("--resume", str(run_dir), entry.command.budget_flag, str(entry.total_steps),
                     "--no-progress"), steps)
     if has_config:
         return Job(entry, run_dir, "restart", "stopped before its first checkpoint", start)
-    return Job(entry, run_dir, "start", f"{entry.total_steps:,} steps", start)
+    return Job(entry, run_dir, "start", f"{entry.total_steps:,} {unit}", start)
 
 
 def _config_mismatch(entry: Entry, run_dir: Path) -> str:
     """'' if run_dir/config.toml is the entry's configuration (budget and device aside)."""
+    want = entry.config
     try:
-        have = RunConfig.from_toml((run_dir / "config.toml").read_text())
+        have = type(want).from_toml((run_dir / "config.toml").read_text())
     except Exception as err:  # unreadable or foreign config.toml
         return f"its config.toml cannot be read: {err}"
-    want = entry.config
-    have = dataclasses.replace(have, total_steps=want.total_steps, device=want.device)
+    budget = entry.command.budget_field
+    have = dataclasses.replace(have, **{budget: getattr(want, budget), "device": want.device})
     if have == want:
         return ""
     a, b = _flatten(dataclasses.asdict(have)), _flatten(dataclasses.asdict(want))
@@ -222,8 +225,9 @@ def prepare(job: Job) -> None:
     job.run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def train_command(argv: Sequence[str], python: str | None = None) -> list[str]:
-    return [python or sys.executable, "-m", "rlime.train", *argv]
+def train_command(argv: Sequence[str], python: str | None = None,
+                  module: str = "rlime.train") -> list[str]:
+    return [python or sys.executable, "-m", module, *argv]
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -245,11 +249,12 @@ def judge(job: Job, returncode: int, seconds: float) -> Outcome:
                        f"exit status {returncode} ({meaning}); last lines of {job.log}:\n"
                        f"{log_tail(job.log)}")
     summary = _read_json(job.run_dir / "summary.json") or {}
-    steps = int(summary.get("steps", 0))
+    unit = job.entry.command.budget_key
+    steps = int(summary.get(unit, 0))
     if steps < job.entry.total_steps:
         return Outcome(job.name, "failed", returncode, seconds,
                        f"exited 0 but its summary.json shows {steps:,} of "
-                       f"{job.entry.total_steps:,} steps; last lines of {job.log}:\n"
+                       f"{job.entry.total_steps:,} {unit}; last lines of {job.log}:\n"
                        f"{log_tail(job.log)}")
     return Outcome(job.name, "ok", returncode, seconds)
 
@@ -287,7 +292,7 @@ class LocalExecutor:
             prepare(job)
         except (RunDirError, OSError) as err:
             return Outcome(job.name, "failed", None, 0.0, str(err))
-        cmd = train_command(job.argv)
+        cmd = train_command(job.argv, module=job.entry.command.module)
         with open(job.log, "a") as log:
             log.write(_header(job, cmd))
             log.flush()
@@ -342,7 +347,7 @@ def _ray_task(entry: Entry, out: str, env: dict[str, str]) -> int:
     if job.action == "skip":
         return 0
     prepare(job)
-    cmd = train_command(job.argv)   # the worker's own interpreter
+    cmd = train_command(job.argv, module=job.entry.command.module)   # the worker's own interpreter
     with open(job.log, "a") as log:
         log.write(f"# rlime.bench (ray worker pid {os.getpid()}): {job.action} {job.detail}\n"
                   f"# {shlex.join(cmd)}\n")
@@ -537,7 +542,7 @@ def describe_plan(jobs: Sequence[Job]) -> str:
     for job in jobs:
         lines.append(f"{job.action:<8} {job.name}: {job.detail}")
         if job.argv:
-            lines.append(f"         {shlex.join(['python', '-m', 'rlime.train', *job.argv])}")
+            lines.append(f"         {shlex.join(['python', '-m', job.entry.command.module, *job.argv])}")
     return "\n".join(lines)
 
 

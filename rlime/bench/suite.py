@@ -52,6 +52,29 @@ Settings that the matrix or the budget own (``run.backend``, ``run.seed``, ``run
 ``tuning.scheme``, ...) are refused in ``[settings]`` (and but for ``tuning.scheme`` in
 ``[sweep]``) with a pointer to the right place. Two entries of one configuration are refused.
 
+**Supervised suites.** A suite whose matrix lists ``datasets`` instead of ``envs`` runs
+``python -m rlime.sl`` (supervised learning in memory, `rlime.sl`)::
+
+    [matrix]
+    datasets = ["digits"]             # required: digits, mnist
+    networks = ["mlp", "lenet"]       # default: each dataset's own (experiments/sl_defaults.toml)
+    backends = ["rram", "float"]      # default ["rram"]
+    presets = ["default"]
+    schemes = ["write-verify"]        # default: each preset's own
+    update_modes = ["time", "mixed-precision"]   # default ["auto"]
+    seeds = [1, 2, 3]
+    [budget]
+    epochs = 20                       # and checkpoint_every (epochs)
+    [settings]
+    "train.batch_size" = 32
+    [dataset.mnist]                   # per-dataset budget and settings, as [env.X]
+    settings = { "run.data" = "/data/mnist" }
+
+Float entries collapse presets, schemes and update modes (one run per dataset x network x
+seed, ``<dataset>-<network>-float-s<seed>``); RRAM entries are named
+``<dataset>-<network>-rram-<preset>-<scheme>-<mode>-s<seed>``. An entry's budget
+(`Entry.total_steps`) is then its epochs.
+
 Every error is a :class:`SuiteError` whose message names the file, the key and what is allowed.
 Each run's `RunConfig` is resolved by `rlime.harness.run_config.resolve`, the function
 ``python -m rlime.train`` resolves its flags with, from the same (key, value) settings its
@@ -65,28 +88,38 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from envs import resolve_env
 from experiments import bundled, suite_names
 
-from rlime.bench.labels import format_value, run_labels, run_name, variant_label
+from rlime.bench.labels import NOT_APPLICABLE, format_value, run_labels, run_name, variant_label
 from rlime.bench.sweep import Point, Sweep, parse_sweep
 from rlime.common.errors import ConfigError
 from rlime.common.files import tomllib
 from rlime.cost.energy import PRESETS, preset as named_preset
 from rlime.drl.mappings import MAPPINGS
-from rlime.harness.run_config import BACKENDS, RunConfig, resolve, to_argv
+from rlime.harness.pipeline import BACKENDS, UPDATE_MODES
+from rlime.harness.run_config import RunConfig, resolve, to_argv
 from rlime.hw.config import TUNING_SCHEMES
+from rlime.sl import config as sl_config
+from rlime.sl.config import SLConfig
+from rlime.sl.data import DATASETS
+from rlime.sl.nets import NETWORKS
 
 __all__ = ["Suite", "SuiteError", "Entry", "load_suite", "parse_suite"]
 
-TOP_LEVEL_KEYS = ("name", "description", "matrix", "budget", "settings", "env", "sweep")
+TOP_LEVEL_KEYS = ("name", "description", "matrix", "budget", "settings", "env", "dataset",
+                  "sweep")
 BUDGET_KEYS = ("total_steps", "eval_every", "eval_episodes", "checkpoint_every")
 ENV_KEYS = BUDGET_KEYS + ("settings",)
 MATRIX_KEYS = ("envs", "backends", "presets", "mappings", "schemes", "seeds")
 MATRIX_DEFAULTS: dict[str, list[Any]] = {"backends": ["rram"], "presets": ["default"],
-                                         "mappings": ["time"], "seeds": [1]}
+                                         "mappings": ["time"], "seeds": [1],
+                                         "update_modes": ["auto"]}
+SL_BUDGET_KEYS = ("epochs", "checkpoint_every")
+SL_MATRIX_KEYS = ("datasets", "networks", "backends", "presets", "schemes", "update_modes",
+                  "seeds")
 
 # settings owned by the matrix or the budget, and where to put them instead
 OWNED_SETTINGS = {
@@ -98,20 +131,63 @@ OWNED_SETTINGS = {
 # owned settings a [sweep] may vary nonetheless (one factor at a time from the matrix's value)
 SWEPT_OWNED = ("tuning.scheme",)
 
+SL_OWNED_SETTINGS = {
+    "run.dataset": "matrix.datasets", "train.network": "matrix.networks",
+    "run.backend": "matrix.backends", "run.preset": "matrix.presets",
+    "tuning.scheme": "matrix.schemes", "run.update_mode": "matrix.update_modes",
+    "run.seed": "matrix.seeds", **{f"run.{key}": f"budget.{key}" for key in SL_BUDGET_KEYS},
+}
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What a suite trains: DQN agents on envs, or classifiers on datasets."""
+
+    name: str                     # Entry.kind: "dqn" or "sl"
+    items: str                    # the matrix key of its tasks: "envs", "datasets"
+    overrides: str                # the per-task table: "env", "dataset"
+    matrix_keys: tuple[str, ...]
+    budget_keys: tuple[str, ...]
+    owned: dict[str, str]
+    unit: str                     # what the budget counts
+
+
+DQN = _Kind("dqn", "envs", "env", MATRIX_KEYS, BUDGET_KEYS, OWNED_SETTINGS, "environment steps")
+SL = _Kind("sl", "datasets", "dataset", SL_MATRIX_KEYS, SL_BUDGET_KEYS, SL_OWNED_SETTINGS,
+           "epochs")
+
 
 class SuiteError(ConfigError):
     """The suite file cannot be used; the message names the file, the key and what is allowed."""
+
+
+class Command(NamedTuple):
+    """The command of an entry's kind: `python -m MODULE`, the summary.json key its budget is
+    counted in, the configuration field and the flag that set the budget."""
+
+    module: str
+    budget_key: str
+    budget_field: str
+    budget_flag: str
+
+
+COMMANDS = {"dqn": Command("rlime.train", "steps", "total_steps", "--total-steps"),
+            "sl": Command("rlime.sl", "epochs", "epochs", "--epochs")}
 
 
 @dataclass(frozen=True)
 class Entry:
     """One training run of a suite.
 
-    `preset`, `mapping` and `scheme` are the *labels* (``"-"`` where the float backend makes
-    them meaningless); `config` the resolved configuration, `argv` the `python -m rlime.train`
-    flags that resolve to it (without ``--run-dir``/``--resume``/``--no-progress``), and
-    `total_steps` the budget. A sweep variant (`rlime.bench.sweep`) names its `factor` ("" for
-    a baseline and outside sweeps); `axes` holds the run's value on every factor's axis.
+    `preset`, `mapping`, `scheme` and `mode` (the update mode) are the *labels* (``"-"`` where
+    the float backend makes them meaningless, or the workload has no such thing); `config` the
+    resolved configuration, `argv` the flags of its command (`module`: ``python -m
+    rlime.train``, or ``rlime.sl`` for a supervised entry) that resolve to it (without
+    ``--run-dir``/``--resume``/``--no-progress``), and `total_steps` the budget: environment
+    steps, or epochs for a supervised entry (`kind` "sl", whose env, env_name and env_id name
+    the dataset and network).
+    A sweep variant (`rlime.bench.sweep`) names its `factor` ("" for a baseline and outside
+    sweeps); `axes` holds the run's value on every factor's axis.
     """
 
     name: str
@@ -125,13 +201,21 @@ class Entry:
     seed: int
     total_steps: int
     argv: tuple[str, ...] = field(repr=False)
-    config: RunConfig = field(repr=False)
+    config: RunConfig | SLConfig = field(repr=False)
+    kind: str = "dqn"
+    mode: str = NOT_APPLICABLE
     factor: str = ""
     axes: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def command(self) -> "Command":
+        """How the entry runs and counts its budget (`COMMANDS`)."""
+        return COMMANDS[self.kind]
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest's record of the entry (its config is in the run's config.toml)."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "config"}
+        data["budget_key"] = self.command.budget_key
         data["argv"] = list(self.argv)
         data["axes"] = dict(self.axes)
         return data
@@ -143,11 +227,12 @@ class Suite:
     description: str
     path: Path
     entries: tuple[Entry, ...]
+    kind: str = "dqn"
 
     def manifest(self) -> dict[str, Any]:
         """What the runner records in ``<out>/suite.json`` (read back by the leaderboard)."""
         return {"name": self.name, "description": self.description, "file": str(self.path),
-                "entries": [e.to_dict() for e in self.entries]}
+                "kind": self.kind, "entries": [e.to_dict() for e in self.entries]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,6 +274,7 @@ def parse_suite(text: str, path: str | Path = "suite.toml") -> Suite:
 class _Validator:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.kind = DQN
 
     def fail(self, key: str, problem: str, allowed: str) -> SuiteError:
         return SuiteError(f"{self.path}: {key}: {problem}; allowed: {allowed}")
@@ -207,66 +293,45 @@ class _Validator:
         if "matrix" not in data:
             raise self.fail("matrix", "the [matrix] table is missing",
                             f"a [matrix] table with keys {', '.join(MATRIX_KEYS)} "
-                            f"(envs is required)")
+                            f"(envs is required), or {', '.join(SL_MATRIX_KEYS)} (datasets "
+                            f"is required) for supervised learning")
         matrix = self._table(data, "matrix")
-        self._keys(matrix, MATRIX_KEYS, "matrix")
+        self.kind = SL if "datasets" in matrix else DQN
+        if "datasets" in matrix and "envs" in matrix:
+            raise self.fail("matrix", "both envs and datasets are listed",
+                            "one suite trains DQN agents (envs) or classifiers (datasets)")
+        self._keys(matrix, self.kind.matrix_keys, "matrix")
+        unused = self.kind.overrides == "env" and "dataset" or "env"
+        if unused in data:
+            raise self.fail(unused, f"a [{unused}.*] table in a suite of {self.kind.items}",
+                            f"[{self.kind.overrides}.<name>] tables")
         budget = self._budget(self._table(data, "budget", {}), "budget")
         settings = self._settings(self._table(data, "settings", {}), "settings")
         self.sweep = self._sweep(self._table(data, "sweep", {}))
-
-        envs = self._list(matrix, "envs", str, None, required=True)
-        specs = {}
-        for env in envs:
-            try:
-                specs[env] = resolve_env(env)
-            except ValueError as err:  # its message suggests names and says what is allowed
-                raise SuiteError(f"{self.path}: matrix.envs: {env!r} cannot be used: {err}") from None
-        ids = [specs[e].env_id for e in envs]
-        for env in envs:
-            if ids.count(specs[env].env_id) > 1:
-                raise self.fail("matrix.envs", f"{env!r} names {specs[env].env_id} more than once",
-                                "each environment once")
-        backends = self._list(matrix, "backends", str, BACKENDS)
-        if self.sweep.factors and "rram" not in backends:
+        if self.sweep.factors and self.kind is SL:
+            raise self.fail("sweep", "a sweep in a suite of datasets",
+                            "a [sweep] in a suite of envs (DQN runs)")
+        tasks = self._list(matrix, self.kind.items, str, None, required=True)
+        specs = self._tasks(tasks)
+        axes = self._axes(matrix)
+        if self.sweep.factors and "rram" not in axes[0]:
             raise self.fail("sweep", "a sweep varies rram runs and matrix.backends has none",
                             'matrix.backends including "rram"')
-        presets = self._list(matrix, "presets", str, tuple(PRESETS))
-        mappings = self._list(matrix, "mappings", str, MAPPINGS)
-        schemes = self._list(matrix, "schemes", str, TUNING_SCHEMES) if "schemes" in matrix else None
-        seeds = self._list(matrix, "seeds", int, None)
-        for seed in seeds:
-            if not 0 <= seed < 2**31:
-                raise self.fail("matrix.seeds", f"{seed} is out of range",
-                                "integers in [0, 2**31)")
-
-        env_tables = self._table(data, "env", {})
-        overrides: dict[str, tuple[dict, dict]] = {}
-        for env, table in env_tables.items():
-            key = f"env.{_key(env)}"
-            if env not in specs:
-                raise self.fail(key, f"{env!r} is not in matrix.envs",
-                                f"one of {', '.join(map(repr, envs))} (as written there)")
-            if not isinstance(table, dict):
-                raise self.fail(key, f"{table!r} is not a table", f"a table with keys "
-                                f"{', '.join(ENV_KEYS)}")
-            self._keys(table, ENV_KEYS, key)
-            env_settings = self._settings(self._table(table, "settings", {}, key), f"{key}.settings")
-            overrides[env] = (self._budget({k: v for k, v in table.items() if k != "settings"},
-                                           key), env_settings)
-
+        overrides = self._overrides(self._table(data, self.kind.overrides, {}), tasks)
         entries: list[Entry] = []
-        for env in envs:
-            env_budget, env_settings = overrides.get(env, ({}, {}))
-            merged_budget = {**budget, **env_budget}
-            merged_settings = {**settings, **env_settings}
-            entries += self._expand(env, specs[env], backends, presets, mappings, schemes, seeds,
-                                    merged_budget, merged_settings, settings, env_settings)
+        for task in tasks:
+            task_budget, task_settings = overrides.get(task, ({}, {}))
+            merged_budget = {**budget, **task_budget}
+            merged_settings = {**settings, **task_settings}
+            expand = self._expand if self.kind is DQN else self._expand_sl
+            entries += expand(task, specs[task], *axes, merged_budget, merged_settings,
+                              settings, task_settings)
         names = [e.name for e in entries]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:  # cannot happen with validated distinct lists; a guard for the future
             raise self.fail("matrix", f"runs {duplicates} would share a directory",
                             "distinct configurations")
-        same: dict[RunConfig, list[str]] = {}
+        same: dict[Any, list[str]] = {}
         for e in entries:
             same.setdefault(e.config, []).append(e.name)
         for runs in same.values():
@@ -275,7 +340,67 @@ class _Validator:
                                 f"runs {runs} would be the same configuration",
                                 "each configuration once (a sweep varies one factor of each "
                                 "matrix entry; list a value in one place)")
-        return Suite(name=name, description=description, path=self.path, entries=tuple(entries))
+        return Suite(name=name, description=description, path=self.path, entries=tuple(entries),
+                     kind=self.kind.name)
+
+    def _tasks(self, tasks: list[str]) -> dict[str, Any]:
+        """The env specs of a DQN suite's envs (each env once); a supervised suite's datasets."""
+        if self.kind is SL:
+            for dataset in tasks:
+                if dataset not in DATASETS:
+                    raise self.fail("matrix.datasets", f"{dataset!r} is not known",
+                                    f"among {', '.join(DATASETS)}")
+            return {dataset: dataset for dataset in tasks}
+        specs = {}
+        for env in tasks:
+            try:
+                specs[env] = resolve_env(env)
+            except ValueError as err:  # its message suggests names and says what is allowed
+                raise SuiteError(f"{self.path}: matrix.envs: {env!r} cannot be used: {err}") from None
+        ids = [specs[e].env_id for e in tasks]
+        for env in tasks:
+            if ids.count(specs[env].env_id) > 1:
+                raise self.fail("matrix.envs", f"{env!r} names {specs[env].env_id} more than once",
+                                "each environment once")
+        return specs
+
+    def _axes(self, matrix: dict[str, Any]) -> tuple:
+        """The matrix's lists besides the tasks, in the order `_expand` / `_expand_sl` take."""
+        backends = self._list(matrix, "backends", str, BACKENDS)
+        if self.sweep.factors and "rram" not in backends:
+            raise self.fail("sweep", "a sweep varies rram runs and matrix.backends has none",
+                            'matrix.backends including "rram"')
+        presets = self._list(matrix, "presets", str, tuple(PRESETS))
+        schemes = self._list(matrix, "schemes", str, TUNING_SCHEMES) if "schemes" in matrix else None
+        seeds = self._list(matrix, "seeds", int, None)
+        for seed in seeds:
+            if not 0 <= seed < 2**31:
+                raise self.fail("matrix.seeds", f"{seed} is out of range",
+                                "integers in [0, 2**31)")
+        if self.kind is DQN:
+            return backends, presets, self._list(matrix, "mappings", str, MAPPINGS), schemes, seeds
+        networks = self._list(matrix, "networks", str, NETWORKS) if "networks" in matrix else [None]
+        modes = self._list(matrix, "update_modes", str, ("auto", *UPDATE_MODES))
+        return networks, backends, presets, schemes, modes, seeds
+
+    def _overrides(self, tables: dict[str, Any], tasks: list[str]) -> dict[str, tuple[dict, dict]]:
+        """{task: (budget, settings)} of the per-task tables ([env.X] / [dataset.X])."""
+        keys = self.kind.budget_keys + ("settings",)
+        overrides: dict[str, tuple[dict, dict]] = {}
+        for task, table in tables.items():
+            key = f"{self.kind.overrides}.{_key(task)}"
+            if task not in tasks:
+                raise self.fail(key, f"{task!r} is not in matrix.{self.kind.items}",
+                                f"one of {', '.join(map(repr, tasks))} (as written there)")
+            if not isinstance(table, dict):
+                raise self.fail(key, f"{table!r} is not a table", f"a table with keys "
+                                f"{', '.join(keys)}")
+            self._keys(table, keys, key)
+            task_settings = self._settings(self._table(table, "settings", {}, key),
+                                           f"{key}.settings")
+            overrides[task] = (self._budget({k: v for k, v in table.items() if k != "settings"},
+                                            key), task_settings)
+        return overrides
 
     def _keys(self, table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
         for key in table:
@@ -318,12 +443,13 @@ class _Validator:
         return list(value)
 
     def _budget(self, table: dict[str, Any], where: str) -> dict[str, int]:
-        self._keys(table, BUDGET_KEYS if where == "budget" else ENV_KEYS, where)
+        keys = self.kind.budget_keys
+        self._keys(table, keys if where == "budget" else keys + ("settings",), where)
         out = {}
         for key, value in table.items():
             minimum = 0 if key == "eval_episodes" else 1
             allowed = ("an integer >= 0 (0 = no evaluation)" if minimum == 0
-                       else "a positive integer (environment steps)")
+                       else f"a positive integer ({self.kind.unit})")
             if not isinstance(value, int) or isinstance(value, bool):
                 raise self.fail(f"{where}.{key}", f"{value!r} is a {_type(value)}", allowed)
             if value < minimum:
@@ -344,9 +470,10 @@ class _Validator:
                 else:
                     hint = "not of the form section.key"
                 raise self.fail(full, hint, allowed)
-            if key in OWNED_SETTINGS:
-                raise self.fail(full, f"set by {OWNED_SETTINGS[key]}, not by settings",
-                                f"put it in {OWNED_SETTINGS[key]}")
+            owned = self.kind.owned
+            if key in owned:
+                raise self.fail(full, f"set by {owned[key]}, not by settings",
+                                f"put it in {owned[key]}")
         return dict(table)
 
     def _sweep(self, table: dict[str, Any]) -> Sweep:
@@ -404,19 +531,56 @@ class _Validator:
                              f"{format_value(point.value)}: a run of {env!r} would be refused: "
                              f"{err}") from None
 
-    def _resolve(self, env: str, matrix: list[tuple[str, Any]], budget: dict[str, int],
+    def _expand_sl(self, dataset: str, _, networks, backends, presets, schemes, modes, seeds,
+                   budget: dict[str, int], settings: dict[str, Any],
+                   suite_settings: dict[str, Any], dataset_settings: dict[str, Any]
+                   ) -> list[Entry]:
+        """The supervised entries of one dataset; float collapses preset, scheme and mode."""
+        entries: list[Entry] = []
+        seen: set[tuple] = set()
+        for network, backend, preset_name, mode in itertools.product(networks, backends, presets,
+                                                                     modes):
+            for scheme in schemes or [named_preset(preset_name).hardware.tuning.scheme]:
+                labels = ((preset_name, scheme, mode) if backend == "rram"
+                          else (NOT_APPLICABLE,) * 3)
+                if (network, backend) + labels in seen:
+                    continue
+                seen.add((network, backend) + labels)
+                for seed in seeds:
+                    matrix = [("run.dataset", dataset), ("run.backend", backend),
+                              ("run.seed", seed)]
+                    matrix += [("train.network", network)] if network is not None else []
+                    if backend == "rram":
+                        matrix += [("run.preset", preset_name), ("tuning.scheme", scheme),
+                                   ("run.update_mode", mode)]
+                    matrix += [(f"run.{k}", budget[k]) for k in SL_BUDGET_KEYS if k in budget]
+                    cfg = self._resolve(dataset, matrix, budget, settings, suite_settings,
+                                        dataset_settings)
+                    net = cfg.train.network
+                    hardware = labels if backend == "rram" else ()
+                    entries.append(Entry(
+                        name="-".join([dataset, net, backend, *hardware, f"s{seed}"]),
+                        env=dataset, env_name=f"{dataset}-{net}", env_id=f"{dataset}/{net}",
+                        backend=backend, preset=labels[0], mapping=NOT_APPLICABLE,
+                        scheme=labels[1], seed=seed, total_steps=cfg.epochs,
+                        argv=tuple(sl_config.SCHEMA.to_argv([*matrix, *settings.items()])),
+                        config=cfg, kind="sl", mode=labels[2]))
+        return entries
+
+    def _resolve(self, task: str, matrix: list[tuple[str, Any]], budget: dict[str, int],
                  settings: dict[str, Any], suite_settings: dict[str, Any],
-                 env_settings: dict[str, Any]) -> RunConfig:
-        """The run's RunConfig; if it is refused, name the setting refused on its own."""
+                 task_settings: dict[str, Any]) -> RunConfig | SLConfig:
+        """The run's configuration; if it is refused, name the setting refused on its own."""
+        resolver = sl_config.resolve if self.kind is SL else resolve
         try:
-            return resolve([*matrix, *settings.items()])
+            return resolver([*matrix, *settings.items()])
         except ConfigError as err:
-            problem = f"a run of {env!r} would be refused: {err}"
-        for table, values in ((f"env.{_key(env)}.settings", env_settings),
+            problem = f"a run of {task!r} would be refused: {err}"
+        for table, values in ((f"{self.kind.overrides}.{_key(task)}.settings", task_settings),
                               ("settings", suite_settings)):
             for key, value in values.items():
                 try:
-                    resolve([*matrix, (key, value)])
+                    resolver([*matrix, (key, value)])
                 except ConfigError:
                     raise SuiteError(f"{self.path}: {table}.{_key(key)}: {problem}") from None
         raise SuiteError(f"{self.path}: {'budget' if budget else 'settings'}: {problem}")

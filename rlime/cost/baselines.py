@@ -272,6 +272,32 @@ def dqn_launches(snapshot: LedgerSnapshot, updates: int, layers: int, minibatch:
     return {p: float(calls.get(p, 0) * per.get(p, 0)) for p in phases.names}
 
 
+# kernel launches per minibatch update of a classifier trained by backpropagation, PyTorch eager
+# on CUDA with the default foreach optimisers, the dataset resident in device memory; L weight
+# layers (linear and convolution), P pooling layers:
+#   forward   (2L - 1) + P + 4   L GEMMs / convolutions with the bias fused, L - 1 ReLUs, P poolings,
+#                                two index_select gathers of the minibatch (inputs, labels), the
+#                                cross-entropy loss in two (log_softmax, nll_loss)
+#   backward  4L + P + 1         as DQN's backward (above), and one per pooling
+#   update    1 / 2 / 5          SGD: one _foreach_add_; momentum: 2; Adam: ~5 (as DQN's)
+#   every other phase 0          (programming is setup; evaluation is not training)
+_RULE_LAUNCHES = {"sgd": 1, "momentum": 2, "adam": 5}
+
+
+def classifier_launches(snapshot: LedgerSnapshot, updates: int, layers: int, pools: int = 0,
+                        rule: str = "sgd") -> dict[str, float]:
+    """Kernel launches per phase of a classifier's training ledger on a GPU (see above):
+    `updates` minibatch updates of a network of `layers` weight layers and `pools` poolings,
+    update rule `rule` ("sgd", "momentum" or "adam")."""
+    if updates < 0 or layers < 1 or pools < 0 or rule not in _RULE_LAUNCHES:
+        raise ValueError(f"updates = {updates}, layers = {layers}, pools = {pools}, rule = "
+                         f"{rule!r}: counts must be >= 0 (layers >= 1), rule one of "
+                         f"{', '.join(_RULE_LAUNCHES)}")
+    per = {"forward": 2 * layers - 1 + pools + 4, "backward": 4 * layers + pools + 1,
+           "update": _RULE_LAUNCHES[rule]}
+    return {p: float(updates * per.get(p, 0)) for p in snapshot.phases.names}
+
+
 def _launch_array(snapshot: LedgerSnapshot, launches: Mapping[str, float] | None) -> np.ndarray:
     names = snapshot.phases.names
     if launches is None:
@@ -404,12 +430,14 @@ def compare(snapshot: LedgerSnapshot, tech: TechnologyPreset, minibatch: int,
             asic: str = "dadiannao", act_batch: int = 1,
             episodes: int | None = None, steps: int | None = None,
             launches: Mapping[str, float] | None = None,
-            launch_latency_s: float = DEFAULT_LAUNCH_LATENCY_S) -> dict[str, Any]:
+            launch_latency_s: float = DEFAULT_LAUNCH_LATENCY_S,
+            epochs: int | None = None) -> dict[str, Any]:
     """RRAM vs GPU vs ASIC energy of one workload, with every parameter used.
 
     Ratios are baseline / RRAM (how many times more energy-efficient the RRAM chip is);
-    None when the ledger holds no RRAM energy. With `episodes` / `steps` (how much training
-    the snapshot covers) the three energies are also given per episode / per step. `launches`
+    None when the ledger holds no RRAM energy. With `episodes` / `epochs` / `steps` (how much
+    training the snapshot covers) the three energies are also given per episode / per epoch /
+    per step. `launches`
     (kernel launches per phase, `dqn_launches`) adds the launch floor; `gpu_band` is the
     GPU/RRAM ratio over GPU generations x utilisations (`gpu_band`).
     """
@@ -430,7 +458,7 @@ def compare(snapshot: LedgerSnapshot, tech: TechnologyPreset, minibatch: int,
         "gpu_band": gpu_band(snapshot, rram_j, minibatch, act_batch, launches,
                              launch_latency_s),
     }
-    for key, count in (("per_episode", episodes), ("per_step", steps)):
+    for key, count in (("per_episode", episodes), ("per_epoch", epochs), ("per_step", steps)):
         if count is not None:
             n = max(int(count), 1)
             out[key] = {"count": int(count), "rram_j": rram_j / n, "gpu_j": g["energy_j"] / n,
@@ -488,6 +516,6 @@ def measure_gpu_energy(fn: Callable[[], Any], device_index: int = 0) -> GpuMeasu
 
 __all__ = ["GPU_PRESETS", "ASIC_PRESETS", "GpuPreset", "AsicPreset", "GpuMeasurement",
            "gpu_preset", "asic_preset", "workload_ops", "gpu_bytes", "gpu_energy", "gpu_band",
-           "dqn_launches", "DEFAULT_LAUNCH_LATENCY_S", "BAND_UTILISATIONS", "CENTRAL_GPU",
+           "dqn_launches", "classifier_launches", "DEFAULT_LAUNCH_LATENCY_S", "BAND_UTILISATIONS", "CENTRAL_GPU",
            "asic_energy", "compare", "measure_gpu_energy", "DEFAULT_UTILISATION",
            "ARITHMETIC_ROLES"]

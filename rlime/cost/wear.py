@@ -15,7 +15,7 @@ import torch
 
 
 def wear_report(pulse_counts: torch.Tensor | np.ndarray, episodes: int,
-                endurance: float) -> dict[str, float | int]:
+                endurance: float, unit: str = "episode") -> dict[str, float | int]:
     """Per-cell write statistics and endurance projection.
 
     Returns ``cells``; ``max_pulses`` and ``mean_pulses`` per cell so far; ``max_pulses_per_
@@ -23,7 +23,8 @@ def wear_report(pulse_counts: torch.Tensor | np.ndarray, episodes: int,
     from a fresh array until the most-written cell reaches `endurance` at its rate so far
     (endurance / max_pulses_per_episode; inf if no cell was written); and
     ``episodes_remaining``: the same counted from now ((endurance - max_pulses) /
-    max_pulses_per_episode, 0 if already reached).
+    max_pulses_per_episode, 0 if already reached). `unit` names what `episodes` counts in the
+    keys ("epoch" for supervised training: ``epochs_to_endurance``, ...).
     """
     if isinstance(pulse_counts, torch.Tensor):
         counts = pulse_counts.detach().to("cpu", torch.float64).numpy()
@@ -47,12 +48,12 @@ def wear_report(pulse_counts: torch.Tensor | np.ndarray, episodes: int,
         remaining = max(endurance - max_pulses, 0.0) / max_rate
     return {
         "cells": int(counts.size),
-        "episodes": int(episodes),
+        f"{unit}s": int(episodes),
         "endurance": float(endurance),
         "max_pulses": max_pulses,
         "mean_pulses": mean_pulses,
-        "max_pulses_per_episode": max_rate,
-        "mean_pulses_per_episode": mean_pulses / episodes,
-        "episodes_to_endurance": lifetime,
-        "episodes_remaining": remaining,
+        f"max_pulses_per_{unit}": max_rate,
+        f"mean_pulses_per_{unit}": mean_pulses / episodes,
+        f"{unit}s_to_endurance": lifetime,
+        f"{unit}s_remaining": remaining,
     }

@@ -1,100 +1,43 @@
 """The command line of `python -m rlime.train`: flags -> RunConfig -> a Trainer in its run directory.
 
-Exit codes: 0 done (or paused after --session-steps), 2 bad input (nothing is started), 3 a
-numerical failure (the last good checkpoint is kept), 130 interrupted (checkpoint saved).
+Exit codes (`rlime.harness.session`): 0 done (or paused after --session-steps), 2 bad input
+(nothing is started), 3 a numerical failure (the last good checkpoint is kept), 130
+interrupted (checkpoint saved).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from envs import resolve_env
 
-from rlime.common.errors import ConfigError
-from rlime.common.files import atomic_write
-from rlime.common.settings import field_help, field_types, toml_value
-from rlime.harness.run_config import (FLAGS, FOLLOWS, SECTIONS, RunConfig, describe,
-                                      env_default_keys, flag, parse_override, parse_value, resolve)
-from rlime.harness.run_dir import RunDirectory, RunDirError
-from rlime.harness.train import Interrupted, Trainer
+from rlime.harness.pipeline import settings_from_args, settings_help as pipeline_help
+from rlime.harness.run_config import (SCHEMA, RunConfig, describe, env_default_keys, parse_value,
+                                      resolve)
+from rlime.harness.session import command_main, command_parser
+from rlime.harness.train import Trainer
 from agents.dqn import NumericalFailure
 
-ALIASES = {"agent.learning_rate": ("--lr",)}
 RESUME_KEYS = ("run.total_steps", "run.threads")  # the flags --resume takes from the command line
 
 
-def _default(key: str, env_keys: set[str]) -> str:
-    if key in FOLLOWS:  # an env's hyperparams.toml entry may set it; else it follows its leader
-        lead = flag(FOLLOWS[key])
-        return f"per env, else {lead}" if key in env_keys else lead
-    if key == "run.device":
-        return "cuda if available, else cpu"
-    section, _, name = key.partition(".")
-    if section not in ("run", "agent"):
-        return "the preset's"
-    if key in env_keys:
-        return "per env, experiments/hyperparams.toml"
-    return toml_value(getattr(SECTIONS[section], name))
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m rlime.train",
-        description="Train a DQN agent in memory on a simulated RRAM crossbar and report the "
-                    "reward curve next to the programming pulses and energy of every episode. "
-                    "Every flag below is a shorthand for one --set setting.")
-    env_keys = env_default_keys()
-    for key in FLAGS:
-        section, _, name = key.partition(".")
-        text = field_help(SECTIONS[section]).get(name, name)
-        if key == "run.env":
-            p.add_argument(flag(key), dest=key, metavar="NAME",
-                           help=f"{text} (required, or --resume DIR)")
-        elif field_types(SECTIONS[section])[name] is bool:
-            p.add_argument(flag(key), dest=key, action="store_true", default=None,
-                           help=f"{text} ({key}=true)")
-        else:
-            p.add_argument(flag(key), *ALIASES.get(key, ()), dest=key, metavar=name.upper(),
-                           help=f"{text} ({key}; default: {_default(key, env_keys)})")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="any setting, e.g. device.c2c_sigma=0.01, agent.gamma=0.98, "
-                        "tuning.max_pulses=30 (repeatable; after the flags, so it wins); "
-                        "--help-settings lists them all")
-    p.add_argument("--help-settings", action="store_true",
-                   help="list every --set key with its value (for --env and the other flags, "
-                        "if given) and what it means, then exit")
-    p.add_argument("--run-dir", help="output directory (default runs/<env>-<backend>-<mapping>-s<seed>)")
-    p.add_argument("--resume", metavar="DIR",
-                   help="continue the run in DIR from its checkpoint (--total-steps and "
-                        "--threads may change); a run without one starts over")
-    p.add_argument("--session-steps", type=int, metavar="N",
-                   help="pause after N more steps with a checkpoint (continue with --resume)")
+    p = command_parser(
+        "python -m rlime.train", "Train a DQN agent in memory on a simulated RRAM crossbar and "
+        "report the reward curve next to the programming pulses and energy of every episode.",
+        SCHEMA, "run.env", env_default_keys(), "per env", "experiments/hyperparams.toml",
+        "runs/<env>-<backend>-<mapping>-s<seed>", "--total-steps", "steps")
     p.add_argument("--profile", action="store_true",
                    help="time phases exactly on CUDA (synchronises the device; slower)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
-def settings_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
-    """The (key, value) settings of the command line: device default, flags, then --set."""
-    given = vars(args)
-    settings: list[tuple[str, Any]] = [("run.device", "cuda" if torch.cuda.is_available() else "cpu")]
-    for key in FLAGS:
-        value = given[key]
-        if value is not None:
-            settings.append((key, value if isinstance(value, bool) else parse_value(key, value)))
-    return settings + [parse_override(text) for text in args.set]
-
-
 def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, Path]:
-    cfg = resolve(settings_from_args(args))
+    cfg = resolve(settings_from_args(args, SCHEMA))
     default_dir = Path("runs") / f"{resolve_env(cfg.env).name}-{cfg.backend}-{cfg.mapping}-s{cfg.seed}"
     return cfg, Path(args.run_dir) if args.run_dir else default_dir
 
@@ -102,78 +45,22 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, Path]:
 def settings_help(cfg: RunConfig, env_given: bool) -> str:
     where = (f"values for --env {cfg.env} and the flags given" if env_given else
              "built-in defaults; give --env (and flags) to see a run's values")
-    rows = [(key, toml_value(value), text) for key, value, text in describe(cfg)]
-    width = min(max(len(k) + len(v) for k, v, _ in rows) + 3, 44)
-    lines = [f"--set SECTION.KEY=VALUE settings ({where}):"]
-    lines += [f"  {f'{k} = {v}':<{width}}  {text}" for k, v, text in rows]
-    return "\n".join(lines)
+    return pipeline_help(describe(cfg), where)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        if args.help_settings:
-            given = getattr(args, "run.env") is not None
-            print(settings_help(config_from_args(args)[0] if given else RunConfig(env="-"), given))
-            return 0
-        trainer = _prepare(parser, args)
-    except (ConfigError, RunDirError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"torch threads: {trainer.threads} ({trainer.threads_reason}; --threads N sets them)",
-          file=sys.stderr)
-    try:
-        summary = trainer.run(args.session_steps)
-    except Interrupted:
-        print(f"\ninterrupted at step {trainer.step}; checkpoint saved. Continue with:\n"
-              f"  python -m rlime.train --resume {trainer.run_dir.path}", file=sys.stderr)
-        return 130
-    except NumericalFailure as err:
-        print(f"\nerror at step {trainer.step}: {err}\nThe last good checkpoint in "
-              f"{trainer.run_dir.path} was kept.", file=sys.stderr)
-        return 3
-    finally:
-        trainer.run_dir.release()
-    print(format_summary(summary))
-    if trainer.step < trainer.cfg.total_steps:
-        print(f"paused at step {trainer.step} of {trainer.cfg.total_steps}; continue with:\n"
-              f"  python -m rlime.train --resume {trainer.run_dir.path}")
-    return 0
-
-
-def _prepare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Trainer:
-    if args.resume:
-        run_dir = RunDirectory(args.resume)
-        if not run_dir.config_file.exists():
-            raise RunDirError(f"{run_dir.path} holds no config.toml; there is no run to resume")
-        cfg = RunConfig.from_toml(run_dir.config_file.read_text())
-        for key in RESUME_KEYS:  # what a resume may change: the budget, the machine's threads
-            if getattr(args, key) is not None:
-                cfg = dataclasses.replace(cfg, **{key.partition(".")[2]:
-                                                  parse_value(key, getattr(args, key))})
-        run_dir.claim()
-        trainer = Trainer(cfg, run_dir, progress=not args.no_progress, profile=args.profile)
-        if run_dir.checkpoint_file.exists():
-            trainer.restore()
-        else:
-            folder = run_dir.set_aside()
-            print(f"{run_dir.path} has no checkpoint.pt (the run stopped before its first "
-                  f"checkpoint): starting it over from step 0 with its config.toml; its partial "
-                  f"files were moved to {folder}", file=sys.stderr)
-        return trainer
-    if not getattr(args, "run.env"):
-        parser.error("--env is required (or --resume DIR)")
-    cfg, path = config_from_args(args)
-    run_dir = RunDirectory(path)
-    if run_dir.config_file.exists():
-        raise RunDirError(f"{path} already holds a run (config.toml); continue it with "
-                          f"--resume {path}, or choose another --run-dir")
-    # built before the directory is claimed: a run that cannot start leaves no directory
-    trainer = Trainer(cfg, run_dir, progress=not args.no_progress, profile=args.profile)
-    run_dir.claim()
-    atomic_write(run_dir.config_file, cfg.to_toml(trainer.spec))
-    return trainer
+    return command_main(
+        parser, args, required="run.env",
+        help_text=lambda given: settings_help(config_from_args(args)[0] if given
+                                              else RunConfig(env="-"), given),
+        new=lambda: config_from_args(args), load=RunConfig.from_toml, resume_keys=RESUME_KEYS,
+        parse_value=parse_value,
+        make=lambda cfg, run_dir: Trainer(cfg, run_dir, progress=not args.no_progress,
+                                          profile=args.profile),
+        config_text=lambda cfg, trainer: cfg.to_toml(trainer.spec), command="rlime.train",
+        failures=(NumericalFailure,), summary_text=format_summary)
 
 
 def format_summary(summary: dict[str, Any]) -> str:

@@ -47,6 +47,8 @@ from rlime.cost.energy import (PRESETS as ENERGY_PRESETS, TechnologyPreset, cate
                                price, price_tables, total, tuning_cost_scaled)
 from rlime.drl.phases import DQN_PHASES
 from rlime.harness.claims import claims, format_claims
+from rlime.sl.phases import SL_PHASES
+from rlime.sl.summary import without_data
 from rlime.hw.config import DeviceConfig, HardwareConfig, TileConfig
 from rlime.hw.optim import sram_bits_per_cell
 from rlime.hw.ledger import LedgerSnapshot
@@ -59,6 +61,7 @@ RUN_PARTS = (("setup", "setup (initial programming)"), ("eval", "evaluation roun
              ("abandoned", "abandoned episodes"), ("in_progress", "unfinished episodes"))
 CATEGORIES = categories(DQN_PHASES)  # energy categories of a DQN run
 EPISODES_FILE = "episodes.jsonl"
+SL_EPOCHS_FILE = "epochs.jsonl"   # a supervised run's records (rlime.sl)
 CONFIG_FILE = "config.toml"
 
 
@@ -249,12 +252,12 @@ def format_reprice(summary: dict[str, Any]) -> str:
         f"Training workload (the run without setup and evaluation; preset "
         f"{summary['energy_preset']!r}):",
         f"  writes (weight-programming pulses): {summary['writes']:,}",
-        f"  target-sync pulses: {summary['target_sync_pulses']:,}",
-        f"  replay write bits (RRAM memory mode): {summary['replay_write_bits']:,}",
+        *([f"  target-sync pulses: {summary['target_sync_pulses']:,}",
+           f"  replay write bits (RRAM memory mode): {summary['replay_write_bits']:,}"]
+          if "target_sync" in summary["energy"] else []),   # DQN's; none in supervised runs
         f"  RRAM energy: {summary['energy_j']:.4e} J",
     ]
-    for c in CATEGORIES:
-        e = summary["energy"][c]
+    for c, e in summary["energy"].items():
         share = e / summary["energy_j"] * 100 if summary["energy_j"] > 0 else 0.0
         lines.append(f"    {c:<14} {e:.4e} J  ({share:5.1f} %)")
     lines += [
@@ -391,19 +394,25 @@ def configured_hardware(config: dict[str, Any]) -> tuple[DeviceConfig | None, Ti
     return built.device, built.tile
 
 
+def _rules(config: dict[str, Any]) -> Any:
+    """config.toml's table of the update rule: `[agent]` (DQN) or `[train]` (supervised)."""
+    return config.get("agent", config.get("train", {}))
+
+
 def configured_sram_bits_per_cell(config: dict[str, Any]) -> float | None:
     """The SRAM a cell holds for the run's update rule and residual (None if config.toml does
     not say)."""
     try:
-        return sram_bits_per_cell(config["agent"]["update_rule"],
+        return sram_bits_per_cell(_rules(config)["update_rule"],
                                   config["hardware"]["tuning"]["residual"])
     except (KeyError, TypeError):
         return None
 
 
 def configured_minibatch(config: dict[str, Any]) -> int | None:
-    """`[agent] batch_size` from config.toml, if it is a positive integer."""
-    agent = config.get("agent", {})
+    """`[agent] batch_size` (`[train]` for a supervised run) from config.toml, if it is a
+    positive integer."""
+    agent = _rules(config)
     value = agent.get("batch_size") if isinstance(agent, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
 
@@ -460,27 +469,71 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def reprice_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Re-price one run directory under the command line's choices: its records, ledger parts
-    (`run_ledger`), the repriced summary (`reprice_summary`, plus "run": writes and joules per
-    part), the preset used and a note of what could not be counted (or None)."""
-    if not run_dir.is_dir():
-        raise _fail(f"run directory {run_dir} does not exist or is not a directory. Pass the "
-                    f"directory `python -m rlime.train --run-dir` wrote (it holds "
-                    f"{EPISODES_FILE} and {CONFIG_FILE}).")
-    records, snapshots = load_episodes(run_dir / EPISODES_FILE)
-    config = load_config(run_dir)
-    minibatch = args.minibatch or configured_minibatch(config) or DQNConfig().batch_size
+def _configured_tech(run_dir: Path, config: dict[str, Any], args: argparse.Namespace
+                     ) -> TechnologyPreset:
+    """The preset the command line or config.toml names, pricing the run's own cells."""
     name = args.preset or configured_preset(run_dir, config)
     if name is None:
         print(f"note: no [run] energy_preset in {run_dir / CONFIG_FILE}; using 'default'",
               file=sys.stderr)
         name = "default"
     try:
-        tech = energy_preset(name, *configured_hardware(config),
+        return energy_preset(name, *configured_hardware(config),
                              configured_sram_bits_per_cell(config))
     except ConfigError as err:
         raise _fail(f"{err} (from {run_dir / CONFIG_FILE}; or pass --preset)") from None
+
+
+def reprice_sl_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Re-price a supervised run directory (`python -m rlime.sl`): the ledger parts of its
+    summary.json (setup, evaluation, unfinished epoch and their total), the training workload
+    re-priced with its baselines and sweep, as `reprice_run` returns them (kind "sl")."""
+    config = load_config(run_dir)
+    try:
+        summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+        ledger = summary["ledger"]
+        parts = {name: LedgerSnapshot.from_dict(ledger[name], SL_PHASES)
+                 for name in ("setup", "eval", "in_progress", "total")}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise _fail(f"{run_dir / SUMMARY_FILE} cannot be read as a supervised run's summary "
+                    f"({type(err).__name__}: {err})") from None
+    tech = _configured_tech(run_dir, config, args)
+    minibatch = args.minibatch or configured_minibatch(config) or 32
+    launches = (summary.get("baselines") or {}).get("gpu_band", {}).get("launches")
+    training = parts["total"] - parts["setup"] - parts["eval"]
+    repriced = reprice_summary(training, tech, minibatch, gpu=args.gpu,
+                               utilisation=args.utilisation, asic=args.asic, sweep=args.sweep,
+                               launches=launches)
+    repriced["run"] = {name: {**write_counts(s), "energy_j": total(s, tech)}
+                       for name, s in parts.items()}
+    repriced["without_data"] = without_data(training, tech, minibatch, launches)
+    repriced["test_accuracy"] = summary.get("test_accuracy")
+    repriced["update_mode"] = summary.get("update_mode")
+    repriced["dataset"] = f"{summary.get('dataset')}/{summary.get('network')}"
+    return {"dir": run_dir, "config": config, "kind": "sl", "records": [], "snapshots": [],
+            "parts": parts, "summary": repriced, "tech": tech, "note": None}
+
+
+def is_sl_run(run_dir: Path) -> bool:
+    """Whether `run_dir` holds a supervised run (python -m rlime.sl writes epochs.jsonl)."""
+    return (run_dir / SL_EPOCHS_FILE).is_file() or "train" in load_config(run_dir)
+
+
+def reprice_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Re-price one run directory under the command line's choices: its records, ledger parts
+    (`run_ledger`), the repriced summary (`reprice_summary`, plus "run": writes and joules per
+    part), the preset used and a note of what could not be counted (or None). A supervised
+    run's: `reprice_sl_run`."""
+    if not run_dir.is_dir():
+        raise _fail(f"run directory {run_dir} does not exist or is not a directory. Pass the "
+                    f"directory `python -m rlime.train --run-dir` (or `rlime.sl`) wrote (it "
+                    f"holds {EPISODES_FILE} or {SL_EPOCHS_FILE}, and {CONFIG_FILE}).")
+    if is_sl_run(run_dir):
+        return reprice_sl_run(run_dir, args)
+    records, snapshots = load_episodes(run_dir / EPISODES_FILE)
+    config = load_config(run_dir)
+    minibatch = args.minibatch or configured_minibatch(config) or DQNConfig().batch_size
+    tech = _configured_tech(run_dir, config, args)
     parts, note = run_ledger(run_dir, snapshots)
     launches = None
     if note is None:  # summary.json matches: its GPU kernel counts cover the same training
@@ -494,8 +547,9 @@ def reprice_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
                               launches=launches)
     summary["run"] = {name: {**write_counts(s), "energy_j": total(s, tech)}
                       for name, s in parts.items()}
-    return {"dir": run_dir, "config": config, "records": records, "snapshots": snapshots,
-            "parts": parts, "summary": summary, "tech": tech, "note": note}
+    return {"dir": run_dir, "config": config, "kind": "dqn", "records": records,
+            "snapshots": snapshots, "parts": parts, "summary": summary, "tech": tech,
+            "note": note}
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -510,6 +564,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         raise _fail(f"give one RUN_DIR (got {len(args.run_dir)}), or several with --claims.")
     run = reprice_run(args.run_dir[0], args)
     records, parts, summary, tech = run["records"], run["parts"], run["summary"], run["tech"]
+    if run["kind"] == "sl":
+        print(f"Supervised run {run['dir']} ({summary['dataset']}), re-priced with energy "
+              f"preset {tech.name!r}")
+        print(format_reprice(summary))
+        if args.plot is not None:
+            plot_sweep(summary, args.plot)
+            print(f"\nplot written to {args.plot}")
+        return summary
     repriced = reprice_episodes(records, tech, run["snapshots"])
     print(f"Run {run['dir']}: {len(records)} episodes, re-priced with energy preset "
           f"{tech.name!r}")

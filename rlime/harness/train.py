@@ -16,13 +16,9 @@ restart with fresh episodes and the unfinished ones are reported as `abandoned`)
 from __future__ import annotations
 
 import dataclasses
-import os
 import pickle
-import signal
 import sys
 import time
-from collections import deque
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -42,7 +38,9 @@ from rlime.harness.attribution import Attribution
 from rlime.hw.optim import sram_bits_per_cell
 from rlime.harness.episode_log import EpisodeLog
 from rlime.harness.run_config import RunConfig
-from rlime.harness.run_dir import RunDirectory, RunDirError
+from rlime.harness.run_dir import RunDirectory
+from rlime.harness.session import (Interrupted, RecentRate, StopSignals, choose_threads,
+                                   nbytes, restore_state, physical_cores, progress_bar, size_text)
 from rlime.harness.summary import RunFacts, summarise
 from rlime.hw.backend import make_backend
 
@@ -50,10 +48,6 @@ CHECKPOINT_VERSION = 2
 REFRESH_S = 1.0    # seconds between progress-bar refreshes
 SPS_WINDOW_S = 30.0  # seconds of recent steps the shown and logged SPS average over
 SPS_EVERY = 100    # steps between charts/SPS points (CleanRL's cadence)
-
-
-class Interrupted(Exception):
-    """SIGINT/SIGTERM arrived; the run stopped at a checkpoint."""
 
 
 class Trainer:
@@ -104,7 +98,7 @@ class Trainer:
         self.probe_lines = 0                           # lines written to probes.jsonl
         self.probed_at = -1                            # step of the last probed training round
         self.probe_sync = False                        # measure the next target sync
-        self._stop_signal: int | None = None
+        self._stop = StopSignals()
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -122,41 +116,41 @@ class Trainer:
                                purge_step=self.step + 1 if self.step else None)
         if self.obs is None:
             self.obs, _ = self.envs.reset(seed=cfg.seed if self.step == 0 else cfg.seed + self.step)
-        self._bar = tqdm(total=cfg.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
-                         disable=not self.progress, desc=f"{self.spec.name} {cfg.backend}",
-                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
-                                    "[{elapsed}{postfix}]")
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        self._bar = progress_bar(cfg.total_steps, self.step, "step",
+                                 f"{self.spec.name} {cfg.backend}", self.progress)
         self._clock = (time.monotonic(), self.step)
         self.rate.add(self.step)
         try:
-            if self.step == 0:  # a run killed before its first periodic checkpoint can resume
-                self._checkpoint()
-            shown = -REFRESH_S
-            while self.step < stop:
-                if before_step is not None:
-                    before_step(self)
-                self._vector_step(writer)
-                if self.progress and time.monotonic() - shown >= REFRESH_S:
-                    self._show()
-                    shown = time.monotonic()
-                if self._stop_signal is not None:
-                    raise Interrupted()
-            self._show()
+            with self._stop:
+                if self.step == 0:  # a run killed before its first periodic checkpoint can resume
+                    self._checkpoint()
+                shown = -REFRESH_S
+                while self.step < stop:
+                    if before_step is not None:
+                        before_step(self)
+                    self._vector_step(writer)
+                    if self.progress and time.monotonic() - shown >= REFRESH_S:
+                        self._show()
+                        shown = time.monotonic()
+                    if self._stop.signal is not None:
+                        raise Interrupted()
+                self._show()
         finally:
             self._bar.close()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             writer.flush()
-            if self._stop_signal is not None and self._saved_step != self.step:
+            if self._stop.signal is not None and self._saved_step != self.step:
                 self._checkpoint()
             writer.close()
         if self._saved_step != self.step:
             self._checkpoint()
         return self.summary()
 
-    def _on_signal(self, signum: int, frame) -> None:
-        self._stop_signal = signum
+    def position(self) -> str:
+        """Where the run is: "step 400"."""
+        return f"step {self.step}"
+
+    def finished(self) -> bool:
+        return self.step >= self.cfg.total_steps
 
     @property
     def wall(self) -> float:
@@ -312,30 +306,22 @@ class Trainer:
     def _checkpoint_line(self, state: dict[str, Any]) -> str:
         """'checkpoint at step N -> path: about X MB (replay ..., agent ..., ...)', from the
         bytes of the arrays, tensors and pickles in `state`."""
-        sizes = {part: _nbytes(value) for part, value in state.items()}
+        sizes = {part: nbytes(value) for part, value in state.items()}
         total = sum(sizes.values())
-        replay = (f"replay {_size(sizes['replay'])}: {len(self.replay):,} transitions"
+        replay = (f"replay {size_text(sizes['replay'])}: {len(self.replay):,} transitions"
                   if state["replay"] is not None else "replay not saved (run.checkpoint_replay)")
         envs = sizes["envs"] + sizes["eval_env"]
         other = total - sizes["replay"] - sizes["agent"] - envs
         return (f"checkpoint at step {self.step:,} -> {self.run_dir.checkpoint_file}: about "
-                f"{_size(total)} ({replay}; agent {_size(sizes['agent'])}; envs {_size(envs)}; "
-                f"other {_size(other)})")
+                f"{size_text(total)} ({replay}; agent {size_text(sizes['agent'])}; envs {size_text(envs)}; "
+                f"other {size_text(other)})")
 
     def restore(self) -> None:
-        state = self.run_dir.load_checkpoint(self.device)
-        if state.get("version") != CHECKPOINT_VERSION or "agent" not in state:
-            raise RunDirError(f"{self.run_dir.checkpoint_file} is not an rlime checkpoint of "
-                              f"version {CHECKPOINT_VERSION}")
-        saved = dataclasses.replace(RunConfig.from_toml(state["config"]),  # may change on resume
-                                    total_steps=self.cfg.total_steps, threads=self.cfg.threads)
-        if saved != self.cfg:
-            raise RunDirError(f"{self.run_dir.checkpoint_file} belongs to a different configuration "
-                              f"than {self.run_dir.config_file}; restore the matching config.toml "
-                              f"or start a new run")
-        self.agent.load_state_dict(state["agent"])
-        self.backend.load_state_dict(state["backend"])
-        self.attribution.load_state_dict(state["attribution"])
+        state = restore_state(  # the budget and threads may change on resume
+            self.run_dir, self.device, CHECKPOINT_VERSION, "checkpoint",
+            lambda text: dataclasses.replace(RunConfig.from_toml(text), total_steps=self.cfg.total_steps,
+                                             threads=self.cfg.threads), self.cfg,
+            {"agent": self.agent, "backend": self.backend, "attribution": self.attribution})
         self.step, self.wall_before = state["step"], state["wall"]
         if state["replay"] is not None:
             self.replay.load_state_dict(state["replay"])
@@ -375,79 +361,6 @@ def _load_envs(blob: bytes | None):
     return pickle.loads(blob) if blob is not None else None
 
 
-def choose_threads(requested: int) -> tuple[int, str]:
-    """(torch CPU threads, why): `requested` if >= 1, else OMP_NUM_THREADS if it is set to an
-    integer >= 1, else the physical cores this process may use."""
-    if requested >= 1:
-        return requested, "run.threads"
-    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if env.isdigit() and int(env) >= 1:
-        return int(env), "OMP_NUM_THREADS"
-    return physical_cores(), "physical cores"
-
-
-def physical_cores() -> int:
-    """Physical cores among the CPUs this process may run on: distinct (package, core id) pairs
-    in Linux sysfs over the CPU affinity mask, capped by a cgroup v2 CPU quota (cpu.max); the
-    logical CPU count where sysfs cannot be read."""
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-        list(range(os.cpu_count() or 1))
-    try:
-        cores = {tuple((Path(f"/sys/devices/system/cpu/cpu{cpu}/topology") / name).read_text()
-                       for name in ("physical_package_id", "core_id")) for cpu in cpus}
-    except OSError:
-        cores = set(cpus)
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        limit = max(1, int(quota) // int(period)) if quota != "max" else len(cores)
-    except (OSError, ValueError):
-        limit = len(cores)
-    return max(1, min(len(cores), limit))
-
-
-class RecentRate:
-    """Steps per second over about the last `window_s` seconds of `add`ed (time, step) samples."""
-
-    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.window_s = window_s
-        self._clock = clock
-        self._samples: deque[tuple[float, int]] = deque()
-
-    def add(self, step: int) -> None:
-        now = self._clock()
-        self._samples.append((now, step))
-        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window_s:
-            self._samples.popleft()
-
-    def rate(self) -> float:
-        """Steps per second between the oldest kept sample and the newest (0 before two)."""
-        (t0, s0), (t1, s1) = self._samples[0], self._samples[-1]
-        return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
-
-
 def _count(n: int) -> str:
     """A step count for the progress bar: 300, 1000, 52k."""
     return f"{n // 1000}k" if n >= 10_000 else str(n)
-
-
-def _nbytes(obj: Any) -> int:
-    """Bytes of the tensors, arrays and byte strings in `obj` (nested dicts, lists, tuples)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.numel() * obj.element_size()
-    if isinstance(obj, np.ndarray):
-        return obj.nbytes
-    if isinstance(obj, (bytes, str)):
-        return len(obj)
-    if isinstance(obj, dict):
-        return sum(_nbytes(v) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return sum(_nbytes(v) for v in obj)
-    return 0
-
-
-def _size(nbytes: int) -> str:
-    """Bytes in kB, MB or GB (powers of 1000)."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
-        if nbytes >= scale:
-            return f"{nbytes / scale:.1f} {unit}"
-    return f"{nbytes / 1e3:.1f} kB"

@@ -553,9 +553,11 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
 
 
 def _tiles_last(y: torch.Tensor, tiles: int) -> torch.Tensor:
-    """View a channels-last (B, tiles*n, H, W) tensor as (B, H, W, tiles, n)."""
+    """A (B, tiles*n, H, W) tensor as a contiguous (B, H, W, tiles, n): a view when y is
+    channels-last, a copy when a convolution returned it contiguous (torch does for a
+    single-channel input, whose memory format is ambiguous)."""
     b, _, h, w = y.shape
-    return y.permute(0, 2, 3, 1).reshape(b, h, w, tiles, -1)
+    return y.permute(0, 2, 3, 1).contiguous().view(b, h, w, tiles, -1)
 
 
 def _pad_dim(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:

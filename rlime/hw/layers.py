@@ -178,6 +178,23 @@ class PeripheryReLU(nn.Module):
         return F.relu(x)
 
 
+class PeripheryPool(nn.Module):
+    """Max or average pooling (nn.MaxPool2d / nn.AvgPool2d) computed in digital periphery: one
+    digital op per window element of every output (compares or adds), charged."""
+
+    def __init__(self, pool: nn.Module, chip: Chip) -> None:
+        super().__init__()
+        self.pool = pool
+        self.chip = chip
+        k = pool.kernel_size
+        self.window = k * k if isinstance(k, int) else k[0] * k[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pool(x)
+        self.chip.ledger.add("digital_ops", y.numel() * self.window)
+        return y
+
+
 def program_weights(chip: Chip, jobs: list[tuple[CrossbarLayer, torch.Tensor, torch.Tensor]],
                     read_taken: bool = False) -> None:
     """Program several layers' weights in one tuning pass (`program_arrays`, `read_taken` as
@@ -197,8 +214,9 @@ def to_rram(module: nn.Module, chip: Chip) -> nn.Module:
     """A copy of `module` with every nn.Linear / nn.Conv2d replaced by its RRAM twin.
 
     The initial weights are programmed through the chip's tuning scheme (phase `program`,
-    counted). ReLUs become `PeripheryReLU`s (charged); other modules (flatten, input scaling)
-    are kept as they are, moved to the chip's device.
+    counted). ReLUs become `PeripheryReLU`s and max / average pooling `PeripheryPool`s
+    (charged); other modules (flatten, input scaling) are kept as they are, moved to the chip's
+    device.
     """
     layers: list[CrossbarLayer] = []
     weights: list[torch.Tensor] = []
@@ -210,6 +228,8 @@ def to_rram(module: nn.Module, chip: Chip) -> nn.Module:
             layer = RRAMConv2d(m, chip)
         elif isinstance(m, nn.ReLU):
             return PeripheryReLU(chip)
+        elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+            return PeripheryPool(m, chip)
         elif isinstance(m, CodeInput):
             return _Codes()
         else:

@@ -14,9 +14,29 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from rlime.common.errors import require
+from rlime.common.settings import check_types
 from rlime.hw.chip import Chip
 from rlime.hw.layers import crossbar_layers, program_weights
 from rlime.hw.probe import update_stats
+
+UPDATE_RULES = ("sgd", "momentum", "adam", "rmsprop")   # `update_rule` names
+
+
+def check_learning(cfg, section: str, networks: tuple[str, ...]) -> None:
+    """The checks a trained network's settings share (a DQN agent's, a classifier's): every
+    field's type, the network among `networks`, hidden widths, update rule, learning rate and
+    momentum; ConfigError naming `section.key`."""
+    check_types(cfg, section)
+    require(cfg.network in networks, f"{section}.network", cfg.network,
+            f"one of {', '.join(networks)}")
+    require(len(cfg.hidden) >= 1 and all(h > 0 for h in cfg.hidden), f"{section}.hidden",
+            cfg.hidden, "a non-empty list of positive layer widths")
+    require(cfg.update_rule in UPDATE_RULES, f"{section}.update_rule", cfg.update_rule,
+            f"one of {', '.join(UPDATE_RULES)}")
+    require(cfg.learning_rate > 0, f"{section}.learning_rate", cfg.learning_rate, "it must be > 0")
+    require(0 <= cfg.momentum < 1, f"{section}.momentum", cfg.momentum, "it must be in [0, 1)")
+
 
 # fp32 ops per parameter per step and state words per parameter, by update rule.
 _RULE_COST = {  # (ops, state words)
@@ -34,6 +54,22 @@ def sram_bits_per_cell(rule: str, residual: bool) -> float:
     state words and the residual accumulator, 32 bits each per weight, two cells a weight."""
     names = {"sgd": "SGD", "momentum": "SGD+momentum", "adam": "Adam", "rmsprop": "RMSprop"}
     return 32 * (_RULE_COST[names[rule]][1] + int(residual)) / 2
+
+
+def update_rule(name: str, params, learning_rate: float, momentum: float = 0.0,
+                alpha: float = 0.95, eps: float = 0.01) -> torch.optim.Optimizer:
+    """The torch optimizer of update rule `name` ("sgd", "momentum", "adam" or "rmsprop":
+    DQN's centered RMSProp with gradient momentum `momentum`, squared-gradient momentum
+    `alpha` and `eps` added to the RMS; Mnih et al. 2015, MinAtar), whose hardware cost
+    `TunedOptimizer` charges."""
+    if name == "adam":
+        return torch.optim.Adam(params, lr=learning_rate)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=learning_rate, alpha=alpha, eps=eps,
+                                   momentum=momentum, centered=True)
+    if name not in ("sgd", "momentum"):
+        raise ValueError(f"unknown update rule {name!r}; choose {', '.join(UPDATE_RULES)}")
+    return torch.optim.SGD(params, lr=learning_rate, momentum=momentum if name == "momentum" else 0.0)
 
 
 def _rule(optimizer: torch.optim.Optimizer) -> str:

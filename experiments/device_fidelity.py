@@ -151,7 +151,7 @@ def plot_table(path: str, out: str) -> None:
     left.set_xlabel("pulses n")
     left.set_ylabel("conductance G (uS)")
     right.set_xlabel("conductance G (uS)")
-    right.set_ylabel("step of one pulse (uS), band: +- cycle-to-cycle sigma")
+    right.set_ylabel("one pulse's step (uS); band: +- its c2c sigma")
     for ax in (left, right):
         ax.grid(alpha=0.3)
     left.legend(fontsize=7)

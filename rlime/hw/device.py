@@ -197,11 +197,45 @@ class Law(NamedTuple):
     sigma1: np.ndarray
 
 
+class TableLaw:
+    """A measured table's `rlime.hw.measured.Piecewise` law on torch tensors (float32, put on
+    each device once): segments, pulse positions on the averaged curves and their inverse."""
+
+    def __init__(self, law: measured.Piecewise) -> None:
+        self.law = law
+        self._tensors: dict[torch.device, measured.Piecewise] = {}
+
+    def on(self, device: torch.device) -> measured.Piecewise:
+        if device not in self._tensors:
+            def put(a: np.ndarray) -> torch.Tensor:
+                return torch.as_tensor(a, dtype=torch.float32, device=device)
+
+            *arrays, point = self.law
+            self._tensors[device] = measured.Piecewise(
+                *(put(a) for a in arrays), tuple(tuple(put(a) for a in d) for d in point))
+        return self._tensors[device]
+
+    def segment(self, p: torch.Tensor) -> torch.Tensor:
+        """The segment index of each p."""
+        return torch.searchsorted(self.on(p.device).edges, p.contiguous(), right=True)
+
+    def position(self, p: torch.Tensor, j: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """Pulse position of each p (segment j) on its direction's (d: 0 SET, 1 RESET) curve."""
+        t = self.on(p.device)
+        return t.x0[d, j] + t.x1[d, j] * p
+
+    def point(self, x: torch.Tensor, d: int) -> torch.Tensor:
+        """p at pulse position x on direction d's averaged curve (`position`'s inverse)."""
+        edges, a, b = self.on(x.device).point[d]
+        i = torch.searchsorted(edges, x.contiguous(), right=True)
+        return a[i] + b[i] * x
+
+
 class PulseModel:
     """The response of cells to programming pulses, per `DeviceConfig`.
 
-    `measured` is None for the closed forms, else the `rlime.hw.measured.MeasuredLaw` of the
-    device's table; `law` holds the response as `Law` segments.
+    `measured` is None for the closed forms, else the `TableLaw` of the device's table; `law`
+    holds the response as `Law` segments.
     """
 
     def __init__(self, cfg: DeviceConfig) -> None:
@@ -211,10 +245,11 @@ class PulseModel:
         # here dw_min_std = c2c_sigma / d, so a full nominal step carries c2c_sigma
         self.relative_noise = cfg.response == "soft-bounds"
         self.relative_sigma = cfg.c2c_sigma / self.nominal_step if self.relative_noise else 0.0
-        self.measured: measured.MeasuredLaw | None = None
+        self.measured: TableLaw | None = None
         if cfg.response == "measured":
-            self.measured = measured.MeasuredLaw(measured.load(cfg.table, cfg.table_sha256))
-            self.law = Law(*self.measured.law)
+            table = measured.piecewise(measured.load(cfg.table, cfg.table_sha256))
+            self.measured = TableLaw(table)
+            self.law = Law(*(a.astype(np.float32) for a in table[:3]), table.sigma0, table.sigma1)
             # a full reset lands with the sigma of a RESET at Gmin (p = 0)
             self.reset_sigma = float(self.law.sigma0[1, np.searchsorted(self.law.edges, 0.0,
                                                                         side="right")])

@@ -52,7 +52,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import torch
 
 from rlime.common.errors import ConfigError
 
@@ -281,21 +280,14 @@ def format_table(potentiation: Curve, depression: Curve, comment: str = "") -> s
     return "\n".join(lines) + "\n"
 
 
-def _interp(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-    """ys at x, linear between the points (xs ascending) and along the end segments beyond."""
-    i = torch.searchsorted(xs, x.contiguous()).clamp(1, xs.numel() - 1)
-    x0, y0 = xs[i - 1], ys[i - 1]
-    return y0 + (x - x0) * (ys[i] - y0) / (xs[i] - x0)
-
-
 def _linear(x: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """`_interp` in numpy."""
+    """ys at x, linear between the points (xs ascending) and along the end segments beyond."""
     i = np.clip(np.searchsorted(xs, x), 1, len(xs) - 1)
     return ys[i - 1] + (x - xs[i - 1]) * (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1])
 
 
 def _segments(edges: np.ndarray, values: np.ndarray, extend: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(a, b) with value = a[j] + b[j] p on segment j = searchsorted(edges, p, right) of the
+    """(a, b) with value = a[j] + b[j] x on segment j = searchsorted(edges, x, right) of the
     piecewise-linear function through (edges, values); segments 0 and len(edges), beyond the
     edges, hold the end values (or, `extend`, continue the end slopes)."""
     slope = np.diff(values) / np.diff(edges)
@@ -306,78 +298,48 @@ def _segments(edges: np.ndarray, values: np.ndarray, extend: bool) -> tuple[np.n
     return a, b
 
 
-class _OnDevice(NamedTuple):
-    """A `MeasuredLaw`'s arrays on one torch device (float32)."""
+class Piecewise(NamedTuple):
+    """A table's law on the nominal curve p = (G - Gmin) / (Gmax - Gmin), as affine segments.
 
-    edges: torch.Tensor   # (E,) segment edges in p, ascending
-    k0: torch.Tensor      # (2, E + 1): SET, RESET
-    k1: torch.Tensor
-    sigma0: torch.Tensor
-    sigma1: torch.Tensor
-    x0: torch.Tensor      # (2, E + 1): pulse position x = x0 + x1 p on the averaged curve
-    x1: torch.Tensor
-    points: tuple[torch.Tensor, torch.Tensor]  # each curve's p after 0..N pulses ...
-    pulses: tuple[torch.Tensor, torch.Tensor]  # ... and 0..N
-
-
-class MeasuredLaw:
-    """A table's two directions (SET, RESET) on the nominal curve p = (G - Gmin) / (Gmax - Gmin).
-
-    Every function of p is held as affine segments on one set of edges, the measured points of
-    both curves: segment j = searchsorted(edges, p, right) of a direction d (0 SET, 1 RESET)
-    has the one-pulse step k0[d, j] + k1[d, j] p (fraction of the range), its cycle-to-cycle
-    sigma sigma0[d, j] + sigma1[d, j] p, and the pulse position x0[d, j] + x1[d, j] p on the
-    averaged curve. Steps and sigmas are interpolated linearly between a curve's own points
-    and held at its end values beyond them; positions continue along the curve's end segments.
-    `law` is (edges, k0, k1, sigma0, sigma1) in numpy (`rlime.hw.device.Law`'s form).
+    Functions of p share one set of edges, the measured points of both curves: on segment
+    j = searchsorted(edges, p, right) direction d (0 SET, 1 RESET) has the one-pulse step
+    k0[d, j] + k1[d, j] p (fraction of the range), its cycle-to-cycle sigma
+    sigma0[d, j] + sigma1[d, j] p, and the pulse position x0[d, j] + x1[d, j] p on its averaged
+    curve; steps and sigmas are interpolated linearly between a curve's own points and held at
+    its end values beyond them, positions continue along the curve's end segments. The inverse,
+    p at position x, is `point[d]` = (edges 0..N, a, b): p = a[i] + b[i] x on segment
+    i = searchsorted(0..N, x, right). numpy float64 arrays of shape (E,), (2, E + 1), ...
     """
 
-    def __init__(self, table: MeasuredTable) -> None:
-        g_min, span = table.g_min_siemens, table.g_max_siemens - table.g_min_siemens
-        self.points = [(np.array(c.siemens) - g_min) / span for c in table.curves]
-        edges = np.unique(np.concatenate(self.points))
-        rows: dict[str, list[np.ndarray]] = {name: [] for name in
-                                             ("k0", "k1", "sigma0", "sigma1", "x0", "x1")}
-        for points, curve in zip(self.points, table.curves):
-            knots = np.argsort(points[:-1])  # the points a step is measured from, ascending
-            at = points[:-1][knots]
-            sigma = np.array(curve.step_sigma) / span
-            ascending = np.argsort(points)
-            for (a, b), value, extend in (
-                    (("k0", "k1"), np.interp(edges, at, np.diff(points)[knots]), False),
-                    (("sigma0", "sigma1"), np.interp(edges, at, sigma[knots]), False),
-                    (("x0", "x1"), _linear(edges, points[ascending], ascending * 1.0), True)):
-                first, second = _segments(edges, value, extend)
-                rows[a].append(first)
-                rows[b].append(second)
-        stacked = {name: np.stack(row) for name, row in rows.items()}
-        self.law = (edges.astype(np.float32), stacked["k0"].astype(np.float32),
-                    stacked["k1"].astype(np.float32), stacked["sigma0"], stacked["sigma1"])
-        self._position = (stacked["x0"], stacked["x1"])
-        self._cache: dict[torch.device, _OnDevice] = {}
+    edges: np.ndarray
+    k0: np.ndarray
+    k1: np.ndarray
+    sigma0: np.ndarray
+    sigma1: np.ndarray
+    x0: np.ndarray
+    x1: np.ndarray
+    point: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
 
-    def on(self, device: torch.device) -> _OnDevice:
-        """The arrays on `device` (made once per device)."""
-        if device not in self._cache:
-            def put(a: np.ndarray) -> torch.Tensor:
-                return torch.as_tensor(np.asarray(a, np.float32), device=device)
 
-            self._cache[device] = _OnDevice(*(put(a) for a in (*self.law, *self._position)),
-                                            tuple(put(p) for p in self.points),
-                                            tuple(put(np.arange(len(p))) for p in self.points))
-        return self._cache[device]
-
-    def segment(self, p: torch.Tensor) -> torch.Tensor:
-        """The segment index of each p."""
-        return torch.searchsorted(self.on(p.device).edges, p.contiguous(), right=True)
-
-    def position(self, p: torch.Tensor, j: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-        """The pulse position x of each p (segments `j`) on its direction's averaged curve
-        (`direction` per p: 0 SET, 1 RESET; fractional, beyond 0..N along the end segments)."""
-        t = self.on(p.device)
-        return t.x0[direction, j] + t.x1[direction, j] * p
-
-    def point(self, x: torch.Tensor, direction: int) -> torch.Tensor:
-        """p at pulse position x on a direction's averaged curve (the inverse of `position`)."""
-        t = self.on(x.device)
-        return _interp(x, t.pulses[direction], t.points[direction])
+def piecewise(table: MeasuredTable) -> Piecewise:
+    """The law `PulseModel` walks for a table (module docstring), as `Piecewise` segments."""
+    g_min, span = table.g_min_siemens, table.g_max_siemens - table.g_min_siemens
+    points = [(np.array(c.siemens) - g_min) / span for c in table.curves]
+    edges = np.unique(np.concatenate(points))
+    rows: dict[str, list[np.ndarray]] = {name: [] for name in Piecewise._fields[1:7]}
+    inverse = []
+    for p, curve in zip(points, table.curves):
+        knots = np.argsort(p[:-1])  # the points a step is measured from, ascending
+        at, sigma = p[:-1][knots], np.array(curve.step_sigma) / span
+        ascending = np.argsort(p)
+        for (a, b), value, extend in (
+                (("k0", "k1"), np.interp(edges, at, np.diff(p)[knots]), False),
+                (("sigma0", "sigma1"), np.interp(edges, at, sigma[knots]), False),
+                (("x0", "x1"), _linear(edges, p[ascending], ascending * 1.0), True)):
+            first, second = _segments(edges, value, extend)
+            rows[a].append(first)
+            rows[b].append(second)
+        pulses = np.arange(len(p), dtype=np.float64)
+        inverse.append((pulses, *_segments(pulses, p, True)))
+    return Piecewise(edges, *(np.stack(rows[name]) for name in Piecewise._fields[1:7]),
+                     tuple(inverse))

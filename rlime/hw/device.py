@@ -206,6 +206,7 @@ class TableLaw:
         self._tensors: dict[torch.device, measured.Piecewise] = {}
 
     def on(self, device: torch.device) -> measured.Piecewise:
+        """The law's arrays as tensors on `device`."""
         if device not in self._tensors:
             def put(a: np.ndarray) -> torch.Tensor:
                 return torch.as_tensor(a, dtype=torch.float32, device=device)
@@ -243,8 +244,8 @@ class PulseModel:
         self.nominal_step = 1.0 / (cfg.levels - 1)
         # aihwkit SoftBoundsDevice (mult_noise=True): noise sigma = dw_min_std * the actual step;
         # here dw_min_std = c2c_sigma / d, so a full nominal step carries c2c_sigma
-        self.relative_noise = cfg.response == "soft-bounds"
-        self.relative_sigma = cfg.c2c_sigma / self.nominal_step if self.relative_noise else 0.0
+        soft = cfg.response == "soft-bounds"
+        self.relative_sigma = cfg.c2c_sigma / self.nominal_step if soft else 0.0
         self.measured: TableLaw | None = None
         if cfg.response == "measured":
             table = measured.piecewise(measured.load(cfg.table, cfg.table_sha256))
@@ -267,7 +268,7 @@ class PulseModel:
             k0, k1 = self._exponential(neurosim_param_a(cfg.nonlinearity_down), -d)
             down = (k0 * r, k1 * r)
         (self.k0_up, self.k1_up), (self.k0_down, self.k1_down) = up, down
-        additive = 0.0 if self.relative_noise else cfg.c2c_sigma
+        additive = 0.0 if self.relative_sigma else cfg.c2c_sigma
         self.law = Law(np.zeros(0, np.float32), np.array([[up[0]], [down[0]]], np.float32),
                        np.array([[up[1]], [down[1]]], np.float32), np.full((2, 1), additive),
                        np.zeros((2, 1)))
@@ -352,7 +353,7 @@ class PulseModel:
         approximation).
         """
         c2c = self.cfg.c2c_sigma
-        if not self.relative_noise:
+        if not self.relative_sigma:
             return c2c * torch.sqrt(n)
         step0 = span * (k0 + k1 * p)
         r2 = (1.0 + k1) ** 2
@@ -401,7 +402,7 @@ class PulseModel:
             j, t = self.measured.segment(p), self.measured.on(p.device)
             d = torch.where(up, 0, 1)
             return scale * (t.sigma0[d, j] + t.sigma1[d, j] * p), 0.0
-        return (0.0, self.relative_sigma) if self.relative_noise else (c2c * scale, 0.0)
+        return (0.0, self.relative_sigma) if self.relative_sigma else (c2c * scale, 0.0)
 
     def step_once(self, u: torch.Tensor, c0: torch.Tensor, c1: torch.Tensor,
                   u_min: torch.Tensor, u_max: torch.Tensor, stuck: torch.Tensor | None,

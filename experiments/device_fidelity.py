@@ -1,11 +1,14 @@
-"""rlime's pulse response beside NeuroSim's closed form.
+"""rlime's pulse response beside NeuroSim's closed form, and a measured table beside its fitted
+closed forms.
 
-    python experiments/device_fidelity.py [--out device_fidelity.png]
+    python -m experiments.device_fidelity [--out device_fidelity.png]
+    python -m experiments.device_fidelity --table PATH [--out measured_fit.png]
+    python -m experiments.device_fidelity --write-table PATH
 
-For the cited TaOx/HfOx device (NL 0.04 / -0.63, 128 levels; MLP+NeuroSim V3.0 manual Table II)
-and a strongly nonlinear one (NL 2.4 / -4.88), G after n SET pulses from Gmin and after n RESET
-pulses from Gmax: rlime's cells (noise-free, pulse by pulse through `PulseModel.step_once`, in
-float32) against NeuroSim's curve in float64,
+Default: for the cited TaOx/HfOx device (NL 0.04 / -0.63, 128 levels; MLP+NeuroSim V3.0 manual
+Table II) and a strongly nonlinear one (NL 2.4 / -4.88), G after n SET pulses from Gmin and after
+n RESET pulses from Gmax: rlime's cells (noise-free, pulse by pulse through
+`PulseModel.step_once`, in float32) against NeuroSim's curve in float64,
 
     G(P) = B (1 - exp(-P / A)) + Gmin,  B = (Gmax - Gmin) / (1 - exp(-Pmax / A))
 
@@ -13,21 +16,35 @@ float32) against NeuroSim's curve in float64,
 position in [0, Pmax], Pmax = levels - 1, A = Pmax x `neurosim_param_a(label)` per direction;
 SET moves P up from 0, RESET moves it down from Pmax on the LTD curve. Prints the largest
 deviation per curve (levels) and writes a PNG of the curves (siemens against pulses).
+
+--table PATH: a measured-device table (`rlime.hw.measured`) beside the closed forms fitted to it
+on its own Gmin, Gmax and levels: `nonlinear` with the NeuroSim label of each direction fitted
+by least squares on G(n), and `linear` (label 0). Prints the fitted labels and the rms
+deviations (levels) and plots G against pulses and the step against G (with the table's
+cycle-to-cycle sigma as a band).
+
+--write-table PATH: write the default preset's closed form as a table (`closed_form_curves`):
+how rlime's bundled example `rlime/hw/data/default_preset.csv` is made.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from scipy.optimize import minimize_scalar  # noqa: E402
 
+from rlime.hw import measured  # noqa: E402
 from rlime.hw.config import DeviceConfig  # noqa: E402
-from rlime.hw.device import PulseModel, fresh_cells, neurosim_param_a  # noqa: E402
+from rlime.hw.device import (LABEL_RANGE, PulseModel, fresh_cells,  # noqa: E402
+                              neurosim_param_a)
 
 DEVICES = {"TaOx/HfOx (0.04 / -0.63)": (0.04, -0.63),
            "strongly nonlinear (2.4 / -4.88)": (2.4, -4.88)}
@@ -56,10 +73,96 @@ def rlime_curve(cfg: DeviceConfig, up: bool) -> list[float]:
     return [cfg.g_min_siemens + cfg.range_siemens * x for x in out]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="device_fidelity.png")
-    args = parser.parse_args()
+def closed_form_curves(cfg: DeviceConfig) -> tuple[measured.Curve, measured.Curve]:
+    """A closed-form device as a noise-free measurement would record it: G (siemens) after
+    0..levels-1 pulses of step scale 1, SET from Gmin and RESET from Gmax (one pulse after
+    another on `PulseModel`'s law in float64, kept in the range), each pulse's step sigma the
+    model's (additive + relative x |step|, in siemens)."""
+    model = PulseModel(cfg)
+    additive, relative = model.noise_sigmas()
+    curves = []
+    for k0, k1, start in ((model.k0_up, model.k1_up, 0.0), (model.k0_down, model.k1_down, 1.0)):
+        p = [start]
+        for _ in range(cfg.levels - 1):
+            p.append(min(max(p[-1] + k0 + k1 * p[-1], 0.0), 1.0))
+        sigma = [(additive + relative * abs(b - a)) * cfg.range_siemens for a, b in zip(p, p[1:])]
+        curves.append(measured.Curve(tuple(cfg.g_min_siemens + cfg.range_siemens * x for x in p),
+                                     tuple(sigma), 1))
+    return curves[0], curves[1]
+
+
+def closed_form_table(cfg: DeviceConfig) -> str:
+    """`closed_form_curves` of `cfg` as a table file's text."""
+    comment = (f"rlime measured-device table: the {cfg.response} closed form of DeviceConfig(levels="
+               f"{cfg.levels}, nonlinearity {cfg.nonlinearity_up} / {cfg.nonlinearity_down}, "
+               f"c2c_sigma {cfg.c2c_sigma})\nnoise-free; step_sigma_siemens = the closed form's "
+               f"cycle-to-cycle sigma per pulse\nmade by: python -m experiments.device_fidelity "
+               f"--write-table PATH")
+    return measured.format_table(*closed_form_curves(cfg), comment)
+
+
+def fitted_label(table: measured.MeasuredTable, up: bool) -> tuple[float, float]:
+    """(NeuroSim label, rms deviation in levels) of the nonlinear closed form on the table's
+    Gmin, Gmax and levels that fits one direction's mean curve best (least squares on G(n))."""
+    curve = table.potentiation if up else table.depression
+    base = DeviceConfig(g_min_siemens=table.g_min_siemens, g_max_siemens=table.g_max_siemens,
+                        levels=table.levels, nonlinearity_up=0.0, nonlinearity_down=0.0)
+    level = base.range_siemens / (base.levels - 1)
+
+    def rms(label: float) -> float:
+        cfg = dataclasses.replace(base, **{"nonlinearity_" + ("up" if up else "down"): label})
+        fit = closed_form_curves(cfg)[0 if up else 1].siemens
+        pairs = list(zip(fit, curve.siemens))
+        return math.sqrt(sum((a - b) ** 2 for a, b in pairs) / len(pairs)) / level
+
+    best = minimize_scalar(rms, bounds=(-LABEL_RANGE, LABEL_RANGE), method="bounded",
+                           options={"xatol": 1e-5})
+    return float(best.x), float(best.fun)
+
+
+def plot_table(path: str, out: str) -> None:
+    """The measured table at `path` beside its fitted closed forms (module docstring)."""
+    table = measured.load(path)
+    labels = [fitted_label(table, up) for up in (True, False)]
+    base = dict(g_min_siemens=table.g_min_siemens, g_max_siemens=table.g_max_siemens,
+                levels=table.levels)
+    fits = {f"nonlinear (fitted {labels[0][0]:+.3f} / {labels[1][0]:+.3f})":
+            closed_form_curves(DeviceConfig(**base, nonlinearity_up=labels[0][0],
+                                            nonlinearity_down=labels[1][0])),
+            "linear": closed_form_curves(DeviceConfig(**base, response="linear"))}
+    print(f"{path}: Gmin {table.g_min_siemens:.4g} S, Gmax {table.g_max_siemens:.4g} S, "
+          f"{table.levels} levels")
+    for name, (label, rms) in zip(measured.DIRECTIONS, labels):
+        print(f"  {name:13s} fitted NeuroSim label {label:+.4f}, rms deviation {rms:.3g} levels")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for index, (name, colour) in enumerate(zip(measured.DIRECTIONS, ("tab:blue", "tab:red"))):
+        curve = table.curves[index]
+        g = [x * 1e6 for x in curve.siemens]
+        left.plot(range(len(g)), g, "o", color=colour, ms=2.5, label=f"{name}: table")
+        steps = [(b - a) * 1e6 for a, b in zip(curve.siemens, curve.siemens[1:])]
+        band = [s * 1e6 for s in curve.step_sigma]
+        right.plot(g[:-1], steps, "o", color=colour, ms=2.5, label=f"{name}: table")
+        right.fill_between(g[:-1], [a - b for a, b in zip(steps, band)],
+                           [a + b for a, b in zip(steps, band)], color=colour, alpha=0.15)
+        for (fit, curves), style in zip(fits.items(), ("-", "--")):
+            fg = [x * 1e6 for x in curves[index].siemens]
+            left.plot(range(len(fg)), fg, style, color=colour, lw=1.2, label=f"{name}: {fit}")
+            right.plot(fg[:-1], [b - a for a, b in zip(fg, fg[1:])], style, color=colour, lw=1.2)
+    left.set_xlabel("pulses n")
+    left.set_ylabel("conductance G (uS)")
+    right.set_xlabel("conductance G (uS)")
+    right.set_ylabel("one pulse's step (uS); band: +- its c2c sigma")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=7)
+    fig.suptitle(f"Measured table {Path(path).name} beside its fitted closed forms")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+
+
+def plot_neurosim(out: str) -> None:
+    """rlime's closed forms beside NeuroSim's (module docstring)."""
     fig, axes = plt.subplots(1, len(DEVICES), figsize=(11, 4.2), sharey=True)
     print(f"{'device':34s} {'curve':18s} {'max |rlime - NeuroSim| (levels)':>32s}")
     for ax, where, (name, (nl_up, nl_down)) in zip(axes, LEGEND, DEVICES.items()):
@@ -83,8 +186,27 @@ def main() -> None:
     axes[0].set_ylabel("conductance G (uS)")
     fig.suptitle("Pulse response: rlime vs NeuroSim closed form (128 levels, Gmin 1 uS, Gmax 10 uS)")
     fig.tight_layout()
-    fig.savefig(args.out, dpi=110)
-    print(f"wrote {args.out}")
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=None, help="the PNG to write (default: "
+                        "device_fidelity.png, or measured_fit.png with --table)")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--table", metavar="PATH", help="plot this measured table beside its "
+                      "fitted closed forms")
+    what.add_argument("--write-table", metavar="PATH", help="write the default preset's closed "
+                      "form as a measured table")
+    args = parser.parse_args()
+    if args.write_table:
+        Path(args.write_table).write_text(closed_form_table(DeviceConfig()))
+        print(f"wrote {args.write_table}")
+    elif args.table:
+        plot_table(args.table, args.out or "measured_fit.png")
+    else:
+        plot_neurosim(args.out or "device_fidelity.png")
 
 
 if __name__ == "__main__":

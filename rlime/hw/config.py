@@ -11,12 +11,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 from rlime.common.errors import ConfigError, lookup, require
 from rlime.common.settings import build, check_types
+from rlime.hw import measured
 
-RESPONSE_MODELS = ("linear", "soft-bounds", "nonlinear")
+RESPONSE_MODELS = ("linear", "soft-bounds", "nonlinear", "measured")
 TUNING_SCHEMES = ("open-loop", "write-verify", "gradual")
 ADC_RANGES = ("calibrated", "fixed")
 READ_NOISE_MODELS = ("additive", "proportional")
@@ -35,6 +37,13 @@ class DeviceConfig:
     after write-verify on RRAM arrays, e.g. Wan et al. Nature 2022, Extended Data Fig. 3); the
     verify reads happen before it, so it is what makes write-verify imperfect. The nonlinearity labels are NeuroSim's (signed; mapped to its
     parameter A by `rlime.hw.device.neurosim_param_a`, |label| <= 9 as its table).
+
+    `response` "measured" reads the device's pulse-response data from the CSV file `table`
+    (`rlime.hw.measured`): its curves and cycle-to-cycle spread replace nonlinearity_up,
+    nonlinearity_down, down_up_ratio and c2c_sigma (unused then), and g_min_siemens,
+    g_max_siemens and levels are set to the table's; `table` is stored as an absolute path and
+    `table_sha256` as the file's hash (filled in when empty; a different recorded hash is an
+    error, so a recorded run cannot silently change device).
     """
 
     # Ron = 100 kOhm, Roff = 1 MOhm, 128 levels, C2C 3.7 %, NL 0.04 / -0.63: Wu et al. VLSI 2018
@@ -42,7 +51,7 @@ class DeviceConfig:
     g_min_siemens: float = 1e-6         # Gmin = 1 / Roff
     g_max_siemens: float = 1e-5         # Gmax = 1 / Ron
     levels: int = 128                   # programmable levels over [Gmin, Gmax]
-    response: str = "nonlinear"         # linear, soft-bounds or nonlinear
+    response: str = "nonlinear"         # linear, soft-bounds, nonlinear or measured (table)
     nonlinearity_up: float = 0.04       # SET (LTP) NeuroSim nonlinearity label, 0 = linear
     nonlinearity_down: float = -0.63    # RESET (LTD) label; < 0 saturates towards Gmin
     down_up_ratio: float = 1.0          # mean RESET step / mean SET step (up/down asymmetry)
@@ -55,9 +64,18 @@ class DeviceConfig:
     stuck_at_min_fraction: float = 0.0  # fraction of cells stuck at Gmin from the start
     stuck_at_max_fraction: float = 0.0  # fraction of cells stuck at Gmax from the start
     endurance_pulses: float = 1e9       # Lanza et al. 2019 (requirement); math.inf = no wear-out
+    table: str = ""                     # measured: CSV of the device's pulse response
+    table_sha256: str = ""              # measured: the table's sha256 (recorded by rlime)
 
     def __post_init__(self) -> None:
         check_types(self, "device")
+        if self.response == "measured":
+            self._take_table()
+        else:
+            for name in ("table", "table_sha256"):
+                require(not getattr(self, name), f"device.{name}", getattr(self, name),
+                        f'only device.response = "measured" reads a table (response is '
+                        f'{self.response!r}); leave it empty')
         require(self.g_min_siemens > 0, "device.g_min_siemens", self.g_min_siemens,
                 "it must be a conductance > 0 siemens")
         require(self.g_max_siemens > self.g_min_siemens, "device.g_max_siemens", self.g_max_siemens,
@@ -88,6 +106,19 @@ class DeviceConfig:
                 "stuck_at_min_fraction + stuck_at_max_fraction must be <= 1")
         require(self.endurance_pulses >= 1, "device.endurance_pulses", self.endurance_pulses,
                 "it must be >= 1 pulse (or inf)")
+
+    def _take_table(self) -> None:
+        """Set the table's path (absolute), hash, Gmin, Gmax and levels (frozen fields, so
+        through object.__setattr__, as a dataclass derives fields)."""
+        require(bool(self.table), "device.table", self.table,
+                'device.response = "measured" needs the path of the device\'s CSV table '
+                '(e.g. --set device.table=rlime/hw/data/default_preset.csv)')
+        table = measured.load(self.table, self.table_sha256)
+        derived = {"table": str(Path(self.table).resolve()), "table_sha256": table.sha256,
+                   "g_min_siemens": table.g_min_siemens, "g_max_siemens": table.g_max_siemens,
+                   "levels": table.levels}
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     @property
     def range_siemens(self) -> float:
@@ -245,6 +276,8 @@ class HardwareConfig:
                 raise ConfigError(f"unknown setting {dotted!r}; allowed in [{section}]: "
                                   f"{', '.join(sorted(data[section]))}")
             data[section][key] = value
+        if "device.table" in overrides and "device.table_sha256" not in overrides:
+            data["device"]["table_sha256"] = ""  # a table given anew is hashed anew
         return HardwareConfig.from_dict(data)
 
 

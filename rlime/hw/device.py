@@ -22,19 +22,28 @@ p* - (p* - p) (1 + s k1)^n with p* = -k0 / k1). With d = 1 / (levels - 1):
   (MLP_NeuroSim_V3.0 Cell.cpp RealDevice::Write), so with the labels' usual signs (+ for LTP,
   - for LTD) both directions saturate: SET steps shrink towards Gmax, RESET steps towards Gmin.
 
-RESET steps are additionally scaled by `down_up_ratio`. Every pulse adds cycle-to-cycle noise of
-sigma = c2c_sigma (fraction of the range; NeuroSim's sigmaCtoC), so n pulses spread by
-c2c_sigma * sqrt(n); soft-bounds scales it by step / d instead. Cells stay in [u_min, u_max];
-stuck cells never move; a cell whose pulse count reaches `endurance_pulses` sticks where it is.
+* ``measured``:    the device's own pulse-response table (`rlime.hw.measured`): the same law
+  piecewise, one (k0, k1) per interval between the measured points (the measured step
+  interpolated linearly in G), with a cycle-to-cycle sigma interpolated likewise.
+
+RESET steps of the closed forms are additionally scaled by `down_up_ratio`. Every pulse adds
+cycle-to-cycle noise of sigma = c2c_sigma (fraction of the range; NeuroSim's sigmaCtoC), so n
+pulses spread by c2c_sigma * sqrt(n); soft-bounds scales it by step / d instead. Cells stay in
+[u_min, u_max]; stuck cells never move; a cell whose pulse count reaches `endurance_pulses`
+sticks where it is. Both directions' laws are also held as `Law` segments, the form the
+compiled verify loop reads (`rlime.hw.verify_loop`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+import numpy as np
 import torch
 
+from rlime.hw import measured
 from rlime.hw.config import DeviceConfig
 
 _LINEAR_NU = 1e-6  # |1 / a| below this is treated as linear (the exponential form loses precision)
@@ -173,13 +182,83 @@ def _walk(p: torch.Tensor, n: torch.Tensor, k0: torch.Tensor, k1: torch.Tensor) 
     return torch.where(linear, p + n * k0, p - (fixed - p) * grown)
 
 
+class Law(NamedTuple):
+    """The one-pulse law on a cell's own curve p as affine segments: on segment
+    j = searchsorted(edges, p, right) (the first and the last unbounded) a pulse of direction d
+    (0 SET, 1 RESET) moves p by s (k0[d, j] + k1[d, j] p), s the cell's step scale, with a
+    cycle-to-cycle sigma of sigma0[d, j] + sigma1[d, j] p (fraction of the range) plus the
+    model's relative sigma x |step|. numpy arrays: edges (E,), k0, k1 (2, E + 1) float32 (as the
+    cells are), the sigmas (2, E + 1) float64. A closed form has one segment (E = 0)."""
+
+    edges: np.ndarray
+    k0: np.ndarray
+    k1: np.ndarray
+    sigma0: np.ndarray
+    sigma1: np.ndarray
+
+
+class TableLaw:
+    """A measured table's `rlime.hw.measured.Piecewise` law on torch tensors (float32, put on
+    each device once): segments, pulse positions on the averaged curves and their inverse."""
+
+    def __init__(self, law: measured.Piecewise) -> None:
+        self.law = law
+        self._tensors: dict[torch.device, measured.Piecewise] = {}
+
+    def on(self, device: torch.device) -> measured.Piecewise:
+        """The law's arrays as tensors on `device`."""
+        if device not in self._tensors:
+            def put(a: np.ndarray) -> torch.Tensor:
+                return torch.as_tensor(a, dtype=torch.float32, device=device)
+
+            *arrays, point = self.law
+            self._tensors[device] = measured.Piecewise(
+                *(put(a) for a in arrays), tuple(tuple(put(a) for a in d) for d in point))
+        return self._tensors[device]
+
+    def segment(self, p: torch.Tensor) -> torch.Tensor:
+        """The segment index of each p."""
+        return torch.searchsorted(self.on(p.device).edges, p.contiguous(), right=True)
+
+    def position(self, p: torch.Tensor, j: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """Pulse position of each p (segment j) on its direction's (d: 0 SET, 1 RESET) curve."""
+        t = self.on(p.device)
+        return t.x0[d, j] + t.x1[d, j] * p
+
+    def point(self, x: torch.Tensor, d: int) -> torch.Tensor:
+        """p at pulse position x on direction d's averaged curve (`position`'s inverse)."""
+        edges, a, b = self.on(x.device).point[d]
+        i = torch.searchsorted(edges, x.contiguous(), right=True)
+        return a[i] + b[i] * x
+
+
 class PulseModel:
-    """The response of cells to programming pulses, per `DeviceConfig`."""
+    """The response of cells to programming pulses, per `DeviceConfig`.
+
+    `measured` is None for the closed forms, else the `TableLaw` of the device's table; `law`
+    holds the response as `Law` segments.
+    """
 
     def __init__(self, cfg: DeviceConfig) -> None:
         self.cfg = cfg
-        d = self.nominal_step = 1.0 / (cfg.levels - 1)
-        r = cfg.down_up_ratio
+        self.nominal_step = 1.0 / (cfg.levels - 1)
+        # aihwkit SoftBoundsDevice (mult_noise=True): noise sigma = dw_min_std * the actual step;
+        # here dw_min_std = c2c_sigma / d, so a full nominal step carries c2c_sigma
+        soft = cfg.response == "soft-bounds"
+        self.relative_sigma = cfg.c2c_sigma / self.nominal_step if soft else 0.0
+        self.measured: TableLaw | None = None
+        if cfg.response == "measured":
+            table = measured.piecewise(measured.load(cfg.table, cfg.table_sha256))
+            self.measured = TableLaw(table)
+            self.law = Law(*(a.astype(np.float32) for a in table[:3]), table.sigma0, table.sigma1)
+            # a full reset lands with the sigma of a RESET at Gmin (p = 0)
+            self.reset_sigma = float(self.law.sigma0[1, np.searchsorted(self.law.edges, 0.0,
+                                                                        side="right")])
+        else:
+            self._closed_form(cfg)
+
+    def _closed_form(self, cfg: DeviceConfig) -> None:
+        d, r = self.nominal_step, cfg.down_up_ratio
         if cfg.response == "linear":
             up, down = (d, 0.0), (-d * r, 0.0)
         elif cfg.response == "soft-bounds":
@@ -189,9 +268,16 @@ class PulseModel:
             k0, k1 = self._exponential(neurosim_param_a(cfg.nonlinearity_down), -d)
             down = (k0 * r, k1 * r)
         (self.k0_up, self.k1_up), (self.k0_down, self.k1_down) = up, down
-        # aihwkit SoftBoundsDevice (mult_noise=True): noise sigma = dw_min_std * the actual step;
-        # here dw_min_std = c2c_sigma / d, so a full nominal step carries c2c_sigma
-        self.relative_noise = cfg.response == "soft-bounds"
+        additive = 0.0 if self.relative_sigma else cfg.c2c_sigma
+        self.law = Law(np.zeros(0, np.float32), np.array([[up[0]], [down[0]]], np.float32),
+                       np.array([[up[1]], [down[1]]], np.float32), np.full((2, 1), additive),
+                       np.zeros((2, 1)))
+        self.reset_sigma = cfg.c2c_sigma
+
+    @property
+    def state_dependent(self) -> bool:
+        """Whether a cell's single-pulse coefficients depend on its state (measured laws)."""
+        return self.measured is not None
 
     @staticmethod
     def _exponential(a: float, step: float) -> tuple[float, float]:
@@ -215,23 +301,26 @@ class PulseModel:
 
         Updates cells.u, cells.pulses and cells.stuck in place (not the belief) and returns the
         cost; the conductance at each pulse is approximated by the mean of the start and end
-        states.
+        states. Closed forms move in one closed-form step with the burst's summed noise; a
+        measured law pulse by pulse (`_pulse_by_pulse`).
         """
-        span = cells.u_max - cells.u_min
-        p = (cells.u - cells.u_min) / span
-        k0, k1 = self._coefficients(up, cells.step_scale)
         # a cell whose count reaches its endurance mid-burst sticks there: only the pulses
         # before that move it (all n are still fired and counted)
         moving = n
         if math.isfinite(self.cfg.endurance_pulses):
             left = (self.cfg.endurance_pulses - cells.pulses).clamp_min(0).to(n.dtype)
             moving = torch.minimum(n, left)
-        p_new = _walk(p, moving, k0, k1)
         cfg = self.cfg
-        u_new = cells.u_min + span * p_new
-        if cfg.c2c_sigma > 0:
-            noise = torch.randn(u_new.shape, generator=generator, device=u_new.device)
-            u_new = u_new + self._burst_sigma(p, moving, k0, k1, span) * noise
+        if self.measured is not None:
+            u_new = self._pulse_by_pulse(cells, moving, up, generator)
+        else:
+            span = cells.u_max - cells.u_min
+            p = (cells.u - cells.u_min) / span
+            k0, k1 = self._coefficients(up, cells.step_scale)
+            u_new = cells.u_min + span * _walk(p, moving, k0, k1)
+            if cfg.c2c_sigma > 0:
+                noise = torch.randn(u_new.shape, generator=generator, device=u_new.device)
+                u_new = u_new + self._burst_sigma(p, moving, k0, k1, span) * noise
         u_new = torch.where(cells.stuck, cells.u, u_new.clamp_(min=cells.u_min, max=cells.u_max))
         g_mid = cfg.g_min_siemens + (0.5 * cfg.range_siemens) * (cells.u + u_new)
         n_up = torch.where(up, n, 0.0)
@@ -240,6 +329,19 @@ class PulseModel:
         self.wear(cells, n.to(torch.int64))
         return PulseCounts(set_pulses, n.sum() - set_pulses, set_siemens,
                            (n * g_mid).sum() - set_siemens)
+
+    def _pulse_by_pulse(self, cells: CellSet, n: torch.Tensor, up: torch.Tensor,
+                        generator: torch.Generator) -> torch.Tensor:
+        """u after n pulses (SET where `up`) fired one at a time through `step_once`, each with
+        the coefficients and noise of the state it starts from (stuck cells: the caller)."""
+        u, lo, hi = cells.u, cells.u_min, cells.u_max
+        for j in range(int(n.max()) if n.numel() else 0):
+            c0_up, c1_up, c0_down, c1_down = self.pulse_coefficients(lo, hi, cells.step_scale, u)
+            moved = self.step_once(u, torch.where(up, c0_up, c0_down),
+                                   torch.where(up, c1_up, c1_down), lo, hi, None, generator,
+                                   self.noise_sigmas(1.0, up, u, lo, hi))
+            u = torch.where(n > j, moved, u)
+        return u
 
     def _burst_sigma(self, p: torch.Tensor, n: torch.Tensor, k0: torch.Tensor, k1: torch.Tensor,
                      span: torch.Tensor) -> torch.Tensor | float:
@@ -251,7 +353,7 @@ class PulseModel:
         approximation).
         """
         c2c = self.cfg.c2c_sigma
-        if not self.relative_noise:
+        if not self.relative_sigma:
             return c2c * torch.sqrt(n)
         step0 = span * (k0 + k1 * p)
         r2 = (1.0 + k1) ** 2
@@ -259,26 +361,48 @@ class PulseModel:
         return (c2c / self.nominal_step) * step0.abs() * torch.sqrt(geometric)
 
     def single_pulse_coefficients(self, cells: CellSet) -> tuple[torch.Tensor, ...]:
-        """(c0_up, c1_up, c0_down, c1_down): one pulse moves u by c0 + c1 * u, per cell (its own
-        step scale: the physics)."""
-        return self.pulse_coefficients(cells.u_min, cells.u_max, cells.step_scale)
+        """(c0_up, c1_up, c0_down, c1_down): one pulse moves u by c0 + c1 * u, per cell at its
+        present state (its own step scale: the physics)."""
+        return self.pulse_coefficients(cells.u_min, cells.u_max, cells.step_scale, cells.u)
 
     def pulse_coefficients(self, u_min: torch.Tensor, u_max: torch.Tensor,
-                           step_scale: torch.Tensor | float = 1.0) -> tuple[torch.Tensor, ...]:
+                           step_scale: torch.Tensor | float = 1.0,
+                           at: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         """`single_pulse_coefficients` of cells with bounds [u_min, u_max] and `step_scale`;
-        with the default 1, what the controller expects of a cell on its calibrated bounds."""
+        with the default 1, what the controller expects of a cell on its calibrated bounds.
+        A closed form's hold everywhere; a measured law's on the segment holding each cell's
+        u = `at` (required then)."""
         span = u_max - u_min
         out = []
-        for k0, k1 in ((self.k0_up, self.k1_up), (self.k0_down, self.k1_down)):
+        for k0, k1 in self._constants(at, u_min, span):
             c1 = k1 * step_scale
             out += [k0 * step_scale * span - c1 * u_min, c1 + torch.zeros_like(span)]
         return tuple(out)
 
-    def noise_sigmas(self, scale: float = 1.0) -> tuple[float, float]:
+    def _constants(self, at: torch.Tensor | None, u_min: torch.Tensor, span: torch.Tensor
+                   ) -> tuple[tuple, tuple]:
+        """((k0, k1) of SET, of RESET): numbers for a closed form, per-cell tensors of the
+        segment holding u = `at` for a measured law."""
+        if self.measured is None:
+            return (self.k0_up, self.k1_up), (self.k0_down, self.k1_down)
+        p = (at - u_min) / span
+        j, t = self.measured.segment(p), self.measured.on(p.device)
+        return (t.k0[0, j], t.k1[0, j]), (t.k0[1, j], t.k1[1, j])
+
+    def noise_sigmas(self, scale: float = 1.0, up: torch.Tensor | None = None,
+                     at: torch.Tensor | None = None, u_min: torch.Tensor | None = None,
+                     u_max: torch.Tensor | None = None) -> tuple:
         """(additive sigma, sigma per unit of step) of one pulse whose step is `scale` x a full
-        pulse's, as the verify loops apply them: sigma = additive + relative * |step|."""
+        pulse's, as the verify loops apply them: sigma = additive + relative * |step|. Numbers
+        for a closed form; for a measured law the additive sigma is a tensor, of each cell's
+        direction (SET where `up`) at its u = `at` on its bounds [u_min, u_max]."""
         c2c = self.cfg.c2c_sigma
-        return (0.0, c2c / self.nominal_step) if self.relative_noise else (c2c * scale, 0.0)
+        if self.measured is not None:
+            p = (at - u_min) / (u_max - u_min)
+            j, t = self.measured.segment(p), self.measured.on(p.device)
+            d = torch.where(up, 0, 1)
+            return scale * (t.sigma0[d, j] + t.sigma1[d, j] * p), 0.0
+        return (0.0, self.relative_sigma) if self.relative_sigma else (c2c * scale, 0.0)
 
     def step_once(self, u: torch.Tensor, c0: torch.Tensor, c1: torch.Tensor,
                   u_min: torch.Tensor, u_max: torch.Tensor, stuck: torch.Tensor | None,
@@ -292,7 +416,7 @@ class PulseModel:
         additive, relative = self.noise_sigmas() if noise is None else noise
         step = torch.addcmul(c0, c1, u)
         u_new = step + u
-        if additive > 0 or relative > 0:
+        if isinstance(additive, torch.Tensor) or additive > 0 or relative > 0:
             sigma = additive + relative * step.abs() if relative > 0 else additive
             u_new = u_new + sigma * torch.randn(u.shape, generator=generator, device=u.device)
         u_new = u_new.clamp_(min=u_min, max=u_max)
@@ -310,11 +434,17 @@ class PulseModel:
         """(n, up): pulses a cell with step scale 1 on its calibrated bounds [u_min, u_max]
         needs from u to target (u is what the controller believes, never the hidden state).
 
-        n is rounded to whole pulses and capped at `limit`.
+        n is rounded to whole pulses and capped at `limit`. A measured law's n is the distance
+        of the two pulse positions on its averaged curve.
         """
         up = target >= u
         span = u_max - u_min
         p, goal = (u - u_min) / span, (target - u_min) / span
+        if self.measured is not None:
+            law = self.measured
+            at, to, d = law.segment(p), law.segment(goal), torch.where(up, 0, 1)
+            n = law.position(goal, to, d) - law.position(p, at, d)
+            return n.round().clamp(0, limit), up
         k0, k1 = self._coefficients(up, torch.ones((), device=u.device))
         linear = k1 == 0
         safe_k1 = torch.where(linear, -0.5, k1)
@@ -328,10 +458,17 @@ class PulseModel:
                 u_min: torch.Tensor | float = 0.0, u_max: torch.Tensor | float = 1.0
                 ) -> torch.Tensor:
         """Where the controller's model says n pulses take a cell it believes at u: step scale
-        1, no noise, calibrated bounds (the belief after an open-loop burst)."""
+        1, no noise, calibrated bounds (the belief after an open-loop burst); a measured law
+        moves n pulse positions along its averaged curve."""
         span = u_max - u_min
-        k0, k1 = self._coefficients(up, torch.ones((), device=u.device))
-        p = _walk((u - u_min) / span, n, k0, k1)
+        p = (u - u_min) / span
+        if self.measured is not None:
+            law = self.measured
+            x = law.position(p, law.segment(p), torch.where(up, 0, 1)) + n
+            p = torch.where(up, law.point(x, 0), law.point(x, 1))
+        else:
+            k0, k1 = self._coefficients(up, torch.ones((), device=u.device))
+            p = _walk(p, n, k0, k1)
         return torch.minimum(torch.maximum(u_min + span * p, torch.as_tensor(u_min)),
                              torch.as_tensor(u_max))
 
@@ -369,12 +506,13 @@ class PulseModel:
     def full_reset(self, cells: CellSet, generator: torch.Generator) -> PulseCounts:
         """One full RESET pulse at every cell (in place): strong enough to saturate, it lands
         each healthy cell at its own Gmin plus one nominal pulse's cycle-to-cycle noise
-        (c2c_sigma, clipped into the range); stuck cells stay. Wears every cell by one pulse;
-        the cost is charged at the conductance the pulse starts from (siemens)."""
+        (c2c_sigma, or a measured law's RESET sigma at Gmin; clipped into the range); stuck
+        cells stay. Wears every cell by one pulse; the cost is charged at the conductance the
+        pulse starts from (siemens)."""
         g_start = self.cfg.g_min_siemens + self.cfg.range_siemens * cells.u
         zero = torch.zeros_like(cells.u)
         cells.u = self.step_once(cells.u, cells.u_min - cells.u, zero, cells.u_min, cells.u_max,
-                                 cells.stuck, generator, (self.cfg.c2c_sigma, 0.0))
+                                 cells.stuck, generator, (self.reset_sigma, 0.0))
         self.wear(cells, 1)
         count = float(len(cells))
         return PulseCounts(0.0, count, 0.0, g_start.sum())

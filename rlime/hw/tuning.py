@@ -124,11 +124,11 @@ class Tuner:
         return [(1.0, coarse, False), (self.cfg.fine_step_fraction, tol, True)]
 
     def _accepted(self, goal: torch.Tensor, seen: torch.Tensor, coefficients: tuple,
-                  step_scale: torch.Tensor | float, scale: float, tol: float,
-                  aim: bool) -> torch.Tensor:
+                  step_scale: torch.Tensor | float, scale: float, tol: float, aim: bool,
+                  lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
         """`accepts` of each read `seen` (tensor form): `coefficients` are the cells' own
-        single-pulse coefficients of `scale` x the step, divided here by `step_scale` to give
-        the controller's expected step."""
+        single-pulse coefficients of `scale` x the step (at `seen`), divided here by
+        `step_scale` to give the controller's expected step; [lo, hi] the cells' bounds."""
         error = goal - seen
         inside = error.abs() <= tol
         if not aim:
@@ -136,7 +136,7 @@ class Tuner:
         c0_up, c1_up, c0_down, c1_down = coefficients
         up = error > 0
         step = torch.where(up, c0_up + c1_up * seen, c0_down + c1_down * seen) / step_scale
-        additive, relative = self.model.noise_sigmas(scale)
+        additive, relative = self.model.noise_sigmas(scale, up, seen, lo, hi)
         sigma = additive + relative * step.abs()
         return inside & (error * error <= (error - step) ** 2 + sigma * sigma)
 
@@ -152,10 +152,11 @@ class Tuner:
                                             pick(cells.u_max))
         budget = n_nominal + self.cfg.max_pulses
         g_min, half_range = model.cfg.g_min_siemens, 0.5 * model.cfg.range_siemens
-        nominal = model.pulse_coefficients(pick(cells.u_min), pick(cells.u_max))
+        lo, hi = pick(cells.u_min), pick(cells.u_max)
         for scale, window, aim in self._stages():
+            nominal = model.pulse_coefficients(lo, hi, at=seen)
             settled = self._accepted(target, seen, tuple(c * scale for c in nominal), 1.0, scale,
-                                     window, aim)
+                                     window, aim, lo, hi)
             pending = (~settled & (budget > 0)).nonzero().squeeze(1)
             if not pending.numel():
                 continue
@@ -185,25 +186,29 @@ class Tuner:
         """Every cell's loop run to the end in compiled code (CPU), pulses of `scale` x the
         full step."""
         model = self.model
-        coefficients = tuple(c * scale for c in model.single_pulse_coefficients(work))
         return verify_on_cpu(self.generator, work.u, seen, goal, budget, work.u_min, work.u_max,
-                             coefficients, work.step_scale, work.stuck, work.pulses,
-                             model.noise_sigmas(scale), model.read_sigmas(), tol, aim,
+                             model.law, scale, model.relative_sigma, work.step_scale,
+                             work.stuck, work.pulses, model.read_sigmas(), tol, aim,
                              model.cfg.endurance_pulses)
 
     def _rounds(self, work: CellSet, goal: torch.Tensor, seen: torch.Tensor,
                 budget: torch.Tensor, tol: float, scale: float, aim: bool) -> tuple:
         """The loop as batched tensor rounds, one pulse (of `scale` x the full step) and one
         read per active cell per round (any device). `work` and `seen` are updated in place;
-        returns (SET pulses, pulses, sum of u + u' over SET pulses, over all pulses)."""
+        returns (SET pulses, pulses, sum of u + u' over SET pulses, over all pulses). A
+        measured law's coefficients depend on the state: they are taken afresh at each pulse
+        and each read."""
         model, generator = self.model, self.generator
-        noise = model.noise_sigmas(scale)
         index = torch.arange(len(work), device=work.u.device)  # positions in `work`
         # `work` itself; its stuck flags and beliefs are copied because the write-back puts them
         # into it
         part = dataclasses.replace(work, stuck=work.stuck.clone(), belief=work.belief.clone())
-        c0_up, c1_up, c0_down, c1_down = (c * scale for c in model.single_pulse_coefficients(part))
         u, lo, hi = part.u, part.u_min, part.u_max
+
+        def own(at: torch.Tensor) -> tuple[torch.Tensor, ...]:  # the cells' coefficients at u = at
+            return tuple(c * scale for c in model.pulse_coefficients(lo, hi, part.step_scale, at))
+
+        c0_up, c1_up, c0_down, c1_down = own(u)
         now = seen.clone()
         taken = torch.zeros_like(u)    # pulses each cell has taken in this call
         written = torch.zeros_like(u)  # ... of which already added to its wear counter
@@ -217,9 +222,11 @@ class Tuner:
             # set is compacted (one gather) -- cheaper than compacting every round.
             full = n_active == index.numel()
             up = goal > now
+            if model.state_dependent:
+                c0_up, c1_up, c0_down, c1_down = own(u)
             u_new = model.step_once(u, torch.where(up, c0_up, c0_down),
                                     torch.where(up, c1_up, c1_down), lo, hi, stuck, generator,
-                                    noise)
+                                    model.noise_sigmas(scale, up, u, lo, hi))
             act_f = active.to(u.dtype)
             if not full:
                 u_new = torch.where(active, u_new, u)
@@ -231,9 +238,9 @@ class Tuner:
             taken += act_f
             u = u_new
             now = model.read(u, generator) if full else torch.where(active, model.read(u, generator), now)
-            coefficients = (c0_up, c1_up, c0_down, c1_down)
+            coefficients = own(now) if model.state_dependent else (c0_up, c1_up, c0_down, c1_down)
             active &= ~self._accepted(goal, now, coefficients, part.step_scale, scale, tol,
-                                      aim) & (budget > taken)
+                                      aim, lo, hi) & (budget > taken)
             n_active = int(active.sum())
             rounds_left -= 1
             if n_active > index.numel() // 2 and rounds_left > 0:

@@ -93,8 +93,11 @@ def test_known_env_names_come_from_registry():
     gym.register_envs(ale_py)
     ale_v5 = [k for k in gym.registry if k.startswith("ALE/") and k.endswith("-v5")]
     assert len(ale_v5) > 50
-    assert len(names) == len(ale_v5) + 3
-    for n in ("CartPole", "Acrobot", "MountainCar", "Pong", "Breakout", "SpaceInvaders", "Seaquest"):
+    minatar_v1 = [k for k in gym.registry if k.startswith("MinAtar/") and k.endswith("-v1")]
+    assert len(minatar_v1) == 5
+    assert len(names) == len(ale_v5) + 3 + len(minatar_v1)
+    for n in ("CartPole", "Acrobot", "MountainCar", "Pong", "Breakout", "SpaceInvaders", "Seaquest",
+              "Breakout-MinAtar", "SpaceInvaders-MinAtar"):
         assert n in names
     assert names == sorted(names)
     assert "ALE/Pong-v5" in known_env_names(include_ids=True)

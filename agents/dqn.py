@@ -135,7 +135,8 @@ class DQNAgent:
         the best and second-best action) and `q/greedy_agreement` (fraction of samples whose
         greedy action is the same). The experimenter's view: nothing is charged."""
         if self._twin is None:
-            self._twin = self._build().to(self.device)
+            with torch.random.fork_rng(devices=[]):  # its initial weights are overwritten: the
+                self._twin = self._build().to(self.device)  # run's random streams stay as they are
         names = self._twin.state_dict().keys()
         self._twin.load_state_dict({k: v for k, v in self.q.state_dict().items() if k in names})
         exact = self._twin(obs)

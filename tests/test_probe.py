@@ -170,3 +170,14 @@ def test_probes_can_be_switched_off_and_float_runs_have_none(tmp_path):
     assert main(PROBED + ["--backend", "float", "--total-steps", "400",
                           "--run-dir", str(flt)]) == 0
     assert not (flt / "probes.jsonl").exists()
+
+
+def test_probes_do_not_change_what_the_run_computes(tmp_path):
+    probed, plain = tmp_path / "probed", tmp_path / "plain"
+    assert main(PROBED + ["--total-steps", "500", "--run-dir", str(probed)]) == 0
+    assert main(FAST + ["--set", "run.probe_every=0", "--total-steps", "500",
+                        "--run-dir", str(plain)]) == 0
+    a = [json.loads(line) for line in (probed / "episodes.jsonl").read_text().splitlines()]
+    b = [json.loads(line) for line in (plain / "episodes.jsonl").read_text().splitlines()]
+    assert [(e["return"], e["writes"], e["ledger"]) for e in a] == \
+           [(e["return"], e["writes"], e["ledger"]) for e in b]

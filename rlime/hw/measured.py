@@ -2,8 +2,8 @@
 
 A device researcher measures, per direction, the conductance after each of N identical pulses
 (a potentiation curve from low G, a depression curve from high G), often over several cycles.
-`load` reads such a table, validates it, averages its cycles pulse by pulse and hands
-`PulseModel` the law it needs, per direction and on the nominal curve
+`load` reads such a table, validates it and averages its cycles pulse by pulse; `piecewise`
+turns it into the law `PulseModel` walks, per direction and on the nominal curve
 p = (G - G_lo) / (G_hi - G_lo) (G_lo, G_hi: the lowest and highest mean conductance of the table):
 
 * the mean step of one pulse as a function of the present conductance: at the k-th mean
@@ -11,7 +11,7 @@ p = (G - G_lo) / (G_hi - G_lo) (G_lo, G_hi: the lowest and highest mean conducta
   beyond them (aihwkit's PiecewiseStepDevice and CrossSim's lookup-table devices interpolate
   a measured step likewise). Iterated from any point this law walks the averaged curve: n
   pulses move a cell from pulse position x to x + n, x interpolated linearly between the
-  measured points (`Direction.position`, `Direction.point`);
+  measured points (`Piecewise` x0, x1 and its inverse `point`);
 * the cycle-to-cycle sigma of that step, interpolated the same way.
 
 File format: CSV -- what instrument software and spreadsheets export, one reading per row,
@@ -97,10 +97,6 @@ class MeasuredTable:
     @property
     def levels(self) -> int:
         return len(self.potentiation.siemens)
-
-
-def sha256_of(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def load(path: str | Path, recorded_sha256: str = "") -> MeasuredTable:

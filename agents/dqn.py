@@ -37,8 +37,8 @@ class DQNAgent:
         self.backend = backend
         self.device = torch.device(device)
         torch.manual_seed(seed)  # the float initialisation of the Q-network
-        q = build_q_network(obs_shape, n_actions, cfg.network, cfg.hidden)
         self._build = lambda: build_q_network(obs_shape, n_actions, cfg.network, cfg.hidden)
+        q = self._build()
         self._twin: nn.Module | None = None  # float copy of the chip's weights (probes only)
         self._q_probe: dict[str, float] | None = None  # armed: {}; measured: the stats
         self.q = backend.place(q)
@@ -137,8 +137,7 @@ class DQNAgent:
         if self._twin is None:
             with torch.random.fork_rng(devices=[]):  # its initial weights are overwritten: the
                 self._twin = self._build().to(self.device)  # run's random streams stay as they are
-        names = self._twin.state_dict().keys()
-        self._twin.load_state_dict({k: v for k, v in self.q.state_dict().items() if k in names})
+        self._twin.load_state_dict(dict(self.q.named_parameters()))  # realised weights, biases
         exact = self._twin(obs)
         error = q_chip - exact
         top = exact.topk(2, dim=1).values if exact.shape[1] > 1 else exact.repeat(1, 2)

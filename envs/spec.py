@@ -151,15 +151,13 @@ def _register_minatar() -> bool:
     """Register the MinAtar/<Game>-v0/v1 ids (the package does it on request only)."""
     import logging
 
+    logging.disable(logging.WARNING)  # on import it warns that seaborn (rendering) is absent
     try:
-        root = logging.getLogger()
-        level, root.level = root.level, logging.ERROR  # it warns that seaborn (rendering) is absent
-        try:
-            import minatar.gym
-        finally:
-            root.setLevel(level)
+        import minatar.gym
     except ImportError:  # pragma: no cover - minatar is a dependency; stay usable without it
         return False
+    finally:
+        logging.disable(logging.NOTSET)
     if "MinAtar/Breakout-v1" not in gym.registry:
         minatar.gym.register_envs()
     return True

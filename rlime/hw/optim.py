@@ -50,7 +50,7 @@ _RULE_COST = {  # (ops, state words)
 
 
 def sram_bits_per_cell(rule: str, residual: bool) -> float:
-    """Periphery SRAM bits per cell for update rule `rule` ("sgd", "momentum" or "adam"): its
+    """Periphery SRAM bits per cell for update rule `rule` (one of `UPDATE_RULES`): its
     state words and the residual accumulator, 32 bits each per weight, two cells a weight."""
     names = {"sgd": "SGD", "momentum": "SGD+momentum", "adam": "Adam", "rmsprop": "RMSprop"}
     return 32 * (_RULE_COST[names[rule]][1] + int(residual)) / 2

@@ -14,12 +14,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rlime.hw.backend import Backend
+from rlime.hw.layers import crossbar_layers
 from rlime.hw.optim import update_rule
+from rlime.hw.probe import desired_parameters
 from rlime.drl.mappings import Replay, make_mapping
 from rlime.common.timing import PhaseTimer
 
 from .config import DQNConfig
 from .qnets import build_q_network
+
+def _rms(x: torch.Tensor) -> float:
+    return float(x.pow(2).mean().sqrt())
+
 
 class NumericalFailure(RuntimeError):
     """A Q-value or loss became NaN/infinite."""
@@ -41,6 +47,7 @@ class DQNAgent:
         q = self._build()
         self._twin: nn.Module | None = None  # float copy of the chip's weights (probes only)
         self._q_probe: dict[str, float] | None = None  # armed: {}; measured: the stats
+        self._probe_obs: torch.Tensor | None = None  # the last probed minibatch's observations
         self.q = backend.place(q)
         self.optimizer = backend.optimizer(
             update_rule(cfg.update_rule, self.q.parameters(), cfg.learning_rate, cfg.momentum,
@@ -128,29 +135,49 @@ class DQNAgent:
 
     @torch.no_grad()
     def _read_error(self, obs: torch.Tensor, q_chip: torch.Tensor) -> dict[str, float]:
-        """How the arrays' Q-values (read noise, DAC/ADC quantisation, IR drop) differ from the
-        same weights computed exactly in float, on a minibatch `obs` whose chip Q-values are
-        `q_chip` (B, actions), in Q units (scaled rewards): `q/read_error_rms`, `q/read_bias`
-        (mean chip - exact: > 0 is overestimation), `q/action_gap` (mean exact gap between
-        the best and second-best action) and `q/greedy_agreement` (fraction of samples whose
-        greedy action is the same). The experimenter's view: nothing is charged."""
+        """How the arrays' Q-values differ from exact arithmetic on a minibatch `obs` whose chip
+        Q-values are `q_chip` (B, actions), in Q units (scaled rewards). Read error (read
+        noise, DAC/ADC quantisation, IR drop: the same weights computed exactly in float):
+        `q/read_error_rms`, `q/read_bias` (mean chip - exact: > 0 is overestimation),
+        `q/action_gap` (mean exact gap between the best and second-best action) and
+        `q/greedy_agreement` (fraction of samples whose greedy action is the same). With a
+        residual, `q/lag_error_rms`: the exact Q-values of the realised weights against those
+        of the weights the update rule holds (realised + residual, `desired_parameters`), the
+        error of updates not yet programmed. The experimenter's view: nothing is charged."""
+        self._probe_obs = obs
+        exact = self._exact_q(dict(self.q.named_parameters()), obs)
+        error = q_chip - exact
+        top = exact.topk(2, dim=1).values if exact.shape[1] > 1 else exact.repeat(1, 2)
+        stats = {"q/read_error_rms": _rms(error), "q/read_bias": float(error.mean()),
+                 "q/action_gap": float((top[:, 0] - top[:, 1]).mean()),
+                 "q/greedy_agreement": float((q_chip.argmax(1) == exact.argmax(1)).float().mean())}
+        if any(layer.array.residual.numel() for layer in crossbar_layers(self.q)):
+            stats["q/lag_error_rms"] = _rms(self._exact_q(desired_parameters(self.q), obs) - exact)
+        return stats
+
+    def _exact_q(self, params: dict[str, torch.Tensor], obs: torch.Tensor) -> torch.Tensor:
+        """Q-values (B, actions) of the float network with parameters `params` (by name)."""
         if self._twin is None:
             with torch.random.fork_rng(devices=[]):  # its initial weights are overwritten: the
                 self._twin = self._build().to(self.device)  # run's random streams stay as they are
-        self._twin.load_state_dict(dict(self.q.named_parameters()))  # realised weights, biases
-        exact = self._twin(obs)
-        error = q_chip - exact
-        top = exact.topk(2, dim=1).values if exact.shape[1] > 1 else exact.repeat(1, 2)
-        return {"q/read_error_rms": float(error.pow(2).mean().sqrt()),
-                "q/read_bias": float(error.mean()),
-                "q/action_gap": float((top[:, 0] - top[:, 1]).mean()),
-                "q/greedy_agreement": float((q_chip.argmax(1) == exact.argmax(1)).float().mean())}
+        self._twin.load_state_dict(params)
+        return self._twin(obs)
 
+    @torch.no_grad()
     def sync_gap(self) -> dict[str, float]:
-        """How far the target network's weights are from the Q network's now, in levels
-        ({} on float and where the target is the Q network itself)."""
+        """How far the target network is from the Q network now: its weights, in levels
+        (`layer<i>/sync_gap_levels`), and, on the last probed minibatch, its exact Q-values
+        against the Q network's (`q/sync_error_rms`, Q units) ({} on float and where the
+        target is the Q network itself)."""
         target = self.mapping.target_network()
-        return {} if target is self.q else self.backend.sync_gap(self.q, target)
+        if target is self.q:
+            return {}
+        stats = self.backend.sync_gap(self.q, target)
+        if stats and self._probe_obs is not None:
+            obs = self._probe_obs
+            stats["q/sync_error_rms"] = _rms(self._exact_q(dict(target.named_parameters()), obs)
+                                             - self._exact_q(dict(self.q.named_parameters()), obs))
+        return stats
 
     def _networks(self) -> list[nn.Module]:
         """The Q network and the target network (once when they are the same)."""
@@ -167,11 +194,12 @@ class DQNAgent:
     def state_dict(self) -> dict:
         return {"q": self.q.state_dict(), "target": self.mapping.target_network().state_dict(),
                 "optimizer": self.optimizer.state_dict(),
-                "rng": self.rng.bit_generator.state}
+                "rng": self.rng.bit_generator.state, "probe_obs": self._probe_obs}
 
     def load_state_dict(self, state: dict) -> None:
         self.q.load_state_dict(state["q"])
         self.mapping.target_network().load_state_dict(state["target"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]
+        self._probe_obs = state.get("probe_obs")  # older checkpoints: none
 

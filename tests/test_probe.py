@@ -18,7 +18,8 @@ from rlime.hw.chip import Chip
 from rlime.hw.config import preset
 from rlime.hw.layers import crossbar_layers, to_rram
 from rlime.hw.optim import TunedOptimizer
-from rlime.hw.probe import at_upper_bound, level_of, sync_gap_levels, update_stats
+from rlime.hw.probe import (at_upper_bound, desired_parameters, level_of, sync_gap_levels,
+                            update_stats)
 
 from tests.test_train import FAST
 
@@ -128,6 +129,62 @@ def test_q_read_error_is_zero_with_exact_periphery_and_not_with_the_default():
     assert (noisy.backend.snapshot().table == before.table).all()
 
 
+def test_desired_parameters_add_the_residual_to_the_realised_weights():
+    torch.manual_seed(0)
+    chip = Chip(preset("default"), "cpu", seed=0, phases=DQN_PHASES)
+    net = to_rram(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)), chip)
+    first, second = crossbar_layers(net)
+    assert first.array.residual.numel() == 128  # the default keeps a residual per weight
+    first.array.residual.copy_(torch.arange(128.0))
+    second.array.residual = second.array.residual.new_zeros(0)  # a layer without one
+    desired = desired_parameters(net)
+    assert set(desired) == {name for name, _ in net.named_parameters()}
+    assert torch.equal(desired["0.weight"], first.weight.detach() + torch.arange(128.0).view(16, 8))
+    for name in ("0.bias", "2.weight", "2.bias"):
+        assert torch.equal(desired[name], dict(net.named_parameters())[name].detach())
+
+
+def test_q_lag_error_is_the_q_change_the_residual_still_holds():
+    agent = _agent("default")
+    obs = torch.randn(64, 4)
+    chip_q = agent.q(obs).detach()
+    assert agent._read_error(obs, chip_q)["q/lag_error_rms"] == 0  # nothing pending yet
+    out = crossbar_layers(agent.q)[-1]
+    out.array.residual.fill_(0.01)  # every output weight 0.01 short of the rule's
+    with torch.no_grad():  # the exact hidden activations of the realised weights
+        agent._twin.load_state_dict(dict(agent.q.named_parameters()))
+        hidden = agent._twin[:-1](obs)
+    expected = float((0.01 * hidden.sum(1)).pow(2).mean().sqrt())  # the same on both actions
+    stats = agent._read_error(obs, chip_q)
+    assert stats["q/lag_error_rms"] == pytest.approx(expected, rel=1e-4)
+    timed = _agent("default")  # TIME's mode keeps no residual: no lag to measure
+    for layer in crossbar_layers(timed.q):
+        layer.array.residual = layer.array.residual.new_zeros(0)
+    assert "q/lag_error_rms" not in timed._read_error(obs, timed.q(obs).detach())
+
+
+def test_q_sync_error_is_the_targets_exact_q_against_the_q_networks():
+    obs = torch.randn(64, 4)
+    ideal = _agent("ideal")
+    ideal._read_error(obs, ideal.q(obs).detach())  # the probe's minibatch
+    ideal.sync_target()
+    assert ideal.sync_gap()["q/sync_error_rms"] < 1e-6  # ideal cells hold what was synced
+    noisy = _agent("default")
+    assert "q/sync_error_rms" not in noisy.sync_gap()  # no probed minibatch yet
+    noisy._read_error(obs, noisy.q(obs).detach())
+    noisy.sync_target()
+    target = noisy.mapping.target_network()
+    with torch.no_grad():
+        exact = []
+        for net in (target, noisy.q):
+            noisy._twin.load_state_dict(dict(net.named_parameters()))
+            exact.append(noisy._twin(obs))
+    gap = exact[0] - exact[1]
+    stats = noisy.sync_gap()
+    assert stats["q/sync_error_rms"] == pytest.approx(float(gap.pow(2).mean().sqrt()), rel=1e-5)
+    assert stats["q/sync_error_rms"] > 0 and stats["layer0/sync_gap_levels"] > 0
+
+
 def test_float_agents_have_no_probes():
     agent = _agent("ideal", backend="float")
     agent.start_probe()
@@ -156,9 +213,9 @@ def test_a_run_writes_its_probes_and_a_resume_continues_them_exactly(tmp_path):
     keys = {f"layer{i}/{s}" for i in range(3) for s in
             ("update_levels", "moved_fraction", "at_upper_bound", "realised_corr",
              "realised_gain")}
-    assert keys | {"q/read_error_rms", "q/read_bias", "q/action_gap", "q/greedy_agreement"} \
-        <= set(updates[0])
-    assert {f"layer{i}/sync_gap_levels" for i in range(3)} <= set(syncs[0])
+    assert keys | {"q/read_error_rms", "q/read_bias", "q/action_gap", "q/greedy_agreement",
+                   "q/lag_error_rms"} <= set(updates[0])
+    assert {f"layer{i}/sync_gap_levels" for i in range(3)} | {"q/sync_error_rms"} <= set(syncs[0])
 
 
 def test_probes_can_be_switched_off_and_float_runs_have_none(tmp_path):

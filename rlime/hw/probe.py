@@ -18,7 +18,10 @@ the controller does depends on them (it sees only its beliefs and charged reads,
   on desired (1: the update landed at its size; 0: lost; the residual carries what is missing to
   later steps, so a single step's gain can sit below 1 while the run's does not);
 * does the target network hold what was synced?  `sync_gap_levels`: the RMS difference,
-  in levels, between the target's and the Q network's realised weights right after a sync.
+  in levels, between the target's and the Q network's realised weights right after a sync;
+* how far is the network the arrays compute from the one the update rule holds?
+  `desired_parameters`: each crossbar weight plus its residual (the change accumulated but not
+  yet programmed), for the agent's Q-unit probes (agents.dqn).
 
 All are dimensionless scalars per crossbar layer, named `layer<i>` in the network's order.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 import torch
 
 from rlime.hw.array import CrossbarArray
+from rlime.hw.layers import crossbar_layers
 
 
 def level_of(array: CrossbarArray) -> torch.Tensor:
@@ -61,3 +65,17 @@ def sync_gap_levels(source: CrossbarArray, target: CrossbarArray) -> float:
     """RMS difference of two arrays' realised weights, in levels of `source`."""
     gap = target.realised() - source.realised()
     return float(gap.pow(2).mean().sqrt() / level_of(source))
+
+
+def desired_parameters(network: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """`network`'s parameters by name, each crossbar weight replaced by the weight the update
+    rule holds for it: realised + residual (the accumulated change not yet programmed). Layers
+    without a residual (TIME's mode) keep their realised weights."""
+    params = {name: p.detach() for name, p in network.named_parameters()}
+    owners = {id(layer): layer for layer in crossbar_layers(network)}
+    for name, module in network.named_modules():
+        layer = owners.get(id(module))
+        if layer is not None and layer.array.residual.numel():
+            key = f"{name}.weight" if name else "weight"
+            params[key] = params[key] + layer.array.residual.view_as(params[key])
+    return params

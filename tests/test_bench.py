@@ -501,7 +501,7 @@ def test_float_backend_collapses_hardware_only_differences(tmp_path):
 
 def test_schemes_default_to_each_presets_own():
     suite = parse_suite('[matrix]\nenvs = ["CartPole"]\npresets = ["default", "ideal"]\n')
-    assert {(e.preset, e.scheme) for e in suite.entries} == {("default", "write-verify"),
+    assert {(e.preset, e.scheme) for e in suite.entries} == {("default", "gradual"),
                                                              ("ideal", "open-loop")}
 
 

@@ -277,7 +277,7 @@ def test_help_settings_lists_every_field_with_its_value_and_help(capsys):
                 assert f"{section}.{f.name} = " in out, f.name
     assert "agent.learning_rate = 0.0023" in out and "step size of the update rule" in out
     assert "device.levels = 40" in out and "[an integer]" in out
-    assert "tuning.scheme = \"write-verify\"" in out and "open-loop, write-verify or gradual" in out
+    assert "tuning.scheme = \"gradual\"" in out and "open-loop, write-verify or gradual" in out
 
 
 def test_train_help_shows_each_flag_s_setting_and_default(capsys):

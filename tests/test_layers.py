@@ -392,14 +392,15 @@ def test_residual_keeps_sub_level_changes():
 
 
 def test_residual_keeps_what_tuning_left_undone():
-    # Default tuning (write-verify, tolerance 2 levels, residual on) on noise-free linear cells:
+    # Write-verify (its own tolerance, 2 levels, residual on) on noise-free linear cells:
     # a cell two levels from its target already verifies, so small moves are often not made;
     # the residual must then keep them (settle(): residual = wanted - what the last verify read
     # says), so realised weights + residual follow the float trajectory exactly, and the
     # residual stays within tolerance + half a level.
     cfg = preset("default").with_overrides({"device.c2c_sigma": 0.0,
-                                            "device.response": "linear"})
-    assert cfg.tuning.tolerance_levels == 2.0 and cfg.tuning.residual
+                                            "device.response": "linear",
+                                            "tuning.scheme": "write-verify"})
+    assert cfg.tuning.tolerance == 2.0 and cfg.tuning.residual
     torch.manual_seed(5)
     lin = nn.Linear(16, 8, bias=False)
     chip = Chip(cfg, seed=5)
@@ -418,7 +419,7 @@ def test_residual_keeps_what_tuning_left_undone():
         float_w += delta
         tracked = layer.weight.detach().reshape(-1) + layer.array.residual
         torch.testing.assert_close(tracked, float_w, rtol=0, atol=1e-3 * level)
-        assert float(layer.array.residual.abs().max()) <= (cfg.tuning.tolerance_levels + 0.5) * level
+        assert float(layer.array.residual.abs().max()) <= (cfg.tuning.tolerance + 0.5) * level
     assert not torch.equal(layer.weight.detach().reshape(-1), lin.weight.detach().reshape(-1))
 
 

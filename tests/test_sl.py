@@ -283,7 +283,7 @@ def test_bench_runs_a_supervised_suite_resumes_it_and_ranks_it(tmp_path):
     board = json.loads((out / "leaderboard.json").read_text())
     rows = board["tables"][0]["rows"]
     assert board["tables"][0]["table"] == "digits/mlp"
-    assert {r["config"] for r in rows} == {"float", "rram default/write-verify/time"}
+    assert {r["config"] for r in rows} == {"float", "rram default/gradual/time"}
     chip = next(r for r in rows if r["backend"] == "rram")
     summary = json.loads((out / entries[0].name / "summary.json").read_text())
     assert chip["asic_over_rram"] == pytest.approx(summary["baselines"]["asic_over_rram"])

@@ -90,10 +90,10 @@ def test_a_sweep_varies_every_rram_matrix_entry_and_names_stay_distinct(tmp_path
     suite = parse_suite('[matrix]\nenvs = ["CartPole"]\npresets = ["default", "pessimistic"]\n'
                         '[sweep]\n"device.levels" = [40, 128]\n', tmp_path / "x.toml")
     assert [e.name for e in suite.entries] == [
-        "CartPole-rram-default-time-write-verify-s1",
-        "CartPole-rram-default-time-write-verify-device.levels=40-s1",
-        "CartPole-rram-pessimistic-time-write-verify-s1",        # 40 levels: its default
-        "CartPole-rram-pessimistic-time-write-verify-device.levels=128-s1"]
+        "CartPole-rram-default-time-gradual-s1",
+        "CartPole-rram-default-time-gradual-device.levels=40-s1",
+        "CartPole-rram-pessimistic-time-gradual-s1",        # 40 levels: its default
+        "CartPole-rram-pessimistic-time-gradual-device.levels=128-s1"]
     assert dict(suite.entries[2].axes) == {"device.levels": 40}
 
 

@@ -63,7 +63,7 @@ class CrossbarArray(nn.Module):
                                                      device=chip.device))
         self.max_level = cfg.device.levels - 1
         verified = cfg.tuning.scheme != "open-loop"
-        self.trigger_levels = 0.5 + (cfg.tuning.tolerance_levels if verified else 0.0)
+        self.trigger_levels = 0.5 + (cfg.tuning.tolerance if verified else 0.0)
         # calibrated ADC ranges per tile, forward (row tiles) and transposed (column tiles)
         self.register_buffer("adc_range_forward", torch.zeros(tiling.row_tiles,
                                                               device=chip.device))

@@ -202,25 +202,36 @@ class ConverterConfig:
         return -(-bits // self.dac_bits)
 
 
+# Each verified scheme's own tolerance, in levels: what its finest pulse reaches at a moderate
+# pulse count on the default device (cycle-to-cycle noise 3.7 % of range = 4.7 levels per full
+# pulse), from `python experiments/tuning_tolerance.py` (events of -4..4 levels, carried over):
+# * write-verify, full pulses only: +-1 level is hit with p ~ 0.17 per pulse, so +-1 costs 10.3
+#   pulses per event and 1 % of cells still end far off under the 100-pulse cap (rms 1.9
+#   levels); +-2 levels gives rms 1.4 levels, 99 % within 2, at 4.0 pulses per event.
+# * gradual, fine pulses of 0.25 x the step and its noise (1.2 levels): +-1 level gives rms 0.8
+#   levels, 99 % within 1, at 7.2 pulses per event and 0.54 x write-verify's V^2 G t energy.
+# The finer window is what makes the default device learn: on CartPole with write-verify the
+# tuning error (rms 1.5 levels, trigger 2.5 levels) was the size of a training round's update,
+# and 4 of 8 seeds reached 475; gradual at +-1 level, see experiments/cartpole_learning.toml.
+SCHEME_TOLERANCE_LEVELS = {"write-verify": 2.0, "gradual": 1.0}
+
+
 @dataclass(frozen=True)
 class TuningConfig:
     """How a desired weight change becomes programming pulses.
 
-    `tolerance_levels`: write-verify stops within this many levels of the target.
+    `scheme`: open-loop, write-verify or gradual (TIME's gradually-write, the default).
+    `tolerance_levels`: verified schemes stop within this many levels of the target; None
+    (the default) takes the scheme's own, `SCHEME_TOLERANCE_LEVELS` (see `tolerance`).
     `max_pulses`: cap per cell per update (verify schemes).
     `coarse_window_levels`: `gradual` verifies full pulses until within this many levels, then
     finishes with fine pulses of `fine_step_fraction` x the step (and x the cycle-to-cycle
-    sigma, and x the V^2 G t energy: shorter pulses, ISPP-like) to `tolerance_levels`.
+    sigma, and x the V^2 G t energy: shorter pulses, ISPP-like) to the tolerance.
     `residual`: keep the sub-level remainder of each update in a digital accumulator.
     """
 
-    # Tolerance and cap chosen by `python experiments/tuning_tolerance.py` on the default device,
-    # whose cycle-to-cycle noise (3.7 % of range = 4.7 levels per pulse) dwarfs one level: a
-    # +-1-level window is hit with p ~ 0.17 per pulse, so under a 20-pulse cap 10 % of cells end
-    # > 6 levels off (rms 6.6 levels, 8.4 pulses per event); +-2 levels with a 100-pulse cap
-    # gives rms 1.5 levels, 99.9 % within 2 levels, at 3.9 pulses per event.
-    scheme: str = "write-verify"  # open-loop, write-verify or gradual
-    tolerance_levels: float = 2.0  # write-verify stops within this many levels
+    scheme: str = "gradual"        # open-loop, write-verify or gradual
+    tolerance_levels: float | None = None  # None: the scheme's own (SCHEME_TOLERANCE_LEVELS)
     max_pulses: int = 100          # cap per cell per update (verify schemes)
     coarse_window_levels: float = 4.0  # gradual: full pulses until within this many levels
     fine_step_fraction: float = 0.25   # gradual: fine pulse step / full pulse step
@@ -230,14 +241,23 @@ class TuningConfig:
         check_types(self, "tuning")
         require(self.scheme in TUNING_SCHEMES, "tuning.scheme", self.scheme,
                 f"choose one of {', '.join(TUNING_SCHEMES)}")
-        require(self.tolerance_levels > 0, "tuning.tolerance_levels", self.tolerance_levels,
-                "it must be > 0 levels")
+        require(self.tolerance_levels is None or self.tolerance_levels > 0,
+                "tuning.tolerance_levels", self.tolerance_levels,
+                "it must be > 0 levels, or none for the scheme's own")
         require(self.max_pulses >= 1, "tuning.max_pulses", self.max_pulses,
                 "it must be an integer >= 1")
         require(self.coarse_window_levels > 0, "tuning.coarse_window_levels",
-                self.coarse_window_levels, "it must be > 0 levels (below tolerance_levels: none)")
+                self.coarse_window_levels, "it must be > 0 levels (below the tolerance: none)")
         require(0 < self.fine_step_fraction <= 1, "tuning.fine_step_fraction",
                 self.fine_step_fraction, "it must be in (0, 1]")
+
+    @property
+    def tolerance(self) -> float:
+        """The verify tolerance in levels: `tolerance_levels`, or the scheme's own (open-loop
+        verifies nothing: 0)."""
+        if self.tolerance_levels is not None:
+            return self.tolerance_levels
+        return SCHEME_TOLERANCE_LEVELS.get(self.scheme, 0.0)
 
 
 @dataclass(frozen=True)

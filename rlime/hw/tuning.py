@@ -117,10 +117,10 @@ class Tuner:
         """(step fraction, window in u, aim) of each verify stage of the scheme; the last stage
         aims at the target (`accepts`), a coarse stage stops at its window."""
         per_level = 1.0 / self.levels_per_unit
-        tol = self.cfg.tolerance_levels * per_level
+        tol = self.cfg.tolerance * per_level
         if self.cfg.scheme == "write-verify":
             return [(1.0, tol, True)]
-        coarse = max(self.cfg.coarse_window_levels, self.cfg.tolerance_levels) * per_level
+        coarse = max(self.cfg.coarse_window_levels, self.cfg.tolerance) * per_level
         return [(1.0, coarse, False), (self.cfg.fine_step_fraction, tol, True)]
 
     def _accepted(self, goal: torch.Tensor, seen: torch.Tensor, coefficients: tuple,

@@ -7,8 +7,9 @@ random -4..4 levels from the last one (training-sized moves; a cell's error carr
 next event, as in training). For the `default` device (NL 0.04 / -0.63, c2c 3.7 %) and a strongly
 nonlinear one (NL 2.4 / -4.88, c2c 1 %) prints per cell per event: pulses, verify reads, the
 V^2 G t pulse energy relative to write-verify's (conductance sums), and the programming error
-in levels (rms and 99th percentile) over all events. The default tolerance (+-2 levels) and
-pulse cap (100) of TuningConfig were chosen with this on the default device.
+in levels (rms and 99th percentile) over all events, each scheme at its own tolerance
+(`rlime.hw.config.SCHEME_TOLERANCE_LEVELS`: write-verify +-2 levels, gradual +-1, chosen with
+this on the default device, as was the 100-pulse cap).
 """
 
 from __future__ import annotations

@@ -419,6 +419,15 @@ def test_dry_run_estimates_time_memory_and_disk_per_entry_and_in_total(tmp_path,
     assert not (tmp_path / "out").exists()
 
 
+def test_estimate_scales_the_rram_rate_by_the_tuning_scheme():
+    suite = parse_suite('[matrix]\nenvs = ["CartPole"]\nschemes = ["write-verify", "gradual"]\n')
+    rates = {e.scheme: estimate.estimate_job(bench.Job(e, Path("unused"), "start")).sps
+             for e in suite.entries}
+    assert rates["write-verify"] == 335.0
+    assert rates["gradual"] == pytest.approx(335.0 * estimate.MEASURED["rram_scheme_factor"]["gradual"])
+    assert rates["gradual"] < rates["write-verify"]
+
+
 @pytest.mark.slow
 def test_estimate_counts_what_is_left_and_matches_real_disk_use(smoke_dir):
     for entry in load_suite(SMOKE).entries:

@@ -1,7 +1,8 @@
 """Throughput of Atari training with learning on: rram vs float, interleaved in one invocation.
 
     python experiments/throughput.py [--env Pong] [--steps 3000] [--learning-starts 100]
-                                     [--num-envs 4] [--device cpu] [--block 100] [--out DIR]
+                                     [--num-envs 4] [--device cpu] [--scheme S] [--block 100]
+                                     [--out DIR]
 
 Each backend trains the same DQN (Nature CNN, same seed and hyperparameters) with rlime.train's
 Trainer in its own process, so that its peak memory is its own. The two processes take turns:
@@ -24,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from rlime.hw.config import TUNING_SCHEMES
+
 BACKENDS = ("float", "rram")
 
 
@@ -42,6 +45,8 @@ def _train(backend: str, args: argparse.Namespace, run_dir: Path, conn) -> None:
             "--eval-episodes", "0", "--set", f"agent.learning_starts={args.learning_starts}",
             "--set", f"agent.buffer_size={args.buffer_size}",
             "--checkpoint-every", str(10 * args.steps)]
+    if args.scheme:
+        argv += ["--scheme", args.scheme]
     cfg, _ = config_from_args(build_parser().parse_args(argv))
     directory = RunDirectory(run_dir)
     directory.claim()
@@ -110,6 +115,8 @@ def main() -> None:
     parser.add_argument("--buffer-size", type=int, default=50_000)
     parser.add_argument("--num-envs", type=int, default=4)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--scheme", choices=TUNING_SCHEMES,
+                        help="rram tuning scheme (default: the preset's own)")
     parser.add_argument("--block", type=int, default=100,
                         help="environment steps each backend runs per turn")
     parser.add_argument("--out", help="keep the run directories here (default: discard)")

@@ -212,7 +212,8 @@ class ConverterConfig:
 #   levels, 99 % within 1, at 7.2 pulses per event and 0.54 x write-verify's V^2 G t energy.
 # The finer window is what makes the default device learn: on CartPole with write-verify the
 # tuning error (rms 1.5 levels, trigger 2.5 levels) was the size of a training round's update,
-# and 4 of 8 seeds reached 475; gradual at +-1 level, see experiments/cartpole_learning.toml.
+# and 4 of 8 seeds reached 475 within 100k steps; gradual at +-1 level, 7 of 8
+# (experiments/cartpole_learning.toml; README "Learning on the default device").
 SCHEME_TOLERANCE_LEVELS = {"write-verify": 2.0, "gradual": 1.0}
 
 

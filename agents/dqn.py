@@ -23,6 +23,7 @@ from rlime.common.timing import PhaseTimer
 from .config import DQNConfig
 from .qnets import build_q_network
 
+
 def _rms(x: torch.Tensor) -> float:
     return float(x.pow(2).mean().sqrt())
 

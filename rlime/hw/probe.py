@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 
 from rlime.hw.array import CrossbarArray
-from rlime.hw.layers import crossbar_layers
+from rlime.hw.layers import CrossbarLayer
 
 
 def level_of(array: CrossbarArray) -> torch.Tensor:
@@ -72,10 +72,8 @@ def desired_parameters(network: torch.nn.Module) -> dict[str, torch.Tensor]:
     rule holds for it: realised + residual (the accumulated change not yet programmed). Layers
     without a residual (TIME's mode) keep their realised weights."""
     params = {name: p.detach() for name, p in network.named_parameters()}
-    owners = {id(layer): layer for layer in crossbar_layers(network)}
     for name, module in network.named_modules():
-        layer = owners.get(id(module))
-        if layer is not None and layer.array.residual.numel():
+        if isinstance(module, CrossbarLayer) and module.array.residual.numel():
             key = f"{name}.weight" if name else "weight"
-            params[key] = params[key] + layer.array.residual.view_as(params[key])
+            params[key] = params[key] + module.array.residual.view_as(params[key])
     return params

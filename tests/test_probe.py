@@ -3,6 +3,7 @@ statistic against its definition on states built by hand, and the probes of a re
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
@@ -238,3 +239,28 @@ def test_probes_do_not_change_what_the_run_computes(tmp_path):
     b = [json.loads(line) for line in (plain / "episodes.jsonl").read_text().splitlines()]
     assert [(e["return"], e["writes"], e["ledger"]) for e in a] == \
            [(e["return"], e["writes"], e["ledger"]) for e in b]
+
+
+def test_probe_summary_averages_each_statistic_over_its_window(tmp_path, capsys):
+    from experiments.probe_summary import main as summary, parse_window
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = [{"step": 1000, "kind": "update", "q/action_gap": 0.1, "q/lag_error_rms": 0.3},
+             {"step": 1200, "kind": "sync", "q/sync_error_rms": 0.5},
+             {"step": 2000, "kind": "update", "q/action_gap": 0.3, "q/lag_error_rms": 0.1},
+             {"step": 3000, "kind": "update", "q/action_gap": 0.9, "q/lag_error_rms": None}]
+    (run / "probes.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    summary([str(run), "--window", "0:2500", "--window", "2500:", "--match", "q/"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "| statistic | run 0-2500 | run 2500-end |"
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in out[2:]]
+    rows = {row[0]: row[1:] for row in cells}
+    assert rows["q/action_gap"] == ["0.2", "0.9"]        # (0.1 + 0.3) / 2; 0.9 alone
+    assert rows["q/lag_error_rms"] == ["0.2", "-"]       # a None probe is not a value
+    assert rows["q/sync_error_rms"] == ["0.5", "-"]
+    for bad in ("100", "5:1", "a:b"):
+        with pytest.raises(argparse.ArgumentTypeError, match="window"):
+            parse_window(bad)
+    with pytest.raises(SystemExit, match="does not exist"):
+        summary([str(tmp_path / "none")])

@@ -140,7 +140,9 @@ class DQNAgent:
         Q-values are `q_chip` (B, actions), in Q units (scaled rewards). Read error (read
         noise, DAC/ADC quantisation, IR drop: the same weights computed exactly in float):
         `q/read_error_rms`, `q/read_bias` (mean chip - exact: > 0 is overestimation),
-        `q/action_gap` (mean exact gap between the best and second-best action) and
+        `q/action_gap` (mean exact gap between the best and second-best action), `q/mean_abs`
+        (mean |exact Q|: the scale the arrays must represent, against which the gap is
+        resolved) and
         `q/greedy_agreement` (fraction of samples whose greedy action is the same). With a
         residual, `q/lag_error_rms`: the exact Q-values of the realised weights against those
         of the weights the update rule holds (realised + residual, `desired_parameters`), the
@@ -151,6 +153,7 @@ class DQNAgent:
         top = exact.topk(2, dim=1).values if exact.shape[1] > 1 else exact.repeat(1, 2)
         stats = {"q/read_error_rms": _rms(error), "q/read_bias": float(error.mean()),
                  "q/action_gap": float((top[:, 0] - top[:, 1]).mean()),
+                 "q/mean_abs": float(exact.abs().mean()),
                  "q/greedy_agreement": float((q_chip.argmax(1) == exact.argmax(1)).float().mean())}
         if any(layer.array.residual.numel() for layer in crossbar_layers(self.q)):
             stats["q/lag_error_rms"] = _rms(self._exact_q(desired_parameters(self.q), obs) - exact)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 import pytest
 import torch
@@ -214,8 +215,8 @@ def test_a_run_writes_its_probes_and_a_resume_continues_them_exactly(tmp_path):
     keys = {f"layer{i}/{s}" for i in range(3) for s in
             ("update_levels", "moved_fraction", "at_upper_bound", "realised_corr",
              "realised_gain")}
-    assert keys | {"q/read_error_rms", "q/read_bias", "q/action_gap", "q/greedy_agreement",
-                   "q/lag_error_rms"} <= set(updates[0])
+    assert keys | {"q/read_error_rms", "q/read_bias", "q/action_gap", "q/mean_abs",
+                   "q/greedy_agreement", "q/lag_error_rms"} <= set(updates[0])
     assert {f"layer{i}/sync_gap_levels" for i in range(3)} | {"q/sync_error_rms"} <= set(syncs[0])
 
 
@@ -264,3 +265,30 @@ def test_probe_summary_averages_each_statistic_over_its_window(tmp_path, capsys)
             parse_window(bad)
     with pytest.raises(SystemExit, match="does not exist"):
         summary([str(tmp_path / "none")])
+
+
+def test_q_resolution_of_a_hand_built_checkpoint(tmp_path):
+    from experiments.q_resolution import resolution
+
+    eye, out = torch.eye(2), torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    q = {"0.weight": eye, "0.bias": torch.zeros(2), "0.array.cell_u": torch.zeros(8),
+         "0.array.residual": torch.zeros(4), "0.array.weight_scale": torch.tensor(1.0),
+         "0.array.adc_range_forward": torch.ones(1),
+         "2.weight": out, "2.bias": torch.zeros(3), "2.array.cell_u": torch.zeros(12),
+         "2.array.residual": torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0, 0.0]),
+         "2.array.weight_scale": torch.tensor(2.0),
+         "2.array.adc_range_forward": torch.tensor([0.5, 0.25])}
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"step": 5, "agent": {"q": q, "probe_obs": torch.tensor([[1.0, 2.0]])}}, path)
+    row = resolution(str(path), adc_bits=8)
+    # h = relu(obs) = (1, 2); Q = (1, 2, 3): |Q| 2, gap 1. LSB_t = range_t x scale x max|h| / 128
+    lsb = torch.tensor([0.5, 0.25]) * 2.0 * 2.0 / 128
+    assert row["mean_abs_q"] == pytest.approx(2.0) and row["action_gap"] == pytest.approx(1.0)
+    assert row["adc_lsb_q"] == pytest.approx(float(lsb.mean()))
+    assert row["adc_rounding_rms_q"] == pytest.approx(float((lsb.pow(2).sum() / 12).sqrt()))
+    # the residual adds 1 to Q(a=2): lag (0, 0, 1); centred (-1/3, -1/3, 2/3)
+    assert row["lag_rms"] == pytest.approx(math.sqrt(1 / 3))
+    assert row["lag_differential_rms"] == pytest.approx(math.sqrt(2 / 9))
+    torch.save({"step": 5, "agent": {"q": {"0.weight": eye}}}, path)
+    with pytest.raises(SystemExit, match="no probed rram Q-network"):
+        resolution(str(path), adc_bits=8)

@@ -17,6 +17,7 @@ class DQNConfig:
 
     network: str = "mlp"           # mlp, nature_cnn for Atari frames, minatar_cnn for MinAtar
     hidden: tuple[int, ...] = (256, 256)  # hidden-layer widths
+    dueling: bool = False          # mlp: separate value and advantage heads (Wang et al. 2016)
     update_rule: str = "adam"      # sgd, momentum, adam or rmsprop (centered, as DQN's)
     learning_rate: float = 1e-3    # step size of the update rule
     momentum: float = 0.9          # update_rule "momentum", and rmsprop's gradient momentum

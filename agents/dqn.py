@@ -21,7 +21,7 @@ from rlime.drl.mappings import Replay, make_mapping
 from rlime.common.timing import PhaseTimer
 
 from .config import DQNConfig
-from .qnets import build_q_network
+from .qnets import DuelingHead, build_q_network
 
 
 def _rms(x: torch.Tensor) -> float:
@@ -44,7 +44,8 @@ class DQNAgent:
         self.backend = backend
         self.device = torch.device(device)
         torch.manual_seed(seed)  # the float initialisation of the Q-network
-        self._build = lambda: build_q_network(obs_shape, n_actions, cfg.network, cfg.hidden)
+        self._build = lambda: build_q_network(obs_shape, n_actions, cfg.network, cfg.hidden,
+                                                     cfg.dueling)
         q = self._build()
         self._twin: nn.Module | None = None  # float copy of the chip's weights (probes only)
         self._q_probe: dict[str, float] | None = None  # armed: {}; measured: the stats
@@ -72,6 +73,7 @@ class DQNAgent:
             return random_actions
         with self.backend.phase("act"):
             q = self.q(torch.as_tensor(obs, device=self.device))
+        self._charge_combine(n, passes=1, phase="act")
         greedy = q.argmax(1).cpu().numpy()
         return np.where(explore, random_actions, greedy)
 
@@ -102,6 +104,8 @@ class DQNAgent:
             loss = F.smooth_l1_loss(q_taken, target)
         # TD targets, Huber loss and its gradient: ~10 fp32 ops per sample and action
         self.backend.charge("digital_ops", 10 * cfg.batch_size * self.n_actions, "forward")
+        self._charge_combine(cfg.batch_size, passes=2 if cfg.double_dqn else 1, phase="target")
+        self._charge_combine(cfg.batch_size, passes=1, phase="forward")
         if not torch.isfinite(loss):
             raise NumericalFailure(
                 f"the TD loss became {loss.item()} (mean Q {q_all.mean().item():.4g}); the "
@@ -116,6 +120,13 @@ class DQNAgent:
                 self.backend.charge("optimizer_ops", 3 * self.n_params, "update")
             self.optimizer.step()
         return {"td_loss": loss.detach(), "q_values": q_taken.detach().mean()}
+
+    def _charge_combine(self, samples: int, passes: int, phase: str) -> None:
+        """The dueling head's digital combination of V and A for `passes` forward passes of
+        `samples` observations (nothing without a dueling head)."""
+        if self.cfg.dueling:
+            ops = DuelingHead.COMBINE_OPS * samples * self.n_actions * passes
+            self.backend.charge("digital_ops", ops, phase)
 
     def sync_target(self) -> None:
         with self.timer.phase("target_sync"):

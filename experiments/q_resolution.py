@@ -27,7 +27,12 @@ from rlime.hw.config import ConverterConfig
 
 
 def _layer_indices(q: dict) -> list[int]:
-    return sorted({int(key.split(".")[0]) for key in q if key.endswith(".array.cell_u")})
+    """Sequential indices of the crossbar layers of a plain MLP's state dict."""
+    names = [key[: -len(".array.cell_u")] for key in q if key.endswith(".array.cell_u")]
+    if not all(name.isdigit() for name in names):
+        raise SystemExit(f"q_resolution: plain MLP Q-networks only; this one has crossbar "
+                         f"layers {names} (a dueling head?)")
+    return sorted(int(name) for name in names)
 
 
 def _forward(q: dict, obs: torch.Tensor, with_residual: bool) -> tuple[torch.Tensor, torch.Tensor]:

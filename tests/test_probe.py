@@ -4,9 +4,11 @@ statistic against its definition on states built by hand, and the probes of a re
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -292,3 +294,29 @@ def test_q_resolution_of_a_hand_built_checkpoint(tmp_path):
     torch.save({"step": 5, "agent": {"q": {"0.weight": eye}}}, path)
     with pytest.raises(SystemExit, match="no probed rram Q-network"):
         resolution(str(path), adc_bits=8)
+
+
+def test_dueling_head_combines_value_and_advantage_and_its_digital_ops_are_charged():
+    from agents.qnets import DuelingHead, build_q_network
+
+    torch.manual_seed(0)
+    net = build_q_network((4,), 3, "mlp", (8, 8), dueling=True)
+    x = torch.randn(5, 4)
+    head, h = net[-1], net[:-1](x)
+    a = head.advantage(h)
+    assert torch.allclose(net(x), head.value(h) + a - a.mean(1, keepdim=True))
+    with pytest.raises(ValueError, match="'mlp' only"):
+        build_q_network((4, 84, 84), 3, "nature_cnn", dueling=True)
+    cfg = DQNConfig(hidden=(16, 16), batch_size=8, buffer_size=64, learning_starts=0)
+    agents = {d: DQNAgent(dataclasses.replace(cfg, dueling=d), (4,), 3,
+                          backend=make_backend("rram", preset("default"), "cpu", 0, DQN_PHASES),
+                          mapping="time", device="cpu", seed=0) for d in (False, True)}
+    assert len(crossbar_layers(agents[True].q)) == 4  # value and advantage: arrays of their own
+    ops = {}
+    for dueling, agent in agents.items():
+        before = agent.backend.snapshot()
+        agent.act(np.zeros((6, 4), dtype=np.float32), epsilon=0.0)
+        ops[dueling] = (agent.backend.snapshot() - before).get("act", "digital_ops")
+    # per sample: ReLUs (16 + 16) and biases (16 + 16 + 3, the dueling head: + 1 for V), then
+    # the combination, 3 ops per action
+    assert ops[True] - ops[False] == 6 * (1 + DuelingHead.COMBINE_OPS * 3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rlime.common.errors import require
-from rlime.common.settings import build, check_types
+from rlime.common.settings import build
 from rlime.hw.optim import check_learning
 
 NETWORKS = ("mlp", "nature_cnn", "minatar_cnn")

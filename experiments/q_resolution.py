@@ -83,10 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     keys = ("step", "mean_abs_q", "action_gap", "adc_lsb_q", "adc_rounding_rms_q", "lag_rms",
             "lag_differential_rms")
+    rows = {path: resolution(path, args.adc_bits) for path in args.checkpoints}
     print("| checkpoint | " + " | ".join(keys) + " |")
     print("| --- |" + " --- |" * len(keys))
-    for path in args.checkpoints:
-        row = resolution(path, args.adc_bits)
+    for path, row in rows.items():
         print(f"| {path} | " + " | ".join(f"{row[k]:.4g}" for k in keys) + " |")
 
 

@@ -188,9 +188,24 @@ def _gym_vector_env(spec: EnvSpec, num_envs: int) -> VectorEnv:
     def thunk() -> Callable[[], gym.Env]:
         if spec.family == "minatar":
             return lambda: _channels_first(gym.make(spec.env_id))
+        if spec.protocol.get("rescale_observations"):
+            return lambda: _rescaled(gym.make(spec.env_id))
         return lambda: gym.make(spec.env_id)
 
     return SyncVectorEnv([thunk() for _ in range(num_envs)], autoreset_mode=AutoresetMode.NEXT_STEP)
+
+
+def _rescaled(env: gym.Env) -> gym.Env:
+    """Every observation feature mapped affinely from its Box bounds onto [-1, 1]
+    (gymnasium's RescaleObservation): features of very different ranges (MountainCar's
+    position, +-1.2, and velocity, +-0.07) then share the first layer's per-sample DAC range
+    evenly. Needs finite bounds."""
+    space = env.observation_space
+    if not (isinstance(space, gym.spaces.Box) and np.isfinite(space.low).all()
+            and np.isfinite(space.high).all()):
+        raise ValueError(f"rescale_observations needs a Box observation space with finite "
+                         f"bounds; {env.spec.id if env.spec else env} has {space}")
+    return gym.wrappers.RescaleObservation(env, np.float32(-1.0), np.float32(1.0))
 
 
 def make_vector_env(
@@ -248,7 +263,8 @@ def make_vector_env(
     if int(num_envs) < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
     life_loss = bool(terminal_on_life_loss) and not eval_mode
-    spec = spec.configured(terminal_on_life_loss=life_loss)
+    spec = spec.configured(terminal_on_life_loss=life_loss, rescale_observations=bool(
+        spec.protocol.get("rescale_observations")))
     if spec.is_atari:
         env = _atari_vector_env(spec, int(num_envs), int(num_threads))
     else:

@@ -120,14 +120,22 @@ class EnvSpec:
             return self.env_id
         return self.family if self.family in keys else "default"
 
-    def configured(self, *, terminal_on_life_loss: bool = False) -> "EnvSpec":
-        """A copy whose protocol records the given life-loss setting.
+    def configured(self, *, terminal_on_life_loss: bool = False,
+                   rescale_observations: bool = False) -> "EnvSpec":
+        """A copy whose protocol records the given life-loss and observation settings.
 
         Life loss only exists in Atari games; for the other families the flag has no effect and
-        the protocol keeps ``terminal_on_life_loss = False``.
+        the protocol keeps ``terminal_on_life_loss = False``. ``rescale_observations`` maps
+        every feature of a bounded Box observation affinely from its bounds onto [-1, 1]
+        (``make_vector_env``); frames and planes (Atari, MinAtar) are codes already, so it is
+        refused for them.
         """
+        if rescale_observations and self.family in ("atari", "minatar"):
+            raise ValueError(f"rescale_observations applies to vector observations; "
+                             f"{self.env_id} ({self.family}) has frames or planes")
         protocol = dict(self.protocol)
         protocol["terminal_on_life_loss"] = bool(terminal_on_life_loss) and self.is_atari
+        protocol["rescale_observations"] = bool(rescale_observations)
         return dataclasses.replace(self, protocol=protocol)
 
 

@@ -422,3 +422,23 @@ def test_envs_imports_no_agent_or_harness_code():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
+
+
+def test_rescaled_observations_map_each_feature_from_its_bounds_onto_unit_range():
+    spec = resolve_env("MountainCar").configured(rescale_observations=True)
+    assert spec.protocol["rescale_observations"] is True
+    raw, scaled = make_vector_env("MountainCar", 1, seed=3), make_vector_env(spec, 1, seed=3)
+    low, high = np.array([-1.2, -0.07]), np.array([0.6, 0.07])  # MountainCar-v0's bounds
+    obs_raw, _ = raw.reset()
+    obs_scaled, _ = scaled.reset()
+    for _ in range(50):
+        expected = 2 * (obs_raw - low) / (high - low) - 1
+        np.testing.assert_allclose(obs_scaled, expected, rtol=1e-5, atol=1e-6)
+        assert obs_scaled.dtype == np.float32 and np.all(np.abs(obs_scaled) <= 1)
+        actions = np.array([2])
+        (obs_raw, *_), (obs_scaled, *_) = raw.step(actions), scaled.step(actions)
+    assert resolve_env("MountainCar").configured().protocol["rescale_observations"] is False
+    with pytest.raises(ValueError, match="finite bounds"):  # CartPole's velocities are unbounded
+        make_vector_env(resolve_env("CartPole").configured(rescale_observations=True), 1, 0)
+    with pytest.raises(ValueError, match="vector observations"):
+        resolve_env("Breakout-MinAtar").configured(rescale_observations=True)

@@ -54,6 +54,7 @@ class RunConfig:
     probe_every: int = 1000         # steps between device probes (probes.jsonl, device/...; 0 = none)
     update_mode: str = "auto"  # time (plain SGD, no residual), mixed-precision, or auto
     terminal_on_life_loss: bool = False  # Atari: a lost life ends the training episode (not the logged game)
+    rescale_observations: bool = False  # vector obs: each feature from its bounds onto [-1, 1]
     agent: DQNConfig = field(default_factory=DQNConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
 

@@ -58,14 +58,18 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = run_dir
         self.progress = progress
-        self.spec = resolve_env(cfg.env).configured(
-            terminal_on_life_loss=cfg.terminal_on_life_loss)
         self.device = torch.device(cfg.device)
         self.threads, self.threads_reason = choose_threads(cfg.threads)
         torch.set_num_threads(self.threads)
-        self.envs = make_vector_env(self.spec, cfg.num_envs, cfg.seed,
-                                    terminal_on_life_loss=cfg.terminal_on_life_loss)
-        self.eval_env = make_vector_env(self.spec, 1, cfg.seed + 100_003, eval_mode=True)
+        try:  # what the env settings cannot apply to (e.g. rescaling unbounded observations)
+            self.spec = resolve_env(cfg.env).configured(
+                terminal_on_life_loss=cfg.terminal_on_life_loss,
+                rescale_observations=cfg.rescale_observations)
+            self.envs = make_vector_env(self.spec, cfg.num_envs, cfg.seed,
+                                        terminal_on_life_loss=cfg.terminal_on_life_loss)
+            self.eval_env = make_vector_env(self.spec, 1, cfg.seed + 100_003, eval_mode=True)
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
         space = self.envs.single_action_space
         if not hasattr(space, "n"):
             raise ConfigError(f"{self.spec.env_id} has a {type(space).__name__} action space; DQN "

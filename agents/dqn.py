@@ -45,7 +45,7 @@ class DQNAgent:
         self.device = torch.device(device)
         torch.manual_seed(seed)  # the float initialisation of the Q-network
         self._build = lambda: build_q_network(obs_shape, n_actions, cfg.network, cfg.hidden,
-                                                     cfg.dueling)
+                                              cfg.dueling)
         q = self._build()
         self._twin: nn.Module | None = None  # float copy of the chip's weights (probes only)
         self._q_probe: dict[str, float] | None = None  # armed: {}; measured: the stats

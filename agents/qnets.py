@@ -28,8 +28,9 @@ class DuelingHead(nn.Module):
     architectures", eq. 9) from two linear heads, `value` (1 output) and `advantage`
     (n_actions). On RRAM each head is its own crossbar array with its own calibrated ADC
     ranges, so the advantages -- all that decides the greedy action -- are converted on a
-    scale of their own rather than on that of |Q| (`experiments/q_resolution.py`). The
-    combination is digital: COMBINE_OPS per action and sample, charged by the agent."""
+    scale of their own rather than on that of |Q| (README, "Learning on the default
+    device"). The combination is digital: COMBINE_OPS per action and sample, charged by the
+    agent."""
 
     COMBINE_OPS = 3  # the mean's add, the subtraction and the addition of V
 

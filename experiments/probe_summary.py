@@ -44,25 +44,25 @@ def read_probes(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def window_means(lines: list[dict], window: tuple[int, float]) -> dict[str, tuple[float, int]]:
-    """(mean, number of probes) of every statistic over the probes in `window`."""
+def window_means(lines: list[dict], window: tuple[int, float]) -> dict[str, float]:
+    """The mean of every statistic over the probes in `window`."""
     values: dict[str, list[float]] = {}
     for line in lines:
         if window[0] <= line["step"] < window[1]:
             for key, value in line.items():
                 if key not in ("step", "kind") and value is not None:
                     values.setdefault(key, []).append(float(value))
-    return {key: (statistics.fmean(v), len(v)) for key, v in values.items()}
+    return {key: statistics.fmean(v) for key, v in values.items()}
 
 
-def table(columns: dict[str, dict[str, tuple[float, int]]], match: list[str]) -> str:
+def table(columns: dict[str, dict[str, float]], match: list[str]) -> str:
     """Markdown table: a row per statistic (sorted), a column per (run, window) label."""
     keys = sorted({k for means in columns.values() for k in means
                    if not match or any(m in k for m in match)})
     rows = ["| statistic | " + " | ".join(columns) + " |",
             "| --- |" + " --- |" * len(columns)]
     for key in keys:
-        cells = [f"{means[key][0]:.4g}" if key in means else "-" for means in columns.values()]
+        cells = [f"{means[key]:.4g}" if key in means else "-" for means in columns.values()]
         rows.append(f"| {key} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

@@ -14,7 +14,8 @@ its realised weights (the digital biases added), prints per checkpoint:
   over all Q-values, and its rms with each sample's mean over actions removed, the part that
   can change which action is greedy.
 
-A simulator's view (true state, nothing charged). MLP Q-networks only (`agents.qnets.mlp_q_network`).
+A simulator's view (true state, nothing charged). MLP Q-networks only
+(`agents.qnets.mlp_q_network`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 
 import torch
 
+from agents.qnets import mlp_q_network
 from rlime.hw.config import ConverterConfig
 
 
@@ -36,16 +38,21 @@ def _layer_indices(q: dict) -> list[int]:
 
 
 def _forward(q: dict, obs: torch.Tensor, with_residual: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input of the output layer, Q-values) of the MLP with the checkpoint's weights."""
-    h, layers = obs, _layer_indices(q)
-    for n, i in enumerate(layers):
-        w = q[f"{i}.weight"]
-        if with_residual and q[f"{i}.array.residual"].numel():
-            w = w + q[f"{i}.array.residual"].view_as(w)
-        if n == len(layers) - 1:
-            return h, h @ w.t() + q[f"{i}.bias"]
-        h = torch.relu(h @ w.t() + q[f"{i}.bias"])
-    raise ValueError("the checkpoint's Q-network has no crossbar layers")
+    """(input of the output layer, Q-values) of the float MLP (`mlp_q_network`) carrying the
+    checkpoint's realised weights (+ residual when `with_residual`) and digital biases."""
+    layers = _layer_indices(q)
+    if not layers:
+        raise ValueError("the checkpoint's Q-network has no crossbar layers")
+    weights = {i: q[f"{i}.weight"] for i in layers}
+    if with_residual:
+        weights = {i: w + q[f"{i}.array.residual"].view_as(w) if q[f"{i}.array.residual"].numel()
+                   else w for i, w in weights.items()}
+    first, last = weights[layers[0]], weights[layers[-1]]
+    net = mlp_q_network(first.shape[1], last.shape[0], [weights[i].shape[0] for i in layers[:-1]])
+    net.load_state_dict({**{f"{i}.weight": w for i, w in weights.items()},
+                         **{f"{i}.bias": q[f"{i}.bias"] for i in layers}})
+    h = net[:-1](obs)
+    return h, net[-1](h)
 
 
 def resolution(path: str, adc_bits: int) -> dict[str, float]:

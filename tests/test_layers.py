@@ -165,7 +165,7 @@ def test_linear_and_conv_arrays_share_one_interface(kind):
     torch.testing.assert_close(y, forward(x, weight), rtol=RTOL, atol=1e-5)
     g = torch.randn(y.shape, generator=torch.Generator().manual_seed(9))
     g_codes, g_unit = array.error_codes(g)
-    dx, bwd = charged(lambda: array.transposed_mvm(g_codes, weight, x.shape) * g_unit)
+    dx, bwd = charged(lambda: array.transposed_mvm(g_codes, g_unit, weight, x.shape))
     assert dx.shape == x.shape
     torch.testing.assert_close(dx, transposed(g, weight), rtol=RTOL, atol=1e-5)
     dw, grad = charged(lambda: array.weight_grad(codes * unit, g_codes * g_unit))

@@ -1,12 +1,13 @@
-"""rlime.hw.moves: the compiled (CPU) selection of the weights an update moves is the tensor-op
-one, bit for bit."""
+"""rlime.hw.moves: the compiled (CPU) selection, planning and settling of the weights an update
+moves are the tensor-op ones, bit for bit."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from rlime.hw.moves import _compiled, _tensor_ops
+from rlime.hw.moves import (_compiled, _plan_compiled, _plan_tensor_ops, _settle_compiled,
+                            _settle_tensor_ops, _tensor_ops)
 
 
 @pytest.mark.parametrize("with_residual", [True, False])
@@ -27,3 +28,48 @@ def test_compiled_selection_equals_the_tensor_ops(with_residual):
     assert torch.equal(delta, expected_delta)
     assert torch.equal(sel, expected_sel)
     assert 0 < sel.numel() < n and set(range(20)) <= set(sel.tolist())
+
+
+def _layer_state(n: int, levels: int, g: torch.Generator):
+    """A layer's selection after an update: 2n cells with their bounds and beliefs, and the
+    pending changes of n weights of full scale 0.05, some of them far out of range."""
+    scale = torch.tensor(0.05)
+    u = torch.rand(2 * n, generator=g)
+    u_min = torch.rand(2 * n, generator=g) * 0.05
+    u_max = 1 - torch.rand(2 * n, generator=g) * 0.05
+    belief = u + torch.randn(2 * n, generator=g) * 0.01
+    current = scale * (u[:n] - u[n:])
+    desired = current + torch.randn(n, generator=g) * 0.01
+    desired[:5] = 0.2  # beyond the range
+    desired[5:10] = -0.2
+    level = scale / (levels - 1)
+    delta, sel = _tensor_ops(desired, current, torch.zeros(0), 1.5 * level)
+    return scale, u, u_min, u_max, belief, current, delta, sel, level
+
+
+@pytest.mark.parametrize("levels", [64, 9])
+def test_compiled_plan_and_settle_equal_the_tensor_ops(levels):
+    g = torch.Generator().manual_seed(4)
+    n = 20_000
+    scale, u, u_min, u_max, belief, current, delta, sel, level = _layer_state(n, levels, g)
+    assert 100 < sel.numel() < n
+    plans = [plan(sel, delta, current, level, levels - 1, u_min, u_max, belief)
+             for plan in (_plan_compiled, _plan_tensor_ops)]
+    for got, want in zip(*plans):
+        assert got.dtype == want.dtype and torch.equal(got, want)
+    want_w, index, target, tune = plans[0]
+    assert torch.equal(index, torch.cat([sel, sel + n]))
+    assert ((target >= u_min[index]) & (target <= u_max[index])).all()
+    assert 0 < tune.numel() < index.numel()
+    for with_residual in (True, False):
+        results = []
+        for settle in (_settle_compiled, _settle_tensor_ops):
+            kept = delta.clone() if with_residual else torch.zeros(0)
+            now = current.clone()
+            settle(sel, want_w, scale, belief, u, kept, now)
+            results.append((kept, now))
+        (kept, now), (want_kept, want_now) = results
+        assert torch.equal(kept, want_kept) and torch.equal(now, want_now)
+        assert torch.equal(now, scale * (u[:n] - u[n:]))  # settled to what the cells encode
+        if with_residual:  # the bounds drop what the range cannot hold: no windup
+            assert kept.abs().max() < 2.5 * scale

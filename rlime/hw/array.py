@@ -24,7 +24,7 @@ import torch.nn as nn
 from rlime.hw.chip import Chip
 from rlime.hw.crossbar import MVMCounts, Periphery, Tiling, code_values
 from rlime.hw.device import CellSet, fresh_cells
-from rlime.hw.moves import select_moves
+from rlime.hw.moves import plan_targets, select_moves, settle_moves
 
 
 @dataclass
@@ -100,28 +100,29 @@ class CrossbarArray(nn.Module):
         y = self._convert(per, partials, tiling.rows_used, self.adc_range_forward,
                           lambda: self._read_variance(
                               per.drive_squares(codes), tiling.input_sums,
-                              lambda s: tiling.partials(s, self._read_weights()[0])))
-        return tiling.to_layout(y) * unit, codes, unit
+                              lambda s: tiling.partials(s, self._read_weights()[0])), unit)
+        return tiling.to_layout(y), codes, unit
 
     def error_codes(self, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(codes, unit) of an error through the backward DAC (grad itself, None when exact)."""
         per = self.chip.backward_periphery
         return (grad, None) if per.exact else per.dac(grad)
 
-    def transposed_mvm(self, g: torch.Tensor, weight: torch.Tensor,
+    def transposed_mvm(self, g: torch.Tensor, unit: torch.Tensor | None, weight: torch.Tensor,
                        input_size: torch.Size) -> torch.Tensor:
-        """W^T g for error codes g (from `error_codes`), shaped like the forward input
-        (`input_size`), in code units of g."""
+        """W^T g for error codes g and their units (from `error_codes`), shaped like the forward
+        input (`input_size`)."""
         tiling, per = self.tiling, self.chip.backward_periphery
         self._charge(1, input_size, "backward")
         if per.exact:
-            return tiling.exact_transposed(g, self._operands(weight)[0], input_size)
+            y = tiling.exact_transposed(g, self._operands(weight)[0], input_size)
+            return y if unit is None else y * unit
         partials = tiling.transposed_partials(g, self._operands(weight)[2], input_size)
         y = self._convert(per, partials, tiling.cols_used, self.adc_range_backward,
                           lambda: self._read_variance(
                               per.drive_squares(g), lambda s: tiling.error_sums(s, input_size),
                               lambda s: tiling.transposed_partials(s, self._read_weights()[1],
-                                                                   input_size)))
+                                                                   input_size)), unit)
         return tiling.to_layout(y)
 
     def weight_grad(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -142,10 +143,12 @@ class CrossbarArray(nn.Module):
         self.chip.ledger.add_row(counts[direction].row * input_size[0], phase)
 
     def _convert(self, per: Periphery, partials: torch.Tensor, lines: torch.Tensor,
-                 ranges: torch.Tensor, read_variance: Callable[[], torch.Tensor]) -> torch.Tensor:
-        """Read noise, ADC and digital tile sum of partial sums (code units)."""
+                 ranges: torch.Tensor, read_variance: Callable[[], torch.Tensor],
+                 unit: torch.Tensor | None) -> torch.Tensor:
+        """Read noise, ADC and digital tile sum of partial sums (code units), scaled by the
+        per-sample DAC `unit`."""
         return per.convert(partials, tile_dim=self.tiling.tile_dim, scale=self._full_scale(),
-                           lines=lines, ranges=ranges, read_variance=read_variance)
+                           lines=lines, ranges=ranges, read_variance=read_variance, unit=unit)
 
     def _read_variance(self, squares: torch.Tensor, sums: Callable, products: Callable
                        ) -> torch.Tensor:
@@ -218,33 +221,22 @@ class CrossbarArray(nn.Module):
         """
         level = self.weight_scale / self.max_level
         delta, sel = select_moves(desired, current, self.residual, self.trigger_levels * level)
-        want = current.index_select(0, sel) + delta.index_select(0, sel)
-        k = torch.round(want / level).clamp_(-self.max_level, self.max_level)
-        index = torch.cat([sel, sel + current.numel()])
-        target = torch.cat([k.clamp(min=0), (-k).clamp(min=0)]) / self.max_level
-        target = torch.minimum(torch.maximum(target, self.cell_u_min.index_select(0, index)),
-                               self.cell_u_max.index_select(0, index))
-        now = self.cell_belief.index_select(0, index)
-        tune = ((target - now).abs() * self.max_level >= 0.5).nonzero().squeeze(1)
+        want, index, target, tune = plan_targets(sel, delta, current, level, self.max_level,
+                                                 self.cell_u_min, self.cell_u_max,
+                                                 self.cell_belief)
         return Moves(sel, want, delta, index, target, tune)
 
     def settle(self, moves: Moves, current: torch.Tensor) -> None:
         """After tuning: the residual keeps what the controller believes is still missing (from
-        the planned cells' beliefs), and `current` (flat realised weights) is updated in place
-        to the new realised weights.
+        the planned cells' beliefs; what the range cannot hold is dropped, no windup at the
+        bounds), and `current` (flat realised weights) is updated in place to the new realised
+        weights (`settle_moves`).
         """
+        kept = moves.delta if self.residual.numel() else self.residual
+        settle_moves(moves.sel, moves.want, self.weight_scale, self.cell_belief, self.cell_u,
+                     kept, current)
         if self.residual.numel():
-            known = self.cell_belief.index_select(0, moves.index)
-            # what the range cannot hold is dropped, not kept (no windup at the bounds)
-            m = moves.sel.numel()
-            known_weight = self.weight_scale * (known[:m] - known[m:])
-            reachable = torch.minimum(torch.maximum(moves.want, -self.weight_scale),
-                                      self.weight_scale)
-            moves.delta.index_copy_(0, moves.sel, reachable - known_weight)
             self.residual = moves.delta
-        n, u = current.numel(), self.cell_u
-        current.index_copy_(0, moves.sel, self.weight_scale * (u.index_select(0, moves.sel)
-                                                               - u.index_select(0, moves.sel + n)))
 
 
 def program_arrays(chip: Chip, jobs: list[tuple[CrossbarArray, torch.Tensor, torch.Tensor]],

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rlime.hw import converter_loops
 from rlime.hw.config import ConverterConfig
 from rlime.hw.counts import kinds_row
 
@@ -50,7 +51,12 @@ class Periphery:
     the DAC's rounding, unit (B, 1, ...) per sample. Partial sums are formed and converted in
     code units, where the ADC range of a tile no longer depends on the sample, and the MVM
     result is scaled back by unit once, after the digital sum over tiles.
+
+    On CPU the DAC pass and the ADC pass with its tile sum run as compiled loops
+    (`rlime.hw.converter_loops`); elsewhere, or with `compiled` False, as tensor ops.
     """
+
+    compiled = True  # on CPU, fuse the DAC and the ADC passes (rlime.hw.converter_loops)
 
     def __init__(self, cfg: ConverterConfig, read_sigma: float, generator: torch.Generator):
         self.cfg = cfg
@@ -80,6 +86,9 @@ class Periphery:
                 unit = codes.new_full((x.shape[0],) + (1,) * (x.dim() - 1), 1.0 / 255.0)
                 return codes, unit
             x = code_values(x)
+        if self.compiled and converter_loops.handles(x):
+            return converter_loops.dac(x, self.code_max, self.cfg.input_bits is not None,
+                                       memory_format)
         amax = _abs_max(x.detach(), tuple(range(1, x.dim())), keepdim=True).clamp_min_(1e-12)
         unit = amax.div_(self.code_max)
         codes = torch.empty_like(x, memory_format=memory_format)
@@ -90,9 +99,11 @@ class Periphery:
 
     def convert(self, partials: torch.Tensor, *, tile_dim: int, scale: float,
                 lines: torch.Tensor, ranges: torch.Tensor,
-                read_variance: Callable[[], torch.Tensor]) -> torch.Tensor:
+                read_variance: Callable[[], torch.Tensor],
+                unit: torch.Tensor | None = None) -> torch.Tensor:
         """ADC conversion of tile partial sums (code units), then their digital sum over tiles
-        (`tile_dim` removed).
+        (`tile_dim` removed), times the per-sample DAC `unit` (B, 1, ...) when given (samples
+        lead `partials`).
 
         `scale` is the weight full scale, `lines` (T,) the lines each tile uses. The range per
         tile, in units of code_max x scale (a full-scale input on a full-scale weight), is
@@ -117,9 +128,24 @@ class Periphery:
         out_shape = partials.shape[:tile_dim] + partials.shape[tile_dim + 1:]
         # (outer, T, inner): every per-tile operation below runs over contiguous rows
         grid = partials.view(math.prod(partials.shape[:tile_dim]), partials.shape[tile_dim], -1)
-        unit = scale * self.code_max  # partial sum of a full-scale input on full-scale weights
-        if cfg.adc_range == "fixed":
-            full = lines.clamp(max=cfg.adc_bound)
+        fixed = lines.clamp(max=cfg.adc_bound) if cfg.adc_range == "fixed" else None
+        full_scale = scale * self.code_max  # a full-scale input's partial on full-scale weights
+        if (self.compiled and cfg.adc_bits is not None and cfg.adc_noise == 0
+                and converter_loops.handles(grid)):
+            half = 2 ** (cfg.adc_bits - 1)
+            return converter_loops.adc(grid, ranges, fixed, cfg.adc_headroom / full_scale,
+                                       cfg.adc_decay, full_scale / half, half,
+                                       unit).view(out_shape)
+        y = self._tensor_adc(grid, ranges, fixed, full_scale).view(out_shape)
+        return y if unit is None else _per_sample(y, unit)
+
+    def _tensor_adc(self, grid: torch.Tensor, ranges: torch.Tensor, fixed: torch.Tensor | None,
+                    unit: float) -> torch.Tensor:
+        """`convert` of a grid (outer, T, inner) in tensor ops, `unit` the full-scale partial:
+        (outer, inner)."""
+        cfg = self.cfg
+        if fixed is not None:
+            full = fixed
         else:
             peak = _tile_abs_max(grid.detach()).mul_(cfg.adc_headroom / unit)
             full = torch.where(ranges > 0, ranges, peak)
@@ -127,12 +153,14 @@ class Periphery:
         if cfg.adc_noise > 0:
             grid = grid + _per_tile(full * (cfg.adc_noise * unit), grid) * self._randn(grid)
         if cfg.adc_bits is None:
-            return _tile_sum(grid, grid.new_ones(grid.shape[1])).view(out_shape)
+            return _tile_sum(grid, grid.new_ones(grid.shape[1]))
         # integer ADC codes, weighted by their tile's LSB in the sum
         half = 2 ** (cfg.adc_bits - 1)
         lsb = full.mul_(unit / half)
-        codes = grid.div_(_per_tile(lsb, grid)).round_().clamp_(-half, half - 1)
-        return _tile_sum(codes, lsb).view(out_shape)
+        # a zero range: the tile has only seen zeros, which it converts to zero
+        divisor = torch.where(lsb > 0, lsb, 1.0)
+        codes = grid.div_(_per_tile(divisor, grid)).round_().clamp_(-half, half - 1)
+        return _tile_sum(codes, lsb)
 
     def drive_squares(self, codes: torch.Tensor) -> torch.Tensor:
         """Per code, the read-noise weight of the cell it drives summed over the bit-serial
@@ -155,6 +183,11 @@ class Periphery:
     def _randn(self, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(like.shape, generator=self.generator, device=like.device,
                            dtype=like.dtype)
+
+
+def _per_sample(y: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
+    """y (B, ...) with samples leading its memory, each sample scaled by its unit (B, 1, ...)."""
+    return y.view(unit.shape[0], -1).mul_(unit.view(-1, 1)).view(y.shape)
 
 
 def code_values(x: torch.Tensor) -> torch.Tensor:

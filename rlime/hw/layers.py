@@ -100,7 +100,7 @@ class _CrossbarMVM(torch.autograd.Function):
         x_codes, x_unit, weight = ctx.saved_tensors
         array = ctx.array
         g_codes, g_unit = array.error_codes(grad)
-        grad_x = (_scaled(array.transposed_mvm(g_codes, weight, x_codes.shape), g_unit)
+        grad_x = (array.transposed_mvm(g_codes, g_unit, weight, x_codes.shape)
                   if ctx.needs_input_grad[0] else None)
         grad_w = None
         if ctx.needs_input_grad[1]:

@@ -1,11 +1,14 @@
-"""Which weights an update moves: the pending change of every weight and the ones to program.
+"""Which weights an update moves, to which cell levels, and what is left after tuning.
 
 After the update rule has run, every weight of a layer has a pending change
 delta = desired - current (+ the residual carried from earlier steps); the weights whose |delta|
-reaches the trigger are programmed. This is the one pass of the update over a whole layer (fc1 of
-the Nature CNN has 1.6 M weights), so on CPU it runs as a single compiled loop (numba): torch
-would make five passes (subtract, add, abs, compare, nonzero) over freshly allocated temporaries.
-Elsewhere (CUDA) it is those tensor ops. Both give the same result, bit for bit.
+reaches the trigger are programmed (`select_moves`), each towards its nearest level as a
+canonical pair of cell targets (`plan_targets`), and after tuning the residual and the realised
+weights are brought up to date (`settle_moves`). The selection is the one pass of the update over
+a whole layer (fc1 of the Nature CNN has 1.6 M weights); the other two touch only the selected
+weights, a few per step, where a dozen tensor dispatches each would cost more than the
+arithmetic. So on CPU each runs as a compiled loop (numba); elsewhere (CUDA) as tensor ops.
+Both give the same result, bit for bit (tests/test_moves.py).
 """
 
 from __future__ import annotations
@@ -18,16 +21,25 @@ import torch
 @numba.njit(cache=True, nogil=True)
 def _select(desired, current, residual, threshold, delta, index):  # pragma: no cover - compiled
     """delta[i] = desired[i] - current[i] (+ residual[i] when given); the positions with
-    |delta| >= threshold go to index[:count]; returns count."""
+    |delta| >= threshold go to index[:count]; returns count. The first loop vectorises; the
+    second, a scan, runs only when something moves."""
     count = 0
-    with_residual = residual.shape[0] > 0
-    for i in range(desired.shape[0]):
-        d = desired[i] - current[i]
-        if with_residual:
-            d = d + residual[i]
-        delta[i] = d
-        index[count] = i
-        count += abs(d) >= threshold  # branch-free: moves are sparse but scattered
+    if residual.shape[0] > 0:
+        for i in range(desired.shape[0]):
+            d = desired[i] - current[i] + residual[i]
+            delta[i] = d
+            count += abs(d) >= threshold
+    else:
+        for i in range(desired.shape[0]):
+            d = desired[i] - current[i]
+            delta[i] = d
+            count += abs(d) >= threshold
+    if count:
+        j = 0
+        for i in range(delta.shape[0]):
+            if abs(delta[i]) >= threshold:
+                index[j] = i
+                j += 1
     return count
 
 
@@ -46,7 +58,7 @@ def select_moves(desired: torch.Tensor, current: torch.Tensor, residual: torch.T
 
 def _compiled(desired, current, residual, threshold):
     delta = residual if residual.numel() else torch.empty_like(desired)
-    index = torch.empty(desired.numel(), dtype=torch.int64)  # index[count] <= i: in range
+    index = torch.empty(desired.numel(), dtype=torch.int64)
     count = _select(desired.numpy(), current.numpy(), residual.numpy(),
                     np.float32(threshold.item()), delta.numpy(), index.numpy())
     return delta, index[:count]
@@ -57,3 +69,101 @@ def _tensor_ops(desired, current, residual, threshold):
     if residual.numel():
         delta.add_(residual)
     return delta, (delta.abs() >= threshold).nonzero().squeeze(1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _plan(sel, delta, current, level, max_level, u_min, u_max, belief, want, index,
+          target, tune):  # pragma: no cover - compiled
+    """`plan_targets` over the m selected weights into want (m,), index and target (2m,) and
+    tune[:count]; returns count."""
+    m, n = sel.shape[0], current.shape[0]
+    top = np.float32(max_level)
+    for j in range(m):
+        i = sel[j]
+        w = current[i] + delta[i]
+        want[j] = w
+        k = min(max(np.rint(w / level), -top), top)
+        index[j], index[m + j] = i, i + n
+        up, down = max(k, np.float32(0.0)) / top, max(-k, np.float32(0.0)) / top
+        target[j] = min(max(up, u_min[i]), u_max[i])
+        target[m + j] = min(max(down, u_min[i + n]), u_max[i + n])
+    count = 0
+    for p in range(2 * m):
+        if abs(target[p] - belief[index[p]]) * top >= 0.5:
+            tune[count] = p
+            count += 1
+    return count
+
+
+def plan_targets(sel: torch.Tensor, delta: torch.Tensor, current: torch.Tensor,
+                 level: torch.Tensor, max_level: int, u_min: torch.Tensor, u_max: torch.Tensor,
+                 belief: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(want, index, target, tune) for the selected weights `sel` (m,) of a layer of n weights:
+    want = current + delta (m,, weight units); each weight's nearest level k (in steps of
+    `level`, a 0-d tensor, clamped to +-`max_level`) as the canonical pair G+ at max(k, 0),
+    G- at max(-k, 0), normalised and clamped into each cell's [u_min, u_max]: `index` (2m,
+    int64: the G+ cells, then the G- cells, of the 2n) and `target` (2m,); `tune`, the
+    positions into index whose `belief` is half a level or more from the target."""
+    plan = _plan_compiled if sel.device.type == "cpu" else _plan_tensor_ops
+    return plan(sel, delta, current, level, max_level, u_min, u_max, belief)
+
+
+def _plan_compiled(sel, delta, current, level, max_level, u_min, u_max, belief):
+    m = sel.numel()
+    want, target = current.new_empty(m), current.new_empty(2 * m)
+    index, tune = sel.new_empty(2 * m), sel.new_empty(2 * m)
+    count = _plan(sel.numpy(), delta.numpy(), current.numpy(), np.float32(level.item()),
+                  max_level, u_min.numpy(), u_max.numpy(), belief.numpy(), want.numpy(),
+                  index.numpy(), target.numpy(), tune.numpy())
+    return want, index, target, tune[:count]
+
+
+def _plan_tensor_ops(sel, delta, current, level, max_level, u_min, u_max, belief):
+    want = current.index_select(0, sel) + delta.index_select(0, sel)
+    k = torch.round(want / level).clamp_(-max_level, max_level)
+    index = torch.cat([sel, sel + current.numel()])
+    target = torch.cat([k.clamp(min=0), (-k).clamp(min=0)]) / max_level
+    target = torch.minimum(torch.maximum(target, u_min.index_select(0, index)),
+                           u_max.index_select(0, index))
+    now = belief.index_select(0, index)
+    tune = ((target - now).abs() * max_level >= 0.5).nonzero().squeeze(1)
+    return want, index, target, tune
+
+
+@numba.njit(cache=True, nogil=True)
+def _settle(sel, want, scale, belief, u, delta, current):  # pragma: no cover - compiled
+    """`settle_moves` over the m selected weights."""
+    n = current.shape[0]
+    for j in range(sel.shape[0]):
+        i = sel[j]
+        if delta.shape[0] > 0:
+            reachable = min(max(want[j], -scale), scale)
+            delta[i] = reachable - scale * (belief[i] - belief[i + n])
+        current[i] = scale * (u[i] - u[i + n])
+
+
+def settle_moves(sel: torch.Tensor, want: torch.Tensor, scale: torch.Tensor,
+                 belief: torch.Tensor, u: torch.Tensor, delta: torch.Tensor,
+                 current: torch.Tensor) -> None:
+    """After tuning the selected weights `sel` towards `want`, in place: `delta` (n,, the
+    pending changes of `select_moves`, which the caller keeps as the residual; or empty, none
+    kept) at sel becomes what the controller believes is still missing -- want clamped to the
+    range +-`scale` (a 0-d tensor: what the range cannot hold is dropped, no windup at the
+    bounds) minus the weight the cells' beliefs (2n,) encode; `current` (n,) at sel becomes the
+    realised weight of the cells u (2n,)."""
+    settle = _settle_compiled if sel.device.type == "cpu" else _settle_tensor_ops
+    settle(sel, want, scale, belief, u, delta, current)
+
+
+def _settle_compiled(sel, want, scale, belief, u, delta, current):
+    _settle(sel.numpy(), want.numpy(), np.float32(scale.item()), belief.numpy(), u.numpy(),
+            delta.numpy(), current.numpy())
+
+
+def _settle_tensor_ops(sel, want, scale, belief, u, delta, current):
+    n = current.numel()
+    if delta.numel():
+        known = belief.index_select(0, sel) - belief.index_select(0, sel + n)
+        reachable = torch.minimum(torch.maximum(want, -scale), scale)
+        delta.index_copy_(0, sel, reachable - scale * known)
+    current.index_copy_(0, sel, scale * (u.index_select(0, sel) - u.index_select(0, sel + n)))

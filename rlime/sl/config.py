@@ -19,7 +19,7 @@ from experiments import SL_DEFAULTS, bundled
 
 from rlime.common.errors import require
 from rlime.common.files import tomllib
-from rlime.common.settings import build, check_types
+from rlime.common.settings import build
 from rlime.harness.pipeline import Schema, check_run, config_from_toml, config_toml, mode_in_effect
 from rlime.hw.config import SECTIONS as HARDWARE_SECTIONS, HardwareConfig
 from rlime.hw.optim import check_learning

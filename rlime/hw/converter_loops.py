@@ -38,6 +38,32 @@ def _abs_max_bits(row):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
+def _tile_peak_bits(grid):  # pragma: no cover - compiled
+    """Per tile t of a grid (O, T, I), max |grid[:, t, :]| as float32 bits (`_abs_max_bits`).
+    Several outer rows are first folded elementwise into one row of T x I maxima (a vectorised
+    integer max), so short tiles (a convolution's I output channels) need no short reductions."""
+    outer, tiles, inner = grid.shape
+    peaks = np.empty(tiles, np.int32)
+    if outer == 1:
+        for t in range(tiles):
+            peaks[t] = _abs_max_bits(grid[0, t])
+        return peaks
+    rows = grid.reshape(outer, tiles * inner).view(np.int32)
+    fold = np.zeros(tiles * inner, np.int32)
+    for o in range(outer):
+        row = rows[o]
+        for k in range(fold.shape[0]):
+            a = row[k] & np.int32(0x7FFFFFFF)
+            fold[k] = a if a > fold[k] else fold[k]
+    for t in range(tiles):
+        peak = np.int32(0)
+        for i in range(t * inner, (t + 1) * inner):
+            peak = fold[i] if fold[i] > peak else peak
+        peaks[t] = peak
+    return peaks
+
+
+@numba.njit(cache=True, nogil=True)
 def _as_float(bits):  # pragma: no cover - compiled
     return np.full(1, bits, np.int32).view(np.float32)[0]
 
@@ -73,14 +99,12 @@ def _adc(grid, ranges, fixed_full, peak_factor, decay, lsb_factor, half, sample_
     then scaled by its sample's unit (samples lead the flat order of out)."""
     outer, tiles, inner = grid.shape
     lsb = np.empty(tiles, np.float32)
+    peaks = _tile_peak_bits(grid) if fixed_full.shape[0] == 0 else np.empty(0, np.int32)
     for t in range(tiles):
         if fixed_full.shape[0] > 0:
             lsb[t] = fixed_full[t] * lsb_factor
             continue
-        bits = np.int32(0)
-        for o in range(outer):
-            bits = max(bits, _abs_max_bits(grid[o, t]))
-        peak = _as_float(bits) * peak_factor
+        peak = _as_float(peaks[t]) * peak_factor
         full = ranges[t] if ranges[t] > 0 else peak
         ranges[t] = max(ranges[t] * decay, peak)
         lsb[t] = full * lsb_factor

@@ -37,9 +37,10 @@ def _layer_indices(q: dict) -> list[int]:
     return sorted(int(name) for name in names)
 
 
-def _forward(q: dict, obs: torch.Tensor, with_residual: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input of the output layer, Q-values) of the float MLP (`mlp_q_network`) carrying the
-    checkpoint's realised weights (+ residual when `with_residual`) and digital biases."""
+def exact_network(q: dict, with_residual: bool = False) -> torch.nn.Sequential:
+    """The float MLP (`mlp_q_network`) carrying the checkpoint Q-network `q`'s realised weights
+    (+ residual when `with_residual`) and digital biases: what its arrays hold, computed
+    exactly."""
     layers = _layer_indices(q)
     if not layers:
         raise ValueError("the checkpoint's Q-network has no crossbar layers")
@@ -51,6 +52,12 @@ def _forward(q: dict, obs: torch.Tensor, with_residual: bool) -> tuple[torch.Ten
     net = mlp_q_network(first.shape[1], last.shape[0], [weights[i].shape[0] for i in layers[:-1]])
     net.load_state_dict({**{f"{i}.weight": w for i, w in weights.items()},
                          **{f"{i}.bias": q[f"{i}.bias"] for i in layers}})
+    return net
+
+
+def _forward(q: dict, obs: torch.Tensor, with_residual: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input of the output layer, Q-values) of `exact_network`."""
+    net = exact_network(q, with_residual)
     h = net[:-1](obs)
     return h, net[-1](h)
 

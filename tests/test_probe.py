@@ -320,3 +320,26 @@ def test_dueling_head_combines_value_and_advantage_and_its_digital_ops_are_charg
     # per sample: ReLUs (16 + 16) and biases (16 + 16 + 3, the dueling head: + 1 for V), then
     # the combination, 3 ops per action
     assert ops[True] - ops[False] == 6 * (1 + DuelingHead.COMBINE_OPS * 3)
+
+
+def test_readout_policy_plays_the_exact_weights_and_reads_the_chip_evals(tmp_path):
+    from experiments.readout_policy import chip_returns, exact_returns
+
+    def play(first: torch.Tensor, out: torch.Tensor) -> tuple[int, list[float]]:
+        q = {"0.weight": first, "0.bias": torch.zeros(2), "0.array.cell_u": torch.zeros(16),
+             "2.weight": out, "2.bias": torch.zeros(2), "2.array.cell_u": torch.zeros(8)}
+        torch.save({"step": 7, "agent": {"q": q}}, tmp_path / "checkpoint.pt")
+        (tmp_path / "config.toml").write_text(
+            '[run]\nenv = "CartPole"\nseed = 3\neval_epsilon = 0.0\n')
+        return exact_returns(tmp_path, 5, None)
+
+    # CartPole MLP 4-2-2: h = relu(+-(angle + angular velocity)); pushing towards the lean
+    # (Q(right) = h0, Q(left) = h1) balances for long, always pushing left tips the pole at once
+    lean = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, -1.0, -1.0]])
+    step, balanced = play(lean, torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    _, tipped = play(lean, torch.tensor([[1.0, 1.0], [0.0, 0.0]]))
+    assert step == 7 and len(balanced) == len(tipped) == 5
+    assert min(balanced) > 100 and max(tipped) < 30
+    (tmp_path / "evals.jsonl").write_text(
+        "".join(f'{{"step": {s}, "mean_return": {r}}}\n' for s, r in ((5, 10.0), (7, 20.0), (9, 30.0))))
+    assert chip_returns(tmp_path, 7) == [10.0, 20.0]

@@ -110,13 +110,12 @@ class CrossbarArray(nn.Module):
 
     def transposed_mvm(self, g: torch.Tensor, unit: torch.Tensor | None, weight: torch.Tensor,
                        input_size: torch.Size) -> torch.Tensor:
-        """W^T g for error codes g and their units (from `error_codes`), shaped like the forward
-        input (`input_size`)."""
+        """W^T g for error codes g and their units (from `error_codes`: g itself and None when
+        the backward periphery is exact), shaped like the forward input (`input_size`)."""
         tiling, per = self.tiling, self.chip.backward_periphery
         self._charge(1, input_size, "backward")
         if per.exact:
-            y = tiling.exact_transposed(g, self._operands(weight)[0], input_size)
-            return y if unit is None else y * unit
+            return tiling.exact_transposed(g, self._operands(weight)[0], input_size)
         partials = tiling.transposed_partials(g, self._operands(weight)[2], input_size)
         y = self._convert(per, partials, tiling.cols_used, self.adc_range_backward,
                           lambda: self._read_variance(

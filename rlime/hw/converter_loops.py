@@ -6,7 +6,7 @@ ADC about a dozen per MVM (per-tile peak, range update, divide, round, clamp, we
 sum, per-sample scaling), each a dispatch and a fresh temporary: on the small MVMs of a DQN
 step the dispatches cost more than the arithmetic. Here each is one numba loop over the data,
 computing the same float32 operations in the same order as the tensor ops of `Periphery`
-(`tests/test_crossbar.py` checks them against each other): float32 division by the unit, round
+(`tests/test_converter_loops.py` checks them against each other): float32 division by the unit, round
 half to even, the peak x headroom / full scale, the range decay. The one difference is the
 digital sum over tiles, accumulated tile by tile without fused multiply-adds, where the tensor
 path's matrix-vector product may round a last bit differently.

@@ -140,23 +140,23 @@ class Periphery:
         return y if unit is None else _per_sample(y, unit)
 
     def _tensor_adc(self, grid: torch.Tensor, ranges: torch.Tensor, fixed: torch.Tensor | None,
-                    unit: float) -> torch.Tensor:
-        """`convert` of a grid (outer, T, inner) in tensor ops, `unit` the full-scale partial:
-        (outer, inner)."""
+                    full_scale: float) -> torch.Tensor:
+        """`convert` of a grid (outer, T, inner) in tensor ops, `full_scale` the partial sum of
+        a full-scale input on full-scale weights: (outer, inner)."""
         cfg = self.cfg
         if fixed is not None:
             full = fixed
         else:
-            peak = _tile_abs_max(grid.detach()).mul_(cfg.adc_headroom / unit)
+            peak = _tile_abs_max(grid.detach()).mul_(cfg.adc_headroom / full_scale)
             full = torch.where(ranges > 0, ranges, peak)
             torch.maximum(ranges.mul_(cfg.adc_decay), peak, out=ranges)
         if cfg.adc_noise > 0:
-            grid = grid + _per_tile(full * (cfg.adc_noise * unit), grid) * self._randn(grid)
+            grid = grid + _per_tile(full * (cfg.adc_noise * full_scale), grid) * self._randn(grid)
         if cfg.adc_bits is None:
             return _tile_sum(grid, grid.new_ones(grid.shape[1]))
         # integer ADC codes, weighted by their tile's LSB in the sum
         half = 2 ** (cfg.adc_bits - 1)
-        lsb = full.mul_(unit / half)
+        lsb = full.mul_(full_scale / half)
         # a zero range: the tile has only seen zeros, which it converts to zero
         divisor = torch.where(lsb > 0, lsb, 1.0)
         codes = grid.div_(_per_tile(divisor, grid)).round_().clamp_(-half, half - 1)

@@ -198,8 +198,9 @@ class DQNAgent:
         """The Q network and the target network (once when they are the same)."""
         return list({id(m): m for m in (self.q, self.mapping.target_network())}.values())
 
-    def cell_pulse_counts(self) -> torch.Tensor:
-        """Pulses taken by every cell of the Q and target arrays (flat int64; empty on float)."""
+    def cell_pulse_counts(self) -> list[torch.Tensor]:
+        """Pulses taken by every cell of the Q and target arrays: a flat int64 counter per
+        array (none on float)."""
         return self.backend.cell_pulse_counts(self._networks())
 
     def dead_cell_fraction(self) -> float:

@@ -280,6 +280,9 @@ def test_wear_report_hand_numbers():
     assert r["episodes_to_endurance"] == pytest.approx(50.0)   # 100 / 2
     assert r["episodes_remaining"] == pytest.approx(45.0)      # (100 - 10) / 2
     assert wear_report(torch.tensor(counts), 5, 100) == r
+    # per-array counters, as the backends hand them over: reduced one by one, same numbers
+    assert wear_report([torch.tensor([0, 5]), torch.zeros(0, dtype=torch.int64),
+                        torch.tensor([[10], [3]])], 5, 100) == r
 
 
 def test_wear_report_unwritten_and_worn_out():
@@ -290,6 +293,10 @@ def test_wear_report_unwritten_and_worn_out():
         wear_report(np.array([1.0]), 0, 10)
     with pytest.raises(ValueError):
         wear_report(np.array([-1.0]), 1, 10)
+    with pytest.raises(ValueError):
+        wear_report([torch.tensor([1.0, math.nan])], 1, 10)
+    with pytest.raises(ValueError):
+        wear_report([], 1, 10)
 
 
 # --------------------------------------------------------------------------- baselines

@@ -355,7 +355,7 @@ def test_summary_is_built_from_explicit_facts_and_only_the_chip_gets_baselines_a
             steps=20, episodes=[episode], evals=[{"mean_return": 7.0}],
             ledger=LedgerSplit(total, setup, zero, zero, zero), tech=energy_preset("default"),
             replay_bytes=100, replay_bytes_per_transition=40.0, on_chip=on_chip,
-            cell_pulse_counts=torch.tensor([4, 4], dtype=torch.int64), dead_cell_fraction=0.25,
+            cell_pulse_counts=[torch.tensor([4, 4], dtype=torch.int64)], dead_cell_fraction=0.25,
             wall_s=1.0, sps=20.0, time_split_s={"env": 0.5}, run_dir="runs/x")
 
     chip, float_ = summarise(facts(True)), summarise(facts(False))

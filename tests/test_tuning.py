@@ -20,7 +20,7 @@ from rlime.hw.counts import TRAINING_PHASES, kind_index
 from rlime.hw.ledger import Ledger
 
 PHASES = TRAINING_PHASES.names
-from rlime.hw.tuning import Tuner
+from rlime.hw.tuning import Tuner, _passes
 
 M = 20_000
 Z = 5.0
@@ -408,8 +408,10 @@ def test_compiled_and_round_loops_agree_in_distribution(monkeypatch):
         assert abs(float(a.mean() - b.mean())) < Z * se
 
 
+@pytest.mark.parametrize("batch", [2**18, 700])  # one pass; jobs split across passes
 @pytest.mark.parametrize("scheme", ["open-loop", "write-verify", "gradual"])
-def test_tune_jobs_tunes_only_the_indexed_cells_of_each_array(scheme):
+def test_tune_jobs_tunes_only_the_indexed_cells_of_each_array(scheme, batch, monkeypatch):
+    monkeypatch.setattr(Tuner, "batch_cells", batch)
     # two arrays, a third of each programmed (the layers' tuning pass): the indexed cells are
     # tuned as `tune` would tune them, every other cell is left alone, the returned beliefs
     # are what the cells hold (no read noise) or, open loop, what the model predicts, and the
@@ -463,3 +465,9 @@ def test_relaxation_spreads_programmed_cells_after_the_last_read(scheme):
         relaxed = cells.u.clone()
         tuner.tune(cells, target)
         torch.testing.assert_close(cells.u, relaxed, rtol=0, atol=1e-6)
+
+
+def test_passes_cut_jobs_in_order_and_never_exceed_the_limit():
+    assert _passes([3, 0, 5], 4) == [[(0, 0, 3), (2, 0, 1)], [(2, 1, 5)]]
+    assert _passes([4], 4) == [[(0, 0, 4)]]
+    assert _passes([0, 0], 4) == []

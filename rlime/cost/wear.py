@@ -1,7 +1,8 @@
 """Wear: how fast training writes cells, and how long the most-written cell lasts.
 
-`wear_report(pulse_counts, episodes, endurance)` takes the per-cell pulse counters (any shape;
-e.g. `rlime.hw.device.CellSet.pulses` of every array, concatenated) after `episodes` episodes and
+`wear_report(pulse_counts, episodes, endurance)` takes the per-cell pulse counters (one tensor or
+array of any shape, or a list of them, e.g. `rlime.hw.device.CellSet.pulses` of every array:
+each is reduced in place, never concatenated or copied) after `episodes` episodes and
 projects, at the rate seen so far, how many episodes the most-written cell survives before it
 reaches its endurance (Lanza et al. 2019: 1e9 pulses required, 1e12 best reported).
 """
@@ -10,11 +11,15 @@ from __future__ import annotations
 
 import math
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
+Counters = torch.Tensor | np.ndarray  # pulses per cell, any shape
 
-def wear_report(pulse_counts: torch.Tensor | np.ndarray, episodes: int,
+
+def wear_report(pulse_counts: Counters | Sequence[Counters], episodes: int,
                 endurance: float, unit: str = "episode") -> dict[str, float | int]:
     """Per-cell write statistics and endurance projection.
 
@@ -26,20 +31,18 @@ def wear_report(pulse_counts: torch.Tensor | np.ndarray, episodes: int,
     max_pulses_per_episode, 0 if already reached). `unit` names what `episodes` counts in the
     keys ("epoch" for supervised training: ``epochs_to_endurance``, ...).
     """
-    if isinstance(pulse_counts, torch.Tensor):
-        counts = pulse_counts.detach().to("cpu", torch.float64).numpy()
-    else:
-        counts = np.asarray(pulse_counts, dtype=np.float64)
-    if counts.size == 0:
+    parts = ([pulse_counts] if isinstance(pulse_counts, (torch.Tensor, np.ndarray))
+             else list(pulse_counts))
+    tallies = [_tally(torch.as_tensor(part)) for part in parts]
+    cells = sum(n for n, _, _ in tallies)
+    if cells == 0:
         raise ValueError("wear_report needs at least one cell's pulse counter")
-    if not np.all(np.isfinite(counts)) or counts.min() < 0:
-        raise ValueError("pulse counters must be finite and >= 0")
     if not (isinstance(episodes, (int, np.integer)) and episodes >= 1):
         raise ValueError(f"episodes = {episodes!r} must be an integer >= 1")
     if not (endurance > 0):
         raise ValueError(f"endurance = {endurance!r} must be > 0 pulses (inf allowed)")
-    max_pulses = float(counts.max())
-    mean_pulses = float(counts.mean())
+    max_pulses = max(most for n, most, _ in tallies if n)
+    mean_pulses = sum(total for _, _, total in tallies) / cells
     max_rate = max_pulses / episodes
     if max_rate == 0:
         lifetime = remaining = math.inf
@@ -47,7 +50,7 @@ def wear_report(pulse_counts: torch.Tensor | np.ndarray, episodes: int,
         lifetime = endurance / max_rate
         remaining = max(endurance - max_pulses, 0.0) / max_rate
     return {
-        "cells": int(counts.size),
+        "cells": int(cells),
         f"{unit}s": int(episodes),
         "endurance": float(endurance),
         "max_pulses": max_pulses,
@@ -57,3 +60,16 @@ def wear_report(pulse_counts: torch.Tensor | np.ndarray, episodes: int,
         f"{unit}s_to_endurance": lifetime,
         f"{unit}s_remaining": remaining,
     }
+
+
+def _tally(counts: torch.Tensor) -> tuple[int, float, float]:
+    """(cells, most pulses, total pulses) of one counter tensor; integer counters are summed
+    exactly."""
+    if counts.numel() == 0:
+        return 0, 0.0, 0.0
+    if counts.is_floating_point() and not bool(torch.isfinite(counts).all()):
+        raise ValueError("pulse counters must be finite and >= 0")
+    if float(counts.min()) < 0:
+        raise ValueError("pulse counters must be finite and >= 0")
+    total = counts.sum(dtype=torch.float64 if counts.is_floating_point() else torch.int64)
+    return counts.numel(), float(counts.max()), float(total)

@@ -63,8 +63,9 @@ class Backend(Protocol):
         """Everything counted so far."""
         ...
 
-    def cell_pulse_counts(self, networks: list[nn.Module]) -> torch.Tensor:
-        """Pulses taken by every cell of `networks` (flat int64)."""
+    def cell_pulse_counts(self, networks: list[nn.Module]) -> list[torch.Tensor]:
+        """Pulses taken by every cell of `networks`: each array's own counter (flat int64, the
+        live buffer, not a copy; none off chip)."""
         ...
 
     def dead_cell_fraction(self, networks: list[nn.Module]) -> float:
@@ -126,9 +127,8 @@ class RRAMBackend:
     def snapshot(self) -> LedgerSnapshot:
         return self.chip.ledger.snapshot()
 
-    def cell_pulse_counts(self, networks: list[nn.Module]) -> torch.Tensor:
-        counts = [layer.cell_pulses for m in networks for layer in crossbar_layers(m)]
-        return torch.cat(counts) if counts else torch.zeros(0, dtype=torch.int64)
+    def cell_pulse_counts(self, networks: list[nn.Module]) -> list[torch.Tensor]:
+        return [layer.cell_pulses for m in networks for layer in crossbar_layers(m)]
 
     def dead_cell_fraction(self, networks: list[nn.Module]) -> float:
         layers = [layer for m in networks for layer in crossbar_layers(m)]
@@ -185,8 +185,8 @@ class FloatBackend:
     def snapshot(self) -> LedgerSnapshot:
         return LedgerSnapshot.zeros(self.phases)
 
-    def cell_pulse_counts(self, networks: list[nn.Module]) -> torch.Tensor:
-        return torch.zeros(0, dtype=torch.int64)
+    def cell_pulse_counts(self, networks: list[nn.Module]) -> list[torch.Tensor]:
+        return []
 
     def dead_cell_fraction(self, networks: list[nn.Module]) -> float:
         return 0.0

@@ -47,6 +47,10 @@ class Tuner:
     conductances under one tuning scheme."""
 
     compiled = True  # on CPU, run the verify loop compiled per cell (rlime.hw.verify_loop)
+    # Most cells one programming pass holds (`tune_jobs`). It bounds the simulator's working
+    # memory (about 250 bytes per cell in a gradual pass) when a whole network is programmed
+    # (initial weights, a target sync of an Atari CNN: 1.6 M cells); smaller jobs never split.
+    batch_cells = 2**18
 
     def __init__(self, cfg: TuningConfig, model: PulseModel, generator: torch.Generator,
                  ledger: Ledger) -> None:
@@ -95,18 +99,30 @@ class Tuner:
         """Several arrays at once: jobs of (cells, index, target) as for `tune`; returns the
         beliefs of the programmed cells per job.
 
-        On CPU write-verify tunes job by job: only the cells its first read finds outside
-        tolerance are gathered, once. Otherwise the jobs' cells are gathered into one set and
-        tuned in one pass (one loop of tensor rounds for all arrays).
+        The jobs' cells are programmed in passes of at most `batch_cells` cells, in job order
+        (a large job is split across passes, small ones share one). On CPU write-verify tunes
+        each job's part of a pass by itself: only the cells its first read finds outside
+        tolerance are gathered, once. Otherwise a pass's cells are gathered into one set and
+        tuned together (one loop of tensor rounds for all arrays).
         """
-        if self.cfg.scheme == "write-verify" and all(self._compiled_on(c) for c, _, _ in jobs):
-            return [self.tune(cells, target, index, read_taken) for cells, index, target in jobs]
-        parts = [cells.take(index) for cells, index, _ in jobs]
-        merged = CellSet.cat(parts)
-        sizes = [len(p) for p in parts]
-        seen = self.tune(merged, torch.cat([target for _, _, target in jobs]),
+        seen: list[list[torch.Tensor]] = [[] for _ in jobs]
+        for batch in _passes([index.numel() for _, index, _ in jobs], self.batch_cells):
+            parts = [(j, jobs[j][0], jobs[j][1][a:b], jobs[j][2][a:b]) for j, a, b in batch]
+            for j, beliefs in zip([j for j, *_ in parts], self._tune_pass(parts, read_taken)):
+                seen[j].append(beliefs)
+        return [torch.cat(s) if s else target[:0] for s, (_, _, target) in zip(seen, jobs)]
+
+    def _tune_pass(self, parts: list[tuple[int, CellSet, torch.Tensor, torch.Tensor]],
+                   read_taken: bool) -> list[torch.Tensor]:
+        """One programming pass over parts (job, cells, index, target); beliefs per part."""
+        if self.cfg.scheme == "write-verify" and all(self._compiled_on(c) for _, c, _, _ in parts):
+            return [self.tune(cells, target, index, read_taken) for _, cells, index, target in parts]
+        taken = [cells.take(index) for _, cells, index, _ in parts]
+        merged = CellSet.cat(taken)
+        sizes = [len(p) for p in taken]
+        seen = self.tune(merged, torch.cat([target for *_, target in parts]),
                          read_taken=read_taken)
-        for (cells, index, _), part in zip(jobs, merged.split(sizes)):
+        for (_, cells, index, _), part in zip(parts, merged.split(sizes)):
             cells.put(index, part)
         return list(torch.split(seen, sizes))
 
@@ -287,3 +303,21 @@ class Tuner:
             self.ledger.add_tensor(kind, value)
         else:
             self.ledger.add(kind, value)
+
+
+def _passes(sizes: list[int], limit: int) -> list[list[tuple[int, int, int]]]:
+    """Jobs of `sizes` cells cut into passes of at most `limit` cells, in order: each pass a
+    list of (job, start, stop) slices."""
+    passes: list[list[tuple[int, int, int]]] = [[]]
+    room = limit
+    for job, n in enumerate(sizes):
+        start = 0
+        while start < n:
+            if room == 0:
+                passes.append([])
+                room = limit
+            stop = min(n, start + room)
+            passes[-1].append((job, start, stop))
+            room -= stop - start
+            start = stop
+    return passes if passes[0] else []

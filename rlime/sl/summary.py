@@ -37,7 +37,7 @@ class SLFacts:
     ledger: LedgerSplit
     tech: TechnologyPreset
     on_chip: bool                       # False: float backend (no baselines, no wear)
-    cell_pulse_counts: torch.Tensor
+    cell_pulse_counts: list[torch.Tensor]  # pulses per cell, one flat int64 counter per array
     dead_cell_fraction: float
     layers: int                         # weight layers (GPU kernel launches)
     pools: int                          # pooling layers

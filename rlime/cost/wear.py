@@ -10,7 +10,6 @@ reaches its endurance (Lanza et al. 2019: 1e9 pulses required, 1e12 best reporte
 from __future__ import annotations
 
 import math
-
 from collections.abc import Sequence
 
 import numpy as np
@@ -50,7 +49,7 @@ def wear_report(pulse_counts: Counters | Sequence[Counters], episodes: int,
         lifetime = endurance / max_rate
         remaining = max(endurance - max_pulses, 0.0) / max_rate
     return {
-        "cells": int(cells),
+        "cells": cells,
         f"{unit}s": int(episodes),
         "endurance": float(endurance),
         "max_pulses": max_pulses,
@@ -67,9 +66,8 @@ def _tally(counts: torch.Tensor) -> tuple[int, float, float]:
     exactly."""
     if counts.numel() == 0:
         return 0, 0.0, 0.0
-    if counts.is_floating_point() and not bool(torch.isfinite(counts).all()):
-        raise ValueError("pulse counters must be finite and >= 0")
-    if float(counts.min()) < 0:
+    if (counts.is_floating_point() and not bool(torch.isfinite(counts).all())) \
+            or float(counts.min()) < 0:
         raise ValueError("pulse counters must be finite and >= 0")
     total = counts.sum(dtype=torch.float64 if counts.is_floating_point() else torch.int64)
     return counts.numel(), float(counts.max()), float(total)

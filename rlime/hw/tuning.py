@@ -107,22 +107,23 @@ class Tuner:
         """
         seen: list[list[torch.Tensor]] = [[] for _ in jobs]
         for batch in _passes([index.numel() for _, index, _ in jobs], self.batch_cells):
-            parts = [(j, jobs[j][0], jobs[j][1][a:b], jobs[j][2][a:b]) for j, a, b in batch]
-            for j, beliefs in zip([j for j, *_ in parts], self._tune_pass(parts, read_taken)):
+            parts = [(jobs[j][0], jobs[j][1][a:b], jobs[j][2][a:b]) for j, a, b in batch]
+            for (j, _, _), beliefs in zip(batch, self._tune_pass(parts, read_taken)):
                 seen[j].append(beliefs)
-        return [torch.cat(s) if s else target[:0] for s, (_, _, target) in zip(seen, jobs)]
+        return [(s[0] if len(s) == 1 else torch.cat(s)) if s else target[:0]
+                for s, (_, _, target) in zip(seen, jobs)]
 
-    def _tune_pass(self, parts: list[tuple[int, CellSet, torch.Tensor, torch.Tensor]],
+    def _tune_pass(self, parts: list[tuple[CellSet, torch.Tensor, torch.Tensor]],
                    read_taken: bool) -> list[torch.Tensor]:
-        """One programming pass over parts (job, cells, index, target); beliefs per part."""
-        if self.cfg.scheme == "write-verify" and all(self._compiled_on(c) for _, c, _, _ in parts):
-            return [self.tune(cells, target, index, read_taken) for _, cells, index, target in parts]
-        taken = [cells.take(index) for _, cells, index, _ in parts]
+        """One programming pass over parts (cells, index, target); beliefs per part."""
+        if self.cfg.scheme == "write-verify" and all(self._compiled_on(c) for c, _, _ in parts):
+            return [self.tune(cells, target, index, read_taken) for cells, index, target in parts]
+        taken = [cells.take(index) for cells, index, _ in parts]
         merged = CellSet.cat(taken)
         sizes = [len(p) for p in taken]
-        seen = self.tune(merged, torch.cat([target for *_, target in parts]),
+        seen = self.tune(merged, torch.cat([target for _, _, target in parts]),
                          read_taken=read_taken)
-        for (_, cells, index, _), part in zip(parts, merged.split(sizes)):
+        for (cells, index, _), part in zip(parts, merged.split(sizes)):
             cells.put(index, part)
         return list(torch.split(seen, sizes))
 

@@ -32,6 +32,7 @@ class DQNConfig:
     gradient_steps: int = 1        # ... of this many minibatch updates
     target_period: int = 1000      # target sync every target_period env steps
     double_dqn: bool = False       # Double DQN targets
+    advantage_learning: float = 0.0  # alpha of Bellemare et al. 2016's operator, 0 = plain DQN
     eps_start: float = 1.0         # exploration rate at step 0 ...
     eps_end: float = 0.05          # ... and after its linear decay
     eps_fraction: float = 0.1      # of total steps over which epsilon decays linearly ...
@@ -47,6 +48,9 @@ class DQNConfig:
         require(self.eps_decay_steps >= 0, "agent.eps_decay_steps", self.eps_decay_steps,
                 "it must be an integer >= 0 (0: decay over eps_fraction of total steps)")
         require(0 < self.gamma <= 1, "agent.gamma", self.gamma, "it must be in (0, 1]")
+        require(0 <= self.advantage_learning < 1, "agent.advantage_learning",
+                self.advantage_learning,
+                "it must be in [0, 1) (0: the Bellman target of DQN; Bellemare et al. use 0.9)")
         require(self.reward_scale > 0, "agent.reward_scale", self.reward_scale, "it must be > 0")
         for name in ("batch_size", "buffer_size", "train_freq", "gradient_steps", "target_period"):
             require(getattr(self, name) >= 1, f"agent.{name}", getattr(self, name),

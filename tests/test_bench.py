@@ -424,8 +424,15 @@ def test_estimate_scales_the_rram_rate_by_the_tuning_scheme():
     rates = {e.scheme: estimate.estimate_job(bench.Job(e, Path("unused"), "start")).sps
              for e in suite.entries}
     assert rates["write-verify"] == 335.0
-    assert rates["gradual"] == pytest.approx(335.0 * estimate.MEASURED["rram_scheme_factor"]["gradual"])
+    assert rates["gradual"] == pytest.approx(68.0)   # CartPole's measured gradual rate
     assert rates["gradual"] < rates["write-verify"]
+
+
+def test_minatar_s_rram_rate_is_its_own_measured_gradual_rate():
+    suite = parse_suite('[matrix]\nenvs = ["Breakout-MinAtar"]\nschemes = ["gradual"]\n')
+    (entry,) = suite.entries
+    est = estimate.estimate_job(bench.Job(entry, Path("unused"), "start"))
+    assert est.rate_key == "minatar" and est.sps == 51.0   # not CartPole's gradual slow-down
 
 
 @pytest.mark.slow

@@ -428,11 +428,13 @@ def test_estimate_scales_the_rram_rate_by_the_tuning_scheme():
     assert rates["gradual"] < rates["write-verify"]
 
 
-def test_minatar_s_rram_rate_is_its_own_measured_gradual_rate():
-    suite = parse_suite('[matrix]\nenvs = ["Breakout-MinAtar"]\nschemes = ["gradual"]\n')
+@pytest.mark.parametrize("env, key, sps", [("Breakout-MinAtar", "minatar", 51.0),
+                                           ("Acrobot", "Acrobot-v1", 49.0)])
+def test_a_section_measured_with_gradual_uses_its_own_gradual_rate(env, key, sps):
+    suite = parse_suite(f'[matrix]\nenvs = ["{env}"]\nschemes = ["gradual"]\n')
     (entry,) = suite.entries
     est = estimate.estimate_job(bench.Job(entry, Path("unused"), "start"))
-    assert est.rate_key == "minatar" and est.sps == 51.0   # not CartPole's gradual slow-down
+    assert est.rate_key == key and est.sps == pytest.approx(sps)   # not CartPole's slow-down
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@ spaces), its Q-network is built to count parameters, and the replay buffer's siz
 rate (MEASURED), on this project's development machine class: 2 shared x86 CPU cores, one run
 per core, ``OMP_NUM_THREADS=1``, the env's default hyperparameters (experiments/hyperparams.toml),
 the default preset with write-verify tuning for rram (MinAtar: gradual), learning on; other tuning
-schemes scale the rram rate by their measured slow-down on CartPole (``rram_scheme_factor``):
+schemes scale the rram rate by their measured slow-down on CartPole, or on the section's own env
+where it was measured (``rram_scheme_factor``):
 
 * steps per second per hyperparameter section (CartPole-v1, Acrobot-v1, MountainCar-v0, atari
   -- measured on Pong, 4 envs --, default) and backend, from ``summary.json["sps"]``;
@@ -52,8 +53,12 @@ MEASURED = {
     # MinAtar's rram rate is gradual's own (its updates are a few hundred cells a step, so the
     # scheme costs little there); its other schemes are unmeasured and taken as gradual's, an
     # upper bound on time (they verify less). "default": every other section.
+    # Acrobot's gradual rate is its own: 48.5-49.2 steps/s (seeds 2, 3 of
+    # experiments/acrobot_advantage.toml, 2 runs on the 2 cores, advantage learning on, its
+    # default) against write-verify's 131 (plain DQN).
     "rram_scheme_factor": {
         "default": {"write-verify": 1.0, "gradual": 68.0 / 335.0, "open-loop": 1.0},
+        "Acrobot-v1": {"write-verify": 1.0, "gradual": 49.0 / 131.0, "open-loop": 1.0},
         "minatar": {"write-verify": 1.0, "gradual": 1.0, "open-loop": 1.0}},
     "startup_s": 5.0,
     "base_rss_bytes": {"rram": 513 * MIB, "float": 486 * MIB},
@@ -74,7 +79,8 @@ SL_MEASURED = {
 }
 SL_TRAIN_IMAGES = {"digits": 1438, "mnist": 60_000}   # rlime.sl.data
 #: Agent settings the step rate depends on; an entry that changes them is flagged.
-RATE_SETTINGS = ("network", "hidden", "batch_size", "train_freq", "gradient_steps")
+RATE_SETTINGS = ("network", "hidden", "batch_size", "train_freq", "gradient_steps",
+                 "advantage_learning")
 
 ASSUMPTIONS = (
     "steps/s measured with each env's default hyperparameters on 2 shared CPU cores, one run per "

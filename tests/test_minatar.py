@@ -14,7 +14,7 @@ from agents.qnets import build_q_network
 from envs import make_vector_env, resolve_env
 from rlime.harness.cli import main
 from rlime.harness.run_config import resolve
-from rlime.harness.train import _load_envs, _save_envs
+from rlime.harness.train import load_envs, save_envs
 from rlime.hw.optim import sram_bits_per_cell, update_rule
 
 
@@ -44,9 +44,9 @@ def test_observations_are_channels_first_binary_planes_and_seeded():
     assert (obs == again).all()
     actions = np.zeros(2, dtype=np.int64)
     a = [env.step(actions)[0] for _ in range(20)][-1]
-    blob = _save_envs(env)  # checkpoints hold the environments: a resume continues them
+    blob = save_envs(env)  # checkpoints hold the environments: a resume continues them
     assert blob is not None
-    clone = _load_envs(blob)
+    clone = load_envs(blob)
     for _ in range(30):
         assert (clone.step(actions)[0] == env.step(actions)[0]).all()
     assert a.shape == obs.shape

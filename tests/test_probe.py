@@ -343,3 +343,106 @@ def test_readout_policy_plays_the_exact_weights_and_reads_the_chip_evals(tmp_pat
     (tmp_path / "evals.jsonl").write_text(
         "".join(f'{{"step": {s}, "mean_return": {r}}}\n' for s, r in ((5, 10.0), (7, 20.0), (9, 30.0))))
     assert chip_returns(tmp_path, 7) == [10.0, 20.0]
+
+
+def test_mountaincar_exploration_counts_goal_episodes_and_the_replay_reach(tmp_path, capsys):
+    from experiments.mountaincar_exploration import first_goal, goal_windows, main as explore, replay_reach
+
+    run = tmp_path / "run"
+    run.mkdir()
+    episodes = [(200, -200.0), (9_900, -200.0), (10_000, -150.0), (10_001, -200.0),
+                (25_000, -120.0), (29_999, -200.0)]
+    (run / "episodes.jsonl").write_text(
+        "".join(json.dumps({"step": s, "return": r}) + "\n" for s, r in episodes))
+    # a window ends at a multiple of `every` and holds the episodes ending in (end - every, end]
+    assert goal_windows(run, 10_000) == [(10_000, 3, 1), (20_000, 1, 0), (30_000, 2, 1)]
+    assert first_goal(run) == 10_000
+    frames = np.array([[[-0.5, 0.0], [-0.1, 0.03], [0.5, -0.04], [-0.3, 0.01]]], dtype=np.float32)
+    torch.save({"step": 30_000, "replay": {"frames": frames}}, run / "checkpoint.pt")
+    reach = replay_reach(run / "checkpoint.pt")
+    assert reach == {"step": 30_000, "transitions": 4, "max_position": 0.5,
+                     "max_speed": pytest.approx(0.04), "up_slope": 0.5, "at_goal": 0.25}
+    explore([str(run)])
+    out = capsys.readouterr().out
+    assert "first training episode at the goal: step 10000" in out
+    assert "| 30000 | 2 | 1 |" in out and "| 0.500 | 0.0400 | 0.500 | 0.2500 |" in out
+    torch.save({"step": 1, "replay": None}, run / "checkpoint.pt")
+    with pytest.raises(SystemExit, match="holds no replay"):
+        replay_reach(run / "checkpoint.pt")
+
+
+def test_warm_start_programs_a_float_checkpoint_onto_the_chip_and_continues_it(tmp_path):
+    from experiments.warm_start import hardware_overrides, main as warm_start, warm_started
+    from rlime.harness.run_config import RunConfig
+    from rlime.harness.run_dir import RunDirectory
+    from rlime.harness.train import Trainer
+
+    source = tmp_path / "float"
+    assert main(FAST + ["--backend", "float", "--total-steps", "600", "--run-dir", str(source)]) == 0
+    float_state = torch.load(source / "checkpoint.pt", weights_only=False)
+    float_q = float_state["agent"]["q"]
+    trainer = warm_started(source, tmp_path / "programmed", steps=200)
+    trainer.run_dir.release()
+    assert trainer.step == 600 and len(trainer.replay) > 0
+    assert np.array_equal(trainer.replay.state_dict()["frames"], float_state["replay"]["frames"])
+    layers = [(name, m) for name, m in trainer.agent.q.named_modules() if hasattr(m, "array")]
+    targets = dict(trainer.agent.mapping.target_network().named_modules())
+    assert len(layers) == 3
+    errors = []  # programmed to the float weights within the tuning tolerance
+    for name, layer in layers:
+        asked = float_q[f"{name}.weight"]
+        assert bool((asked.abs() < layer.array.weight_scale).all())  # all within the range
+        errors.append(((layer.realised() - asked).abs() / level_of(layer.array)).reshape(-1))
+        assert torch.equal(layer.bias, float_q[f"{name}.bias"])
+        synced = (targets[name].realised() - layer.realised()).abs() / level_of(layer.array)
+        assert float(synced.mean()) < 1.0
+    errors = torch.cat(errors)  # a few cells end at the pulse cap short of their level
+    assert float(errors.mean()) < 1.0 and float((errors < 3).float().mean()) > 0.97
+    setup = trainer.attribution.setup  # the warm programming and sync are the run's setup
+    assert np.array_equal(setup.table, trainer.backend.snapshot().table)
+    fresh = Trainer(trainer.cfg, RunDirectory(tmp_path / "fresh")).attribution.setup
+    pulses = lambda snap, phase: snap.get(phase, "set_pulses") + snap.get(phase, "reset_pulses")
+    assert pulses(setup, "program") > pulses(fresh, "program") and pulses(setup, "target_sync") > 0
+
+    out = tmp_path / "rram"
+    assert warm_start([str(source), "--out", str(out), "--steps", "200"]) == 0
+    cfg = RunConfig.from_toml((out / "config.toml").read_text())
+    assert cfg.backend == "rram" and cfg.total_steps == 800
+    assert cfg.agent == RunConfig.from_toml((source / "config.toml").read_text()).agent
+    evals = [json.loads(line) for line in (out / "evals.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == [600, 800]  # the float policy on the chip, then the run's
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 800
+    episodes = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    assert episodes and all(600 < e["step"] <= 800 for e in episodes)
+    with pytest.raises(SystemExit, match="already holds a run"):
+        warm_start([str(source), "--out", str(out)])
+    with pytest.raises(SystemExit, match="is a rram run, not a float one"):
+        warm_start([str(out), "--out", str(tmp_path / "again")])
+    wide = warm_started(source, tmp_path / "wide", 10, hardware_overrides(["tile.weight_headroom=8"]))
+    wide.run_dir.release()  # a wider conductance range: each array's scale 4x the default's
+    for (_, default), (_, scaled) in zip(layers, [(n, m) for n, m in wide.agent.q.named_modules()
+                                                  if hasattr(m, "array")]):
+        assert float(scaled.array.weight_scale) == pytest.approx(4 * float(default.array.weight_scale))
+    assert warm_start([str(source), "--out", str(tmp_path / "bad"), "--set", "agent.gamma=0.5"]) == 2
+    assert warm_start([str(source), "--out", str(tmp_path / "bad"), "--set",
+                       "tile.weight_headroom=0.5"]) == 2
+
+
+def test_weight_growth_in_units_of_the_initial_maximum():
+    from experiments.weight_growth import growth, initial_weights
+    from rlime.harness.run_config import resolve
+
+    w0 = {"0.weight": torch.tensor([[0.5, -0.25], [0.1, 0.0]])}  # max|W0| 0.5
+    w = torch.tensor([[3.0, -0.5], [0.2, -1.5]])
+    top, q99, beyond = growth({"0.weight": w, "0.bias": torch.zeros(2)}, w0, headroom=2.0)["0.weight"]
+    assert top == pytest.approx(6.0)  # 3.0 / 0.5
+    assert q99 == pytest.approx(float(torch.quantile(w.abs().reshape(-1), 0.99)) / 0.5)
+    assert beyond == 0.5  # 3.0 and 1.5 are beyond +-1.0
+    cfg = resolve([("run.env", "CartPole"), ("run.seed", 3), ("agent.hidden", [8, 8])])
+    agent = DQNAgent(cfg.agent, (4,), 2, backend=make_backend("float", preset("default"), "cpu", 3,
+                                                              DQN_PHASES),
+                     mapping="time", device="cpu", seed=3)
+    initial = initial_weights(cfg)  # the agent's own initialisation, rebuilt from the seed
+    assert list(initial) == ["0.weight", "2.weight", "4.weight"]
+    for name, weight in initial.items():
+        assert torch.equal(weight, agent.q.state_dict()[name])

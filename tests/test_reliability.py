@@ -222,7 +222,7 @@ def test_envs_that_cannot_be_saved_restart_and_their_episodes_are_booked_abandon
         tmp_path, monkeypatch):
     import rlime.harness.train as train
 
-    monkeypatch.setattr(train, "_save_envs", lambda envs: None)  # as for ALE envs
+    monkeypatch.setattr(train, "save_envs", lambda envs: None)  # as for ALE envs
     run_dir = tmp_path / "restarted"
     assert main(FAST + ["--total-steps", "400", "--session-steps", "210",
                         "--checkpoint-every", "1000", "--run-dir", str(run_dir)]) == 0

@@ -252,7 +252,7 @@ class Trainer:
         if cfg.eval_episodes and self.step // cfg.eval_every > before // cfg.eval_every:
             self._show(f"evaluating ({cfg.eval_episodes} episodes)")
             with self.timer.phase("evaluation"):
-                self._evaluate(writer)
+                self.evaluate(writer)
         if self.step // cfg.checkpoint_every > before // cfg.checkpoint_every:
             with self.timer.phase("checkpoint"):
                 writer.flush()
@@ -276,7 +276,7 @@ class Trainer:
         self.episode_log.log_episodes(writer, self.step, finished, eps,
                                       self.agent.dead_cell_fraction())
 
-    def _evaluate(self, writer: SummaryWriter) -> None:
+    def evaluate(self, writer: SummaryWriter) -> None:
         """Play `eval_episodes` episodes at eval_epsilon on the eval env; cost kept apart."""
         self.attribution.attribute()
         env, returns = self.eval_env, []
@@ -300,7 +300,7 @@ class Trainer:
             "backend": self.backend.state_dict(), "attribution": self.attribution.state_dict(),
             "probes": [self.probe_lines, self.probe_sync, self.probed_at],
             "wall": self.wall, "time_split_s": dict(self.timer.seconds), "obs": self.obs,
-            "envs": _save_envs(self.envs), "eval_env": _save_envs(self.eval_env),
+            "envs": save_envs(self.envs), "eval_env": save_envs(self.eval_env),
         }
         tqdm.write(self._checkpoint_line(state), file=sys.stderr)
         self.run_dir.save_checkpoint(state)
@@ -337,16 +337,16 @@ class Trainer:
         self.probe_lines, self.probe_sync, self.probed_at = state.get(  # older: none
             "probes", (0, False, -1))
         self.run_dir.truncate_jsonl("probes.jsonl", self.probe_lines)
-        envs = _load_envs(state["envs"])
+        envs = load_envs(state["envs"])
         if envs is not None:
             self.envs, self.obs = envs, state["obs"]
-            self.eval_env = _load_envs(state["eval_env"]) or self.eval_env
+            self.eval_env = load_envs(state["eval_env"]) or self.eval_env
         else:  # environments that cannot be saved restart; unfinished episodes are abandoned
             self.attribution.abandon_running()
             self.obs = None
 
 
-def _save_envs(envs) -> bytes | None:
+def save_envs(envs) -> bytes | None:
     """Pickled vector env (its factory closures left out), or None when it cannot be saved."""
     inner = envs.env
     factories = getattr(inner, "env_fns", None)
@@ -361,7 +361,7 @@ def _save_envs(envs) -> bytes | None:
             inner.env_fns = factories
 
 
-def _load_envs(blob: bytes | None):
+def load_envs(blob: bytes | None):
     return pickle.loads(blob) if blob is not None else None
 
 

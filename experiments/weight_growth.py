@@ -1,0 +1,81 @@
+"""How far do a run's weights grow beyond their initial range? Per layer, from its checkpoints.
+
+    python experiments/weight_growth.py RUN_DIR [--checkpoints CKPT ...] [--headroom H]
+
+An array's conductance range represents +-`tile.weight_headroom` x max|W0| (`rlime.hw.array`:
+W0 the layer's initial weights; the default headroom is 2). For each checkpoint (the run's
+``checkpoint.pt`` and any given with `--checkpoints`, e.g. copies taken while the run went on)
+this prints, per weight layer, its largest |w| and its 99th percentile |w| in units of max|W0|,
+and the share of its weights beyond +-H x max|W0| (H: `--headroom`, else the run's own): the
+weights a chip of that range would clip. On a float run this says what range the float
+solution needs; W0 is rebuilt from the run's seed (the agent's initialisation,
+`agents.dqn.DQNAgent`). A simulator's view (nothing charged).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from agents.qnets import build_q_network
+from envs.factory import make_vector_env
+from rlime.harness.run_config import RunConfig
+from rlime.harness.run_dir import RunDirectory
+
+
+def initial_weights(cfg: RunConfig) -> dict[str, torch.Tensor]:
+    """The Q-network's initial weight tensors by state-dict name (biases left out)."""
+    env = make_vector_env(cfg.env, 1, cfg.seed, eval_mode=True)
+    torch.manual_seed(cfg.seed)  # as DQNAgent does before building its Q-network
+    net = build_q_network(env.single_observation_space.shape, int(env.single_action_space.n),
+                          cfg.agent.network, cfg.agent.hidden, cfg.agent.dueling)
+    env.close()
+    return {name: w for name, w in net.state_dict().items() if name.endswith("weight")}
+
+
+def growth(q: dict[str, torch.Tensor], initial: dict[str, torch.Tensor],
+           headroom: float) -> dict[str, tuple[float, float, float]]:
+    """{layer weight name: (max|w|, q99 |w| in max|W0| units, share beyond headroom)}."""
+    rows = {}
+    for name, w0 in initial.items():
+        unit = float(w0.abs().max())
+        w = q[name].detach().float().abs().reshape(-1)
+        rows[name] = (float(w.max()) / unit, float(torch.quantile(w, 0.99)) / unit,
+                      float((w > headroom * unit).float().mean()))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--checkpoints", nargs="*", type=Path, default=[],
+                        help="more checkpoint files of the same run")
+    parser.add_argument("--headroom", type=float, help="default: the run's tile.weight_headroom")
+    args = parser.parse_args(argv)
+    run_dir = RunDirectory(args.run)
+    if not run_dir.config_file.exists():
+        parser.error(f"{args.run} holds no config.toml")
+    cfg = RunConfig.from_toml(run_dir.config_file.read_text())
+    headroom = cfg.hardware.tile.weight_headroom if args.headroom is None else args.headroom
+    if headroom <= 0:
+        parser.error(f"--headroom must be > 0, got {headroom}")
+    initial = initial_weights(cfg)
+    states = {}  # by step: a copy of the latest checkpoint is shown once
+    for path in [run_dir.checkpoint_file, *args.checkpoints]:
+        state = torch.load(path, weights_only=False, map_location="cpu")
+        states[state["step"]] = state["agent"]["q"]
+    print(f"{args.run} ({cfg.backend}): per layer max|w| / q99 |w| in max|W0| units; "
+          f"share beyond +-{headroom:g} max|W0|")
+    print("| step | " + " | ".join(initial) + " |")
+    print("| --- |" + " --- |" * len(initial))
+    for step, q in sorted(states.items()):
+        rows = growth(q, initial, headroom)
+        print(f"| {step} | " + " | ".join(
+            f"{m:.1f} / {q99:.1f}; {share:.3f}" for m, q99, share in rows.values()) + " |")
+
+
+if __name__ == "__main__":
+    main()

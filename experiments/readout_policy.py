@@ -30,20 +30,27 @@ def exact_returns(run_dir: Path, episodes: int, epsilon: float | None) -> tuple[
     """(checkpoint step, returns of `episodes` episodes of the exact greedy policy)."""
     run = tomllib.loads((run_dir / "config.toml").read_text())["run"]
     checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=False, map_location="cpu")
-    net = exact_network(checkpoint["agent"]["q"])
     eps = run["eval_epsilon"] if epsilon is None else epsilon
-    env = make_vector_env(run["env"], 1, run["seed"], eval_mode=True)
-    rng = np.random.default_rng(run["seed"])
-    obs, _ = env.reset(seed=run["seed"] + 7_000_003)
+    return checkpoint["step"], play_exact(checkpoint["agent"]["q"], run["env"], run["seed"],
+                                          episodes, eps)
+
+
+def play_exact(q: dict, env_name: str, seed: int, episodes: int, epsilon: float) -> list[float]:
+    """Returns of `episodes` episodes of the exact network of the rram Q state dict `q`
+    (`q_resolution.exact_network`), greedy at `epsilon`, on a fresh evaluation env."""
+    net = exact_network({name: t.cpu() for name, t in q.items()})
+    env = make_vector_env(env_name, 1, seed, eval_mode=True)
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed + 7_000_003)
     returns: list[float] = []
     with torch.no_grad():
         while len(returns) < episodes:
             action = net(torch.as_tensor(obs, dtype=torch.float32)).argmax(1).numpy()
-            if rng.random() < eps:
+            if rng.random() < epsilon:
                 action = np.array([env.single_action_space.sample()])
             obs, _, _, _, info = env.step(action)
             returns += [float(r) for r in info["game_return"][info["game_over"]]]
-    return checkpoint["step"], returns
+    return returns
 
 
 def chip_returns(run_dir: Path, step: int) -> list[float]:

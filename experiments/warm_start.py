@@ -3,8 +3,8 @@
     python experiments/warm_start.py FLOAT_RUN_DIR --out DIR [--steps 20000]
                                      [--set SECTION.KEY=VALUE ...]
 
-Builds an RRAM run of the float run's configuration (backend rram, and the hardware settings
-given with `--set`, e.g. `tile.weight_headroom=32` for a conductance range wide enough for
+Builds an RRAM run of the float run's configuration (backend rram; `--preset` a hardware preset
+of its own, e.g. `ideal`, and the hardware settings given with `--set`, e.g. `tile.weight_headroom=32` for a conductance range wide enough for
 float's weights; nothing else changed),
 programs the float checkpoint's Q-network into its Q arrays through the run's tuning scheme
 (phase `program`) and syncs its target arrays (phase `target_sync`) -- both part of the new
@@ -32,14 +32,15 @@ from typing import Any
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from experiments.readout_policy import play_exact
 from rlime.common.errors import ConfigError
-
 from rlime.common.files import atomic_write
 from rlime.harness.attribution import Attribution
+from rlime.harness.cli import format_summary
 from rlime.harness.run_config import SCHEMA, RunConfig
-from rlime.hw.config import SECTIONS as HARDWARE_SECTIONS
 from rlime.harness.run_dir import RunDirectory, RunDirError
 from rlime.harness.train import Trainer, load_envs
+from rlime.hw.config import SECTIONS as HARDWARE_SECTIONS, preset
 from rlime.hw.layers import CrossbarLayer, program_weights
 from rlime.hw.probe import level_of
 
@@ -60,11 +61,12 @@ def hardware_overrides(texts: list[str]) -> dict[str, Any]:
     return overrides
 
 
-def warm_started(float_dir: Path, out: Path, steps: int,
-                 hardware: dict[str, Any] | None = None) -> Trainer:
+def warm_started(float_dir: Path, out: Path, steps: int, hardware: dict[str, Any] | None = None,
+                 chip_preset: str | None = None) -> Trainer:
     """An RRAM trainer in `out` (claimed, config.toml written) at the float checkpoint's step,
-    its Q arrays programmed to the checkpoint's Q weights; `hardware`: settings
-    (`hardware_overrides`) over the float run's hardware."""
+    its Q arrays programmed to the checkpoint's Q weights; `chip_preset`: the hardware preset
+    (and its energy prices) in place of the float run's; `hardware`: settings
+    (`hardware_overrides`) over it."""
     source = RunDirectory(float_dir)
     cfg = RunConfig.from_toml(source.config_file.read_text())
     if cfg.backend != "float":
@@ -72,6 +74,9 @@ def warm_started(float_dir: Path, out: Path, steps: int,
     state = source.load_checkpoint()
     if state["replay"] is None:
         raise SystemExit(f"{source.checkpoint_file} holds no replay (run.checkpoint_replay = false)")
+    if chip_preset is not None:
+        cfg = dataclasses.replace(cfg, preset=chip_preset, energy_preset=chip_preset,
+                                  hardware=preset(chip_preset))
     cfg = dataclasses.replace(cfg, backend="rram", total_steps=state["step"] + steps,
                               hardware=cfg.hardware.with_overrides(hardware or {}))
     run_dir = RunDirectory(out)
@@ -113,13 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("float_run", type=Path)
     parser.add_argument("--out", type=Path, required=True, help="the new RRAM run's directory")
     parser.add_argument("--steps", type=int, default=20_000, help="steps to train on the chip")
+    parser.add_argument("--preset", help="the chip's hardware preset (default: the float run's)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="a hardware setting over the float run's (repeatable)")
     args = parser.parse_args(argv)
     if args.steps <= 0:
         parser.error(f"--steps must be a positive number of steps, got {args.steps}")
     try:
-        trainer = warm_started(args.float_run, args.out, args.steps, hardware_overrides(args.set))
+        trainer = warm_started(args.float_run, args.out, args.steps, hardware_overrides(args.set),
+                               args.preset)
     except (ConfigError, RunDirError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -127,15 +134,17 @@ def main(argv: list[str] | None = None) -> int:
         writer = SummaryWriter(str(trainer.run_dir.path))
         trainer.evaluate(writer)  # the float policy read out on the chip, before any update
         writer.close()
-        first = trainer.run_dir.read_jsonl("evals.jsonl")[-1]
-        print(f"float policy of step {trainer.step} on the chip: mean return "
-              f"{statistics.fmean(first['returns']):.1f} over {len(first['returns'])} episodes")
+        first = trainer.run_dir.read_jsonl("evals.jsonl")[-1]["returns"]
+        exact = play_exact(trainer.agent.q.state_dict(), trainer.cfg.env, trainer.cfg.seed,
+                           len(first), trainer.cfg.eval_epsilon)
+        print(f"float policy of step {trainer.step}, {len(first)} episodes: mean return "
+              f"{statistics.fmean(first):.1f} on the chip, {statistics.fmean(exact):.1f} with "
+              f"its programmed weights computed exactly (no converters, no read noise)")
         summary = trainer.run()
     finally:
         trainer.run_dir.release()
-    print(f"after {args.steps} steps on the chip: eval {summary['eval_score']}, "
-          f"score (last 100) {summary['final_score']}, writes/episode "
-          f"{summary['writes_per_episode']:.3g}, energy/episode {summary['energy_j_per_episode']:.3g} J")
+    print(f"after {args.steps} steps on the chip:")
+    print(format_summary(summary))
     return 0
 
 

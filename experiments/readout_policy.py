@@ -36,9 +36,15 @@ def exact_returns(run_dir: Path, episodes: int, epsilon: float | None) -> tuple[
 
 
 def play_exact(q: dict, env_name: str, seed: int, episodes: int, epsilon: float) -> list[float]:
-    """Returns of `episodes` episodes of the exact network of the rram Q state dict `q`
-    (`q_resolution.exact_network`), greedy at `epsilon`, on a fresh evaluation env."""
-    net = exact_network({name: t.cpu() for name, t in q.items()})
+    """`play` the exact network of the rram Q state dict `q` (`q_resolution.exact_network`)."""
+    return play(exact_network({name: t.cpu() for name, t in q.items()}), env_name, seed,
+                episodes, epsilon)
+
+
+def play(net: torch.nn.Module, env_name: str, seed: int, episodes: int,
+         epsilon: float) -> list[float]:
+    """Returns of `episodes` episodes of `net`'s greedy policy at `epsilon`, in float, on a
+    fresh evaluation env."""
     env = make_vector_env(env_name, 1, seed, eval_mode=True)
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed + 7_000_003)

@@ -1,6 +1,7 @@
 """How far do a run's weights grow beyond their initial range? Per layer, from its checkpoints.
 
     python experiments/weight_growth.py RUN_DIR [--checkpoints CKPT ...] [--headroom H]
+                                        [--clip-play H [H ...]] [--episodes 10]
 
 An array's conductance range represents +-`tile.weight_headroom` x max|W0| (`rlime.hw.array`:
 W0 the layer's initial weights; the default headroom is 2). For each checkpoint (the run's
@@ -9,18 +10,23 @@ this prints, per weight layer, its largest |w| and its 99th percentile |w| in un
 and the share of its weights beyond +-H x max|W0| (H: `--headroom`, else the run's own): the
 weights a chip of that range would clip. On a float run this says what range the float
 solution needs; W0 is rebuilt from the run's seed (the agent's initialisation,
-`agents.dqn.DQNAgent`). A simulator's view (nothing charged).
+`agents.dqn.DQNAgent`). With `--clip-play`, each float checkpoint's greedy policy is also
+played in float with its weights clipped to +-H x max|W0| for every H given (and unclipped):
+what a chip with that range, and no other flaw, could keep of the float solution. A
+simulator's view (nothing charged).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 from pathlib import Path
 
 import torch
 
 from agents.qnets import build_q_network
 from envs.factory import make_vector_env
+from experiments.readout_policy import play
 from rlime.harness.run_config import RunConfig
 from rlime.harness.run_dir import RunDirectory
 
@@ -47,6 +53,31 @@ def growth(q: dict[str, torch.Tensor], initial: dict[str, torch.Tensor],
     return rows
 
 
+def clipped(q: dict[str, torch.Tensor], initial: dict[str, torch.Tensor],
+            headroom: float) -> dict[str, torch.Tensor]:
+    """`q` with each weight layer clamped to +-headroom x its max|W0| (biases unchanged)."""
+    out = dict(q)
+    for name, w0 in initial.items():
+        bound = headroom * float(w0.abs().max())
+        out[name] = q[name].clamp(-bound, bound)
+    return out
+
+
+def clip_play_rows(cfg: RunConfig, q: dict[str, torch.Tensor], initial: dict[str, torch.Tensor],
+                   headrooms: list[float], episodes: int) -> list[tuple[str, float]]:
+    """(headroom or "none", mean return of the clipped float policy) for each headroom."""
+    env = make_vector_env(cfg.env, 1, cfg.seed, eval_mode=True)
+    shape, n_actions = env.single_observation_space.shape, int(env.single_action_space.n)
+    env.close()
+    rows = []
+    for headroom in [*headrooms, None]:
+        net = build_q_network(shape, n_actions, cfg.agent.network, cfg.agent.hidden, cfg.agent.dueling)
+        net.load_state_dict(q if headroom is None else clipped(q, initial, headroom))
+        returns = play(net, cfg.env, cfg.seed, episodes, cfg.eval_epsilon)
+        rows.append(("none" if headroom is None else f"{headroom:g}", statistics.fmean(returns)))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,14 +85,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoints", nargs="*", type=Path, default=[],
                         help="more checkpoint files of the same run")
     parser.add_argument("--headroom", type=float, help="default: the run's tile.weight_headroom")
+    parser.add_argument("--clip-play", nargs="+", type=float, default=[], metavar="H",
+                        help="play each checkpoint clipped at +-H max|W0| (float runs only)")
+    parser.add_argument("--episodes", type=int, default=10, help="episodes per --clip-play policy")
     args = parser.parse_args(argv)
     run_dir = RunDirectory(args.run)
     if not run_dir.config_file.exists():
         parser.error(f"{args.run} holds no config.toml")
     cfg = RunConfig.from_toml(run_dir.config_file.read_text())
     headroom = cfg.hardware.tile.weight_headroom if args.headroom is None else args.headroom
-    if headroom <= 0:
-        parser.error(f"--headroom must be > 0, got {headroom}")
+    if headroom <= 0 or any(h <= 0 for h in args.clip_play):
+        parser.error("--headroom and --clip-play take headrooms > 0")
+    if args.clip_play and cfg.backend != "float":
+        parser.error(f"--clip-play plays a float run's weights; {args.run} is a {cfg.backend} run")
+    if args.episodes <= 0:
+        parser.error(f"--episodes must be positive, got {args.episodes}")
     initial = initial_weights(cfg)
     states = {}  # by step: a copy of the latest checkpoint is shown once
     for path in [run_dir.checkpoint_file, *args.checkpoints]:
@@ -75,6 +113,14 @@ def main(argv: list[str] | None = None) -> None:
         rows = growth(q, initial, headroom)
         print(f"| {step} | " + " | ".join(
             f"{m:.1f} / {q99:.1f}; {share:.3f}" for m, q99, share in rows.values()) + " |")
+    if args.clip_play:
+        print(f"\nfloat policy clipped at +-H max|W0|, played in float ({args.episodes} episodes, "
+              f"epsilon {cfg.eval_epsilon:g}): mean return")
+        print("| step | " + " | ".join(f"H {h:g}" for h in args.clip_play) + " | unclipped |")
+        print("| --- |" + " --- |" * (len(args.clip_play) + 1))
+        for step, q in sorted(states.items()):
+            rows = clip_play_rows(cfg, q, initial, args.clip_play, args.episodes)
+            print(f"| {step} | " + " | ".join(f"{mean:.1f}" for _, mean in rows) + " |")
 
 
 if __name__ == "__main__":

@@ -429,7 +429,7 @@ def test_warm_start_programs_a_float_checkpoint_onto_the_chip_and_continues_it(t
 
 
 def test_weight_growth_in_units_of_the_initial_maximum():
-    from experiments.weight_growth import growth, initial_weights
+    from experiments.weight_growth import clipped, growth, initial_weights
     from rlime.harness.run_config import resolve
 
     w0 = {"0.weight": torch.tensor([[0.5, -0.25], [0.1, 0.0]])}  # max|W0| 0.5
@@ -438,6 +438,10 @@ def test_weight_growth_in_units_of_the_initial_maximum():
     assert top == pytest.approx(6.0)  # 3.0 / 0.5
     assert q99 == pytest.approx(float(torch.quantile(w.abs().reshape(-1), 0.99)) / 0.5)
     assert beyond == 0.5  # 3.0 and 1.5 are beyond +-1.0
+    bias = torch.tensor([5.0, -5.0])
+    clip = clipped({"0.weight": w, "0.bias": bias}, w0, headroom=2.0)
+    assert torch.equal(clip["0.weight"], torch.tensor([[1.0, -0.5], [0.2, -1.0]]))
+    assert torch.equal(clip["0.bias"], bias)  # digital biases are not clipped
     cfg = resolve([("run.env", "CartPole"), ("run.seed", 3), ("agent.hidden", [8, 8])])
     agent = DQNAgent(cfg.agent, (4,), 2, backend=make_backend("float", preset("default"), "cpu", 3,
                                                               DQN_PHASES),

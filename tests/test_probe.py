@@ -442,6 +442,10 @@ def test_weight_growth_in_units_of_the_initial_maximum():
     clip = clipped({"0.weight": w, "0.bias": bias}, w0, headroom=2.0)
     assert torch.equal(clip["0.weight"], torch.tensor([[1.0, -0.5], [0.2, -1.0]]))
     assert torch.equal(clip["0.bias"], bias)  # digital biases are not clipped
+    grid = clipped({"0.weight": w, "1.weight": w}, {**w0, "1.weight": w0["0.weight"]}, 2.0,
+                   levels=3, layer="0.weight")  # steps of 1.0 / 2
+    assert torch.equal(grid["0.weight"], torch.tensor([[1.0, -0.5], [0.0, -1.0]]))
+    assert torch.equal(grid["1.weight"], w)  # another layer: untouched
     cfg = resolve([("run.env", "CartPole"), ("run.seed", 3), ("agent.hidden", [8, 8])])
     agent = DQNAgent(cfg.agent, (4,), 2, backend=make_backend("float", preset("default"), "cpu", 3,
                                                               DQN_PHASES),

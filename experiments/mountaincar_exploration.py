@@ -9,7 +9,7 @@ steps; an episode that returns more than -200 reached the goal. From each run's
 the window and how many of them reached the goal (the experience DQN can learn the goal from),
 and the step of the first one. From checkpoints (the run's ``checkpoint.pt``, and any given
 with `--checkpoints`, e.g. copies taken while the run went on) it prints what the replay holds:
-the highest position and speed in it and the share of its transitions right of the valley's
+the highest position and speed in it and the share of its stored observations right of the valley's
 floor's far slope (position > -0.2), i.e. how far the car's swings reached. A simulator's view
 (nothing charged).
 """
@@ -58,9 +58,9 @@ def replay_reach(checkpoint: Path) -> dict[str, float]:
         raise SystemExit(f"{checkpoint} holds no replay (run.checkpoint_replay = false)")
     obs = np.asarray(replay["frames"]).reshape(-1, 2)
     if len(obs) == 0:
-        return {"step": state["step"], "transitions": 0}
+        return {"step": state["step"], "observations": 0}
     position, velocity = obs[:, 0], obs[:, 1]
-    return {"step": state["step"], "transitions": len(obs), "max_position": float(position.max()),
+    return {"step": state["step"], "observations": len(obs), "max_position": float(position.max()),
             "max_speed": float(np.abs(velocity).max()),
             "up_slope": float((position > UP_SLOPE).mean()),
             "at_goal": float((position >= GOAL_POSITION).mean())}
@@ -82,15 +82,15 @@ def main(argv: list[str] | None = None) -> None:
         print("| --- | --- | --- |")
         for end, n, goals in goal_windows(run_dir, args.every):
             print(f"| {end} | {n} | {goals} |")
-    print("\n| checkpoint | step | transitions | max position | max speed | share > -0.2 | share at goal |")
+    print("\n| checkpoint | step | stored observations | max position | max speed | share > -0.2 | share at goal |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     files = [run_dir / "checkpoint.pt" for run_dir in args.runs] + args.checkpoints
     for path in sorted(files, key=lambda p: (p.parent.name, p.stat().st_mtime)):
         r = replay_reach(path)
-        if r["transitions"] == 0:
+        if r["observations"] == 0:
             print(f"| {path} | {r['step']} | 0 | - | - | - | - |")
             continue
-        print(f"| {path} | {r['step']} | {r['transitions']} | {r['max_position']:.3f} | "
+        print(f"| {path} | {r['step']} | {r['observations']} | {r['max_position']:.3f} | "
               f"{r['max_speed']:.4f} | {r['up_slope']:.3f} | {r['at_goal']:.4f} |")
 
 

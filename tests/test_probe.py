@@ -360,7 +360,7 @@ def test_mountaincar_exploration_counts_goal_episodes_and_the_replay_reach(tmp_p
     frames = np.array([[[-0.5, 0.0], [-0.1, 0.03], [0.5, -0.04], [-0.3, 0.01]]], dtype=np.float32)
     torch.save({"step": 30_000, "replay": {"frames": frames}}, run / "checkpoint.pt")
     reach = replay_reach(run / "checkpoint.pt")
-    assert reach == {"step": 30_000, "transitions": 4, "max_position": 0.5,
+    assert reach == {"step": 30_000, "observations": 4, "max_position": 0.5,
                      "max_speed": pytest.approx(0.04), "up_slope": 0.5, "at_goal": 0.25}
     explore([str(run)])
     out = capsys.readouterr().out

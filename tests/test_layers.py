@@ -55,13 +55,19 @@ def ideal(tiled_path: bool) -> HardwareConfig:
 # --------------------------------------------------------------------------- ideal == float
 
 
+# The chip on every device there is: the CPU (compiled loops) and, where torch sees one, a CUDA
+# GPU (tensor ops throughout; `experiments/gpu_check.sh` runs these there).
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("tiled_path", [False, True], ids=["exact-periphery", "tiled-path"])
 @pytest.mark.parametrize("net", ["mlp", "cnn"])
-def test_ideal_preset_reproduces_float_pytorch(net, tiled_path):
+def test_ideal_preset_reproduces_float_pytorch(net, tiled_path, device):
     make, shape = NETS[net]
     torch.manual_seed(0)
-    float_net = make()
-    chip = Chip(ideal(tiled_path), seed=0)
+    float_net = make().to(device)
+    chip = Chip(ideal(tiled_path), device=device, seed=0)
     if tiled_path:
         assert not chip.forward_periphery.exact and not chip.backward_periphery.exact
     rram_net = to_rram(copy.deepcopy(float_net), chip)
@@ -82,8 +88,8 @@ def test_ideal_preset_reproduces_float_pytorch(net, tiled_path):
 
     gen = torch.Generator().manual_seed(1)
     for _ in range(3):
-        x = torch.randn(*shape, generator=gen)
-        target = torch.randn(shape[0], 3, generator=gen)
+        x = torch.randn(*shape, generator=gen).to(device)
+        target = torch.randn(shape[0], 3, generator=gen).to(device)
         x_f, x_r = x.clone().requires_grad_(), x.clone().requires_grad_()
         out_f, out_r = float_net(x_f), rram_net(x_r)
         torch.testing.assert_close(out_r, out_f, rtol=RTOL, atol=ATOL)
@@ -463,15 +469,16 @@ def test_to_rram_replaces_linear_and_conv_and_keeps_the_rest():
 # --------------------------------------------------------------------------- default preset
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("net", ["mlp", "cnn"])
-def test_training_on_the_default_preset(net):
+def test_training_on_the_default_preset(net, device):
     make, shape = NETS[net]
     torch.manual_seed(0)
-    chip = Chip(preset("default"), seed=0)
+    chip = Chip(preset("default"), device=device, seed=0)
     rram_net = to_rram(make(), chip)
     opt = TunedOptimizer(torch.optim.SGD(rram_net.parameters(), lr=0.05), rram_net, chip)
-    x = torch.randn(16, *shape[1:])
-    y = torch.randn(16, 3)
+    x = torch.randn(16, *shape[1:]).to(device)
+    y = torch.randn(16, 3).to(device)
     losses = []
     before = chip.ledger.snapshot()
     for _ in range(25):

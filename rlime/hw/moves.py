@@ -112,6 +112,8 @@ def _plan_compiled(sel, delta, current, level, max_level, u_min, u_max, belief):
     m = sel.numel()
     want, target = current.new_empty(m), current.new_empty(2 * m)
     index, tune = sel.new_empty(2 * m), sel.new_empty(2 * m)
+    if m == 0:  # most updates of most layers: nothing to plan
+        return want, index, target, tune
     count = _plan(sel.numpy(), delta.numpy(), current.numpy(), np.float32(level.item()),
                   max_level, u_min.numpy(), u_max.numpy(), belief.numpy(), want.numpy(),
                   index.numpy(), target.numpy(), tune.numpy())
@@ -156,6 +158,8 @@ def settle_moves(sel: torch.Tensor, want: torch.Tensor, scale: torch.Tensor,
 
 
 def _settle_compiled(sel, want, scale, belief, u, delta, current):
+    if sel.numel() == 0:
+        return
     _settle(sel.numpy(), want.numpy(), np.float32(scale.item()), belief.numpy(), u.numpy(),
             delta.numpy(), current.numpy())
 

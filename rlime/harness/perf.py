@@ -1,13 +1,18 @@
 """Benchmark: RRAM training step vs float PyTorch training step, measured in one process.
 
     python -m rlime.perf [--preset default] [--scheme write-verify] [--device cpu] [--repeats 5]
+                         [--workloads mlp,cnn,tiny] [--split]
     python -m rlime.perf --measure-gpu [--gpu h100-sxm] [--steps 1000]
 
 A training step is forward + backward + update (float: torch SGD; RRAM: the same SGD rule, then
-tuning). Workloads: a 4-512-512-2 MLP at batch 64 and the Nature-DQN CNN (4x84x84, batch 32).
-The float reference is timed in PyTorch's default layout and channels-last; the ratio is taken
-against the faster of the two. Float and RRAM steps are interleaved in rounds and the median
-round is reported, so drift of a shared machine hits both alike.
+tuning). Workloads (--workloads): a 4-512-512-2 MLP at batch 64 (`mlp`), the Nature-DQN CNN
+(4x84x84, batch 32: `cnn`), and a 4-8-8-2 MLP at batch 2 (`tiny`: almost no arithmetic, so its
+times are each backend's fixed cost per step: Python, dispatches, bookkeeping). The float
+reference is timed in PyTorch's default layout and channels-last; the ratio is taken against
+the faster of the two. Float and RRAM steps are interleaved in rounds and the median round is
+reported, so drift of a shared machine hits both alike. --split times the step's parts the
+same way: the forward pass alone (no autograd), forward + backward, and the whole step; their
+differences are the backward pass and the update.
 
 --measure-gpu runs the float DQN training step (CartPole-sized Q network 4-256-256-2, batch 64:
 target forward, Q forward, Huber loss, backward, gradient clipping, Adam) on CUDA, measures its
@@ -43,12 +48,31 @@ def nature_cnn(actions: int = 6) -> nn.Module:
                          nn.Linear(3136, 512), nn.ReLU(), nn.Linear(512, actions))
 
 
-def _step_fn(net: nn.Module, optimizer, x: torch.Tensor) -> Callable[[], None]:
+def tiny_mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+
+
+WORKLOADS = {  # name: (label, network, input, steps per timed round)
+    "mlp": ("MLP 4-512-512-2, batch 64", mlp, lambda: torch.randn(64, 4), 20),
+    "cnn": ("Nature CNN 4x84x84, batch 32", nature_cnn, lambda: torch.rand(32, 4, 84, 84), 3),
+    "tiny": ("MLP 4-8-8-2, batch 2", tiny_mlp, lambda: torch.randn(2, 4), 200),
+}
+PARTS = ("forward", "forward+backward", "step")  # what `_step_fn` times, by --split
+
+
+def _step_fn(net: nn.Module, optimizer, x: torch.Tensor, part: str = "step"
+             ) -> Callable[[], None]:
+    """One call of `part` (one of `PARTS`) of a training step on x."""
+    def forward() -> None:
+        with torch.no_grad():
+            net(x)
+
     def step() -> None:
         optimizer.zero_grad()
         net(x).pow(2).mean().backward()
-        optimizer.step()
-    return step
+        if part == "step":
+            optimizer.step()
+    return forward if part == "forward" else step
 
 
 def _time(step: Callable[[], None], n: int, device: torch.device) -> float:
@@ -63,30 +87,38 @@ def _time(step: Callable[[], None], n: int, device: torch.device) -> float:
 
 
 def measure(name: str, make: Callable[[], nn.Module], x: torch.Tensor, steps: int,
-            repeats: int, hw_preset: str, scheme: str, device: torch.device) -> dict:
+            repeats: int, hw_preset: str, scheme: str, device: torch.device,
+            parts: tuple[str, ...] = ("step",)) -> dict[str, dict]:
+    """{part: {"float": ms, ["float_cl": ms,] "rram": ms, "ratio": rram / faster float}}, the
+    median over `repeats` interleaved rounds of `steps` calls each."""
     torch.manual_seed(0)
     lr = 1e-3
     x = x.to(device)
     float_net = make().to(device)
-    candidates = {"float": _step_fn(float_net, torch.optim.SGD(float_net.parameters(), lr=lr), x)}
+    nets = {"float": (float_net, torch.optim.SGD(float_net.parameters(), lr=lr), x)}
     if x.dim() == 4:
         cl_net = make().to(device).to(memory_format=torch.channels_last)
-        x_cl = x.contiguous(memory_format=torch.channels_last)
-        candidates["float_cl"] = _step_fn(cl_net, torch.optim.SGD(cl_net.parameters(), lr=lr), x_cl)
+        nets["float_cl"] = (cl_net, torch.optim.SGD(cl_net.parameters(), lr=lr),
+                            x.contiguous(memory_format=torch.channels_last))
     cfg = preset(hw_preset).with_overrides({"tuning.scheme": scheme})
     chip = Chip(cfg, device=device)
     rram_net = to_rram(make(), chip)
-    candidates["rram"] = _step_fn(rram_net, TunedOptimizer(
-        torch.optim.SGD(rram_net.parameters(), lr=lr), rram_net, chip), x)
+    nets["rram"] = (rram_net, TunedOptimizer(torch.optim.SGD(rram_net.parameters(), lr=lr),
+                                             rram_net, chip), x)
+    candidates = {(key, part): _step_fn(net, optimizer, inputs, part)
+                  for part in parts for key, (net, optimizer, inputs) in nets.items()}
     for step in candidates.values():  # warm-up
         _time(step, 2, device)
-    rounds: dict[str, list[float]] = {k: [] for k in candidates}
+    rounds: dict[tuple[str, str], list[float]] = {k: [] for k in candidates}
     for _ in range(repeats):
         for key, step in candidates.items():
             rounds[key].append(_time(step, steps, device))
-    ms = {k: 1e3 * statistics.median(v) for k, v in rounds.items()}
-    best_float = min(v for k, v in ms.items() if k.startswith("float"))
-    return {"workload": name, **ms, "ratio": ms["rram"] / best_float}
+    result: dict[str, dict] = {}
+    for part in parts:
+        ms = {key: 1e3 * statistics.median(v) for (key, p), v in rounds.items() if p == part}
+        best_float = min(v for k, v in ms.items() if k.startswith("float"))
+        result[part] = {**ms, "ratio": ms["rram"] / best_float}
+    return result
 
 
 def dqn_step_ledger(obs_dim: int = 4, hidden: tuple[int, ...] = (256, 256), actions: int = 2,
@@ -178,6 +210,10 @@ def main(argv: list[str] | None = None) -> int | None:
     parser.add_argument("--scheme", default="write-verify", choices=TUNING_SCHEMES)
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (median)")
+    parser.add_argument("--workloads", default="mlp,cnn",
+                        help=f"comma-separated, of {', '.join(WORKLOADS)} (default mlp,cnn)")
+    parser.add_argument("--split", action="store_true",
+                        help="also time the forward pass alone and forward + backward")
     parser.add_argument("--measure-gpu", action="store_true",
                         help="measure the float DQN step's energy with NVML (CUDA + pynvml)")
     parser.add_argument("--gpu", default="h100-sxm", help="GPU preset of the model shown "
@@ -192,12 +228,23 @@ def main(argv: list[str] | None = None) -> int | None:
             parser.error("--steps must be >= 1")
         return measure_gpu(args.gpu, args.steps)
     device = torch.device(args.device)
-    workloads = [("MLP 4-512-512-2, batch 64", mlp, torch.randn(64, 4), 20),
-                 ("Nature CNN 4x84x84, batch 32", nature_cnn, torch.rand(32, 4, 84, 84), 3)]
+    chosen = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = [w for w in chosen if w not in WORKLOADS]
+    if unknown or not chosen:
+        parser.error(f"--workloads {args.workloads!r}: a comma-separated list of "
+                     f"{', '.join(WORKLOADS)}")
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    parts = PARTS if args.split else ("step",)
     print(f"preset={args.preset} scheme={args.scheme} device={device} "
           f"threads={torch.get_num_threads()}")
-    print(f"{'workload':32s} {'float ms':>9s} {'float CL ms':>11s} {'rram ms':>9s} {'rram/float':>10s}")
-    for name, make, x, steps in workloads:
-        r = measure(name, make, x, steps, args.repeats, args.preset, args.scheme, device)
-        cl = f"{r['float_cl']:11.2f}" if "float_cl" in r else f"{'-':>11s}"
-        print(f"{name:32s} {r['float']:9.2f} {cl} {r['rram']:9.2f} {r['ratio']:10.2f}")
+    print(f"{'workload':32s} {'part':>16s} {'float ms':>9s} {'float CL ms':>11s} {'rram ms':>9s} "
+          f"{'rram/float':>10s}")
+    for key in chosen:
+        name, make, x, steps = WORKLOADS[key]
+        result = measure(name, make, x(), steps, args.repeats, args.preset, args.scheme, device,
+                         parts)
+        for part, r in result.items():
+            cl = f"{r['float_cl']:11.2f}" if "float_cl" in r else f"{'-':>11s}"
+            print(f"{name:32s} {part:>16s} {r['float']:9.2f} {cl} {r['rram']:9.2f} "
+                  f"{r['ratio']:10.2f}")

@@ -600,7 +600,7 @@ def test_unknown_suite_name_lists_the_bundled_ones(capsys):
     assert bench.main(["smok", "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert "smok" in err
-    assert "atari, cartpole_learning, classic, mappings, minatar, mountaincar, nonideality, paper, paper_sl, smoke" in err
+    assert "atari, cartpole_learning, classic, mappings, minatar, mountaincar, nonideality, nonideality_levels, paper, paper_sl, smoke" in err
 
 
 def test_missing_suite_file_is_reported(tmp_path, capsys):

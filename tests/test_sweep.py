@@ -147,6 +147,16 @@ def test_a_sweep_that_cannot_apply_is_refused(tmp_path, matrix, problem):
     assert message.startswith("sweep: ") and problem in message and "allowed" in message
 
 
+def test_bundled_levels_suite_sweeps_levels_over_three_seeds():
+    suite = load_suite("nonideality_levels")
+    rram = [e for e in suite.entries if e.backend == "rram"]
+    assert len(rram) == 12 and len(suite.entries) == 15
+    for seed in (1, 2, 3):
+        levels = sorted(dict(e.axes)["device.levels"] for e in rram if e.seed == seed)
+        assert levels == [16, 32, 64, 128]
+    assert sum(not e.factor for e in rram) == 3  # one baseline (128 levels) per seed
+
+
 def test_bundled_nonideality_suite_sweeps_five_factors_from_the_default():
     suite = load_suite("nonideality")
     rram = [e for e in suite.entries if e.backend == "rram"]

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -218,8 +219,9 @@ class CrossbarArray(nn.Module):
         stays on the nominal grid). A cell the controller believes within half a level of its
         target gets no tuning at all: the plan sees beliefs, never the true conductances.
         """
-        level = self.weight_scale / self.max_level
-        delta, sel = select_moves(desired, current, self.residual, self.trigger_levels * level)
+        level = np.float32(self._full_scale()) / np.float32(self.max_level)  # float32, as torch
+        delta, sel = select_moves(desired, current, self.residual,
+                                  np.float32(self.trigger_levels) * level)
         want, index, target, tune = plan_targets(sel, delta, current, level, self.max_level,
                                                  self.cell_u_min, self.cell_u_max,
                                                  self.cell_belief)
@@ -234,7 +236,7 @@ class CrossbarArray(nn.Module):
         kept = moves.delta if self.residual.numel() else self.residual
         settle_moves(moves.sel, moves.want, self.weight_scale, self.cell_belief, self.cell_u,
                      kept, current)
-        if self.residual.numel():
+        if self.residual.numel() and moves.delta is not self.residual:  # CPU: it is already
             self.residual = moves.delta
 
 

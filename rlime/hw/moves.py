@@ -44,10 +44,10 @@ def _select(desired, current, residual, threshold, delta, index):  # pragma: no 
 
 
 def select_moves(desired: torch.Tensor, current: torch.Tensor, residual: torch.Tensor,
-                 threshold: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                 threshold: np.float32 | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(delta, sel): the pending change of every weight, desired - current + residual (flat,
     float32; residual may be empty: none kept), and the flat positions (int64, ascending)
-    where |delta| >= threshold (a 0-d tensor, in weight units).
+    where |delta| >= threshold (a float32 scalar: numpy or a 0-d tensor, in weight units).
 
     On CPU, with a residual, delta is written into the residual tensor itself.
     """
@@ -59,8 +59,8 @@ def select_moves(desired: torch.Tensor, current: torch.Tensor, residual: torch.T
 def _compiled(desired, current, residual, threshold):
     delta = residual if residual.numel() else torch.empty_like(desired)
     index = torch.empty(desired.numel(), dtype=torch.int64)
-    count = _select(desired.numpy(), current.numpy(), residual.numpy(),
-                    np.float32(threshold.item()), delta.numpy(), index.numpy())
+    count = _select(desired.numpy(), current.numpy(), residual.numpy(), np.float32(threshold),
+                    delta.numpy(), index.numpy())
     return delta, index[:count]
 
 
@@ -96,11 +96,12 @@ def _plan(sel, delta, current, level, max_level, u_min, u_max, belief, want, ind
 
 
 def plan_targets(sel: torch.Tensor, delta: torch.Tensor, current: torch.Tensor,
-                 level: torch.Tensor, max_level: int, u_min: torch.Tensor, u_max: torch.Tensor,
+                 level: np.float32 | torch.Tensor, max_level: int, u_min: torch.Tensor,
+                 u_max: torch.Tensor,
                  belief: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """(want, index, target, tune) for the selected weights `sel` (m,) of a layer of n weights:
     want = current + delta (m,, weight units); each weight's nearest level k (in steps of
-    `level`, a 0-d tensor, clamped to +-`max_level`) as the canonical pair G+ at max(k, 0),
+    `level`, a float32 scalar, clamped to +-`max_level`) as the canonical pair G+ at max(k, 0),
     G- at max(-k, 0), normalised and clamped into each cell's [u_min, u_max]: `index` (2m,
     int64: the G+ cells, then the G- cells, of the 2n) and `target` (2m,); `tune`, the
     positions into index whose `belief` is half a level or more from the target."""
@@ -114,7 +115,7 @@ def _plan_compiled(sel, delta, current, level, max_level, u_min, u_max, belief):
     index, tune = sel.new_empty(2 * m), sel.new_empty(2 * m)
     if m == 0:  # most updates of most layers: nothing to plan
         return want, index, target, tune
-    count = _plan(sel.numpy(), delta.numpy(), current.numpy(), np.float32(level.item()),
+    count = _plan(sel.numpy(), delta.numpy(), current.numpy(), np.float32(level),
                   max_level, u_min.numpy(), u_max.numpy(), belief.numpy(), want.numpy(),
                   index.numpy(), target.numpy(), tune.numpy())
     return want, index, target, tune[:count]

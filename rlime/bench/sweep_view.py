@@ -12,6 +12,7 @@ default marked on each axis and every float row as a reference line. No torch.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -112,9 +113,11 @@ def sweep_figure(plt, table: "Table", colors: dict[str, Any]):
         ax.set_ylabel(label)
     grid[0][0].legend(fontsize=7, loc="best")
     n = max(len(runs) for c in curves for _, _, runs in c.points)
-    fig.suptitle(f"{table.key}: one factor at a time from the default (seeds per point: up to "
-                 f"{n})\nscore bars: 95 % bootstrap CI of the IQM, dots: seeds; costs: seed mean, "
-                 f"bars min-max")
+    width = int(13 * fig.get_figwidth())  # characters a title line holds at 10 pt
+    fig.suptitle("\n".join(textwrap.fill(part, width) for part in (
+        f"{table.key}: one factor at a time from the default (seeds per point: up to {n})",
+        "score bars: 95 % bootstrap CI of the IQM, dots: seeds; costs: seed mean, bars "
+        "min-max")), fontsize=10)
     return fig
 
 

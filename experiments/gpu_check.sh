@@ -13,8 +13,9 @@
 #      default preset: tests/test_layers.py -k cuda; each takes the GPU where torch sees one);
 #   3. python -m rlime.perf --device cuda (RRAM vs float training step, MLP and Nature CNN);
 #   4. experiments/throughput.py --device cuda (Pong with learning on: SPS of both backends);
-#   5. a Pong rram run and a float run on CUDA, PONG_SECONDS each (default 120): SPS and whatever
-#      part of a learning curve fits (their episodes.jsonl and summary.json are kept).
+#   5. a Pong rram run and a float run on CUDA, PONG_SECONDS each (default 120), stopped at their
+#      limit (exit 124, expected) with a checkpoint: SPS and whatever part of a learning curve
+#      fits (their episodes.jsonl and summary.json are kept, their SPS printed last).
 # Output: $OUT (the device tool's folder) or ./gpu_check_out: gpu_check.log and the two runs'
 # episodes and summaries. Total under 9 minutes with the default PONG_SECONDS.
 set -uo pipefail
@@ -52,4 +53,13 @@ for backend in rram float; do
     [ -f "/tmp/pong_$backend/$f" ] && cp "/tmp/pong_$backend/$f" "$OUT/pong_${backend}_$f"
   done
 done
+python3 - "$OUT" <<'PY' 2>&1 | tee -a "$LOG"
+import json, pathlib, sys
+for backend in ("rram", "float"):  # a stopped run exits 124 (its time limit): expected
+    path = pathlib.Path(sys.argv[1]) / f"pong_{backend}_summary.json"
+    if path.exists():
+        s = json.loads(path.read_text())
+        print(f"Pong {backend}: {s['steps']} steps in {s['wall_s']:.0f} s, {s['sps']:.1f} SPS, "
+              f"{s['episodes']} episodes, score {s['final_score']}")
+PY
 echo "== done; results in $OUT" | tee -a "$LOG"

@@ -17,9 +17,9 @@ def test_split_times_every_part_of_both_backends(capsys):
 
 
 def test_the_ratio_is_against_the_faster_float_layout():
-    label, make, x, _ = perf.WORKLOADS["tiny"]
-    result = perf.measure(label, make, x(), 5, 1, "default", "write-verify",
-                          torch.device("cpu"), perf.PARTS)
+    _, make, x, _ = perf.WORKLOADS["tiny"]
+    result = perf.measure(make, x(), 5, 1, "default", "write-verify", torch.device("cpu"),
+                          perf.PARTS)
     assert tuple(result) == perf.PARTS
     for r in result.values():
         assert r["ratio"] == r["rram"] / min(v for k, v in r.items() if k.startswith("float"))
@@ -46,4 +46,4 @@ def test_bad_arguments_are_refused(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         perf.main(argv)
     assert exit_info.value.code == 2
-    assert "--workloads" in capsys.readouterr().err or "--repeats" in argv
+    assert argv[0] in capsys.readouterr().err  # the message names the argument

@@ -86,8 +86,8 @@ def _time(step: Callable[[], None], n: int, device: torch.device) -> float:
     return (time.perf_counter() - start) / n
 
 
-def measure(name: str, make: Callable[[], nn.Module], x: torch.Tensor, steps: int,
-            repeats: int, hw_preset: str, scheme: str, device: torch.device,
+def measure(make: Callable[[], nn.Module], x: torch.Tensor, steps: int, repeats: int,
+            hw_preset: str, scheme: str, device: torch.device,
             parts: tuple[str, ...] = ("step",)) -> dict[str, dict]:
     """{part: {"float": ms, ["float_cl": ms,] "rram": ms, "ratio": rram / faster float}}, the
     median over `repeats` interleaved rounds of `steps` calls each."""
@@ -242,8 +242,7 @@ def main(argv: list[str] | None = None) -> int | None:
           f"{'rram/float':>10s}")
     for key in chosen:
         name, make, x, steps = WORKLOADS[key]
-        result = measure(name, make, x(), steps, args.repeats, args.preset, args.scheme, device,
-                         parts)
+        result = measure(make, x(), steps, args.repeats, args.preset, args.scheme, device, parts)
         for part, r in result.items():
             cl = f"{r['float_cl']:11.2f}" if "float_cl" in r else f"{'-':>11s}"
             print(f"{name:32s} {part:>16s} {r['float']:9.2f} {cl} {r['rram']:9.2f} "

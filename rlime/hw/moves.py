@@ -97,8 +97,7 @@ def _plan(sel, delta, current, level, max_level, u_min, u_max, belief, want, ind
 
 def plan_targets(sel: torch.Tensor, delta: torch.Tensor, current: torch.Tensor,
                  level: np.float32 | torch.Tensor, max_level: int, u_min: torch.Tensor,
-                 u_max: torch.Tensor,
-                 belief: torch.Tensor) -> tuple[torch.Tensor, ...]:
+                 u_max: torch.Tensor, belief: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """(want, index, target, tune) for the selected weights `sel` (m,) of a layer of n weights:
     want = current + delta (m,, weight units); each weight's nearest level k (in steps of
     `level`, a float32 scalar, clamped to +-`max_level`) as the canonical pair G+ at max(k, 0),

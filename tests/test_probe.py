@@ -40,17 +40,20 @@ def test_update_stats_follow_their_definitions():
     before = layer.weight.detach().reshape(-1).clone()
     asked = torch.zeros_like(before)
     asked[:32] = 3 * level                      # 32 of 128 weights asked 3 levels up
-    landed = update_stats(array, before, before + asked, before + asked)
+    def stats(realised: torch.Tensor) -> dict[str, float]:  # update_stats overwrites both
+        return update_stats(array, asked.clone(), realised - before)
+
+    landed = stats(before + asked)
     assert landed["update_levels"] == pytest.approx(3 * 32 / 128)
     assert landed["moved_fraction"] == pytest.approx(32 / 128)
     assert landed["realised_corr"] == pytest.approx(1.0)
     assert landed["realised_gain"] == pytest.approx(1.0)
-    half = update_stats(array, before, before + asked, before + asked / 2)
+    half = stats(before + asked / 2)
     assert half["realised_gain"] == pytest.approx(0.5)
     assert half["realised_corr"] == pytest.approx(1.0)
-    lost = update_stats(array, before, before + asked, before)
+    lost = stats(before)
     assert lost["moved_fraction"] == 0 and lost["realised_gain"] == 0 and lost["realised_corr"] == 0
-    backwards = update_stats(array, before, before + asked, before - asked)
+    backwards = stats(before - asked)
     assert backwards["realised_corr"] == pytest.approx(-1.0)
     assert backwards["realised_gain"] == pytest.approx(-1.0)
 

@@ -30,16 +30,15 @@ from rlime.hw.moves import plan_targets, select_moves, settle_moves
 
 @dataclass
 class Moves:
-    """A programming job of one array: weights `sel` (flat) move towards `want`; their cells
-    `index` (G+ cells, then G- cells) towards `target` (normalised conductance), of which the
-    cells at positions `tune` need pulses. `delta` is the full change, residual included."""
+    """A programming job of one array: weights `sel` (flat) move towards `want`; of their
+    cells, those at `index` (flat: G+ cells, then G- cells) need pulses towards `target`
+    (normalised conductance). `delta` is the full change, residual included."""
 
     sel: torch.Tensor
     want: torch.Tensor
     delta: torch.Tensor
     index: torch.Tensor
     target: torch.Tensor
-    tune: torch.Tensor
 
 
 class CrossbarArray(nn.Module):
@@ -72,12 +71,18 @@ class CrossbarArray(nn.Module):
                                                                device=chip.device))
         self._counts: dict[int, tuple[MVMCounts, MVMCounts]] = {}
         self._tile_source: torch.Tensor | None = None
+        self._tile_cache: tuple[torch.Tensor, ...] | None = None
         self._scale_key: tuple | None = None
 
     @property
     def cells(self) -> CellSet:
         return CellSet(self.cell_u, self.cell_u_min, self.cell_u_max, self.cell_step_scale,
                        self.cell_stuck, self.cell_pulses, self.cell_belief)
+
+    def own_state(self) -> list:
+        """What belongs to these cells alone (a copy on new arrays replaces it): the cell
+        buffers, the residual and the cached MVM operands."""
+        return [*vars(self.cells).values(), self.residual, self._tile_source, self._tile_cache]
 
     def realised(self) -> torch.Tensor:
         """The weights the conductances encode, shape `shape`."""
@@ -222,10 +227,9 @@ class CrossbarArray(nn.Module):
         level = np.float32(self._full_scale()) / np.float32(self.max_level)  # float32, as torch
         delta, sel = select_moves(desired, current, self.residual,
                                   np.float32(self.trigger_levels) * level)
-        want, index, target, tune = plan_targets(sel, delta, current, level, self.max_level,
-                                                 self.cell_u_min, self.cell_u_max,
-                                                 self.cell_belief)
-        return Moves(sel, want, delta, index, target, tune)
+        want, index, target = plan_targets(sel, delta, current, level, self.max_level,
+                                           self.cell_u_min, self.cell_u_max, self.cell_belief)
+        return Moves(sel, want, delta, index, target)
 
     def settle(self, moves: Moves, current: torch.Tensor) -> None:
         """After tuning: the residual keeps what the controller believes is still missing (from
@@ -249,8 +253,7 @@ def program_arrays(chip: Chip, jobs: list[tuple[CrossbarArray, torch.Tensor, tor
     realised weights; it is updated in place to the new realised weights.
     """
     moves = [array.plan_moves(desired, current) for array, desired, current in jobs]
-    chip.tuner.tune_jobs([(array.cells, m.index.index_select(0, m.tune),
-                           m.target.index_select(0, m.tune))
+    chip.tuner.tune_jobs([(array.cells, m.index, m.target)
                           for (array, _, _), m in zip(jobs, moves)], read_taken)
     for (array, _, current), m in zip(jobs, moves):
         array.settle(m, current)

@@ -257,15 +257,17 @@ def copy_to_new_arrays(module: nn.Module, chip: Chip) -> nn.Module:
     """A copy of an RRAM `module` placed on fresh arrays of the same chip (new cells with their
     own device-to-device spread and faults, no residual), its weights programmed through tuning
     to the module's realised weights (charged to the ledger's current phase)."""
-    twin = copy.deepcopy(module)
+    # what the twin replaces is not copied: cells, residual, the source's operand caches
+    skip = {id(t): None for layer in crossbar_layers(module) for t in layer.array.own_state()}
+    twin = copy.deepcopy(module, skip)
     layers = crossbar_layers(twin)
     for layer in layers:
         array = layer.array
-        cells = fresh_cells(array.cell_u.numel() // 2, chip.cfg.device, chip.generator,
+        cells = fresh_cells(layer.weight.numel(), chip.cfg.device, chip.generator,
                             chip.device)
         for name, value in vars(cells).items():
             setattr(array, f"cell_{name}", value)
-        array.residual = array.residual.new_zeros(0)
+        array.residual = torch.zeros(0, device=chip.device)
         layer.weight.data = layer.realised()
     sync_weights(chip, crossbar_layers(module), layers)
     return twin

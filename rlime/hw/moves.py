@@ -19,10 +19,9 @@ import torch
 
 
 @numba.njit(cache=True, nogil=True)
-def _select(desired, current, residual, threshold, delta, index):  # pragma: no cover - compiled
-    """delta[i] = desired[i] - current[i] (+ residual[i] when given); the positions with
-    |delta| >= threshold go to index[:count]; returns count. The first loop vectorises; the
-    second, a scan, runs only when something moves."""
+def _select(desired, current, residual, threshold, delta):  # pragma: no cover - compiled
+    """delta[i] = desired[i] - current[i] (+ residual[i] when given); returns how many
+    |delta| >= threshold (a loop that vectorises)."""
     count = 0
     if residual.shape[0] > 0:
         for i in range(desired.shape[0]):
@@ -34,13 +33,17 @@ def _select(desired, current, residual, threshold, delta, index):  # pragma: no 
             d = desired[i] - current[i]
             delta[i] = d
             count += abs(d) >= threshold
-    if count:
-        j = 0
-        for i in range(delta.shape[0]):
-            if abs(delta[i]) >= threshold:
-                index[j] = i
-                j += 1
     return count
+
+
+@numba.njit(cache=True, nogil=True)
+def _positions(delta, threshold, index):  # pragma: no cover - compiled
+    """index[:] = the positions where |delta| >= threshold, ascending (a scan)."""
+    j = 0
+    for i in range(delta.shape[0]):
+        if abs(delta[i]) >= threshold:
+            index[j] = i
+            j += 1
 
 
 def select_moves(desired: torch.Tensor, current: torch.Tensor, residual: torch.Tensor,
@@ -58,10 +61,12 @@ def select_moves(desired: torch.Tensor, current: torch.Tensor, residual: torch.T
 
 def _compiled(desired, current, residual, threshold):
     delta = residual if residual.numel() else torch.empty_like(desired)
-    index = torch.empty(desired.numel(), dtype=torch.int64)
-    count = _select(desired.numpy(), current.numpy(), residual.numpy(), np.float32(threshold),
-                    delta.numpy(), index.numpy())
-    return delta, index[:count]
+    threshold = np.float32(threshold)
+    count = _select(desired.numpy(), current.numpy(), residual.numpy(), threshold, delta.numpy())
+    index = torch.empty(count, dtype=torch.int64)  # sized to the selection, not the layer
+    if count:
+        _positions(delta.numpy(), threshold, index.numpy())
+    return delta, index
 
 
 def _tensor_ops(desired, current, residual, threshold):
@@ -72,52 +77,63 @@ def _tensor_ops(desired, current, residual, threshold):
 
 
 @numba.njit(cache=True, nogil=True)
-def _plan(sel, delta, current, level, max_level, u_min, u_max, belief, want, index,
-          target, tune):  # pragma: no cover - compiled
-    """`plan_targets` over the m selected weights into want (m,), index and target (2m,) and
-    tune[:count]; returns count."""
+def _pair(i, n, w, level, top, u_min, u_max):  # pragma: no cover - compiled
+    """The (G+, G-) targets of weight i (of n) for the weight w: its nearest level k, clamped
+    to +-top, as the canonical pair, each clamped into its cell's [u_min, u_max]."""
+    k = min(max(np.rint(w / level), -top), top)
+    up, down = max(k, np.float32(0.0)) / top, max(-k, np.float32(0.0)) / top
+    return min(max(up, u_min[i]), u_max[i]), min(max(down, u_min[i + n]), u_max[i + n])
+
+
+@numba.njit(cache=True, nogil=True)
+def _plan(sel, delta, current, level, max_level, u_min, u_max, belief,
+          want):  # pragma: no cover - compiled
+    """`plan_targets` over the m selected weights: want (m,) in place; returns (index, target)
+    sized to the cells that need pulses (a counting pass, then the G+ and the G- pass)."""
     m, n = sel.shape[0], current.shape[0]
     top = np.float32(max_level)
+    count = 0
     for j in range(m):
         i = sel[j]
         w = current[i] + delta[i]
         want[j] = w
-        k = min(max(np.rint(w / level), -top), top)
-        index[j], index[m + j] = i, i + n
-        up, down = max(k, np.float32(0.0)) / top, max(-k, np.float32(0.0)) / top
-        target[j] = min(max(up, u_min[i]), u_max[i])
-        target[m + j] = min(max(down, u_min[i + n]), u_max[i + n])
-    count = 0
-    for p in range(2 * m):
-        if abs(target[p] - belief[index[p]]) * top >= 0.5:
-            tune[count] = p
-            count += 1
-    return count
+        plus, minus = _pair(i, n, w, level, top, u_min, u_max)
+        count += abs(plus - belief[i]) * top >= 0.5
+        count += abs(minus - belief[i + n]) * top >= 0.5
+    index, target = np.empty(count, np.int64), np.empty(count, np.float32)
+    c = 0
+    for half in range(2):
+        for j in range(m):
+            i = sel[j]
+            goal = _pair(i, n, want[j], level, top, u_min, u_max)[half]
+            cell = i + half * n
+            if abs(goal - belief[cell]) * top >= 0.5:
+                index[c], target[c] = cell, goal
+                c += 1
+    return index, target
 
 
 def plan_targets(sel: torch.Tensor, delta: torch.Tensor, current: torch.Tensor,
                  level: np.float32 | torch.Tensor, max_level: int, u_min: torch.Tensor,
                  u_max: torch.Tensor, belief: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """(want, index, target, tune) for the selected weights `sel` (m,) of a layer of n weights:
+    """(want, index, target) for the selected weights `sel` (m,) of a layer of n weights:
     want = current + delta (m,, weight units); each weight's nearest level k (in steps of
     `level`, a float32 scalar, clamped to +-`max_level`) as the canonical pair G+ at max(k, 0),
-    G- at max(-k, 0), normalised and clamped into each cell's [u_min, u_max]: `index` (2m,
-    int64: the G+ cells, then the G- cells, of the 2n) and `target` (2m,); `tune`, the
-    positions into index whose `belief` is half a level or more from the target."""
+    G- at max(-k, 0), normalised and clamped into each cell's [u_min, u_max]; of those 2m cells
+    (the G+ cells in the order of sel, then the G- cells; flat cell i + n is the G- twin of i)
+    the ones whose `belief` is half a level or more from their target: `index` (int64, of the
+    2n) and `target` (normalised conductance)."""
     plan = _plan_compiled if sel.device.type == "cpu" else _plan_tensor_ops
     return plan(sel, delta, current, level, max_level, u_min, u_max, belief)
 
 
 def _plan_compiled(sel, delta, current, level, max_level, u_min, u_max, belief):
-    m = sel.numel()
-    want, target = current.new_empty(m), current.new_empty(2 * m)
-    index, tune = sel.new_empty(2 * m), sel.new_empty(2 * m)
-    if m == 0:  # most updates of most layers: nothing to plan
-        return want, index, target, tune
-    count = _plan(sel.numpy(), delta.numpy(), current.numpy(), np.float32(level),
-                  max_level, u_min.numpy(), u_max.numpy(), belief.numpy(), want.numpy(),
-                  index.numpy(), target.numpy(), tune.numpy())
-    return want, index, target, tune[:count]
+    want = current.new_empty(sel.numel())
+    if sel.numel() == 0:  # most updates of most layers: nothing to plan
+        return want, sel.new_empty(0), current.new_empty(0)
+    index, target = _plan(sel.numpy(), delta.numpy(), current.numpy(), np.float32(level),
+                          max_level, u_min.numpy(), u_max.numpy(), belief.numpy(), want.numpy())
+    return want, torch.from_numpy(index), torch.from_numpy(target)
 
 
 def _plan_tensor_ops(sel, delta, current, level, max_level, u_min, u_max, belief):
@@ -129,7 +145,7 @@ def _plan_tensor_ops(sel, delta, current, level, max_level, u_min, u_max, belief
                            u_max.index_select(0, index))
     now = belief.index_select(0, index)
     tune = ((target - now).abs() * max_level >= 0.5).nonzero().squeeze(1)
-    return want, index, target, tune
+    return want, index.index_select(0, tune), target.index_select(0, tune)
 
 
 @numba.njit(cache=True, nogil=True)

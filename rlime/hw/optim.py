@@ -140,7 +140,8 @@ class TunedOptimizer:
         if self._probe is None:
             return {}
         (before, asked), self._probe = self._probe, None
-        return {f"layer{i}": update_stats(layer.array, b, b + a, layer.weight.detach().reshape(-1))
+        return {f"layer{i}": update_stats(layer.array, a, torch.sub(
+                    layer.weight.detach().reshape(-1), b, out=b))
                 for i, (layer, b, a) in enumerate(zip(self.layers, before, asked))}
 
     def state_dict(self) -> dict:

@@ -41,23 +41,25 @@ def level_of(array: CrossbarArray) -> torch.Tensor:
 
 def at_upper_bound(array: CrossbarArray) -> float:
     """Fraction of the array's cells within half a level of their own maximum conductance."""
-    return float((array.cell_u >= array.cell_u_max - 0.5 / array.max_level).float().mean())
+    near = array.cell_u >= array.cell_u_max - 0.5 / array.max_level
+    return int(torch.count_nonzero(near)) / near.numel()
 
 
-def update_stats(array: CrossbarArray, before: torch.Tensor, desired: torch.Tensor,
-                 after: torch.Tensor) -> dict[str, float]:
-    """Statistics of one update of `array`: weights `before` it, the update rule's `desired`
-    weights and the realised weights `after` tuning (flat, weight units, same length)."""
-    want, got = desired - before, after - before
-    level = level_of(array)
-    stats = {"update_levels": float(want.abs().mean() / level),
-             "moved_fraction": float((got != 0).float().mean()),
+def update_stats(array: CrossbarArray, asked: torch.Tensor, moved: torch.Tensor
+                 ) -> dict[str, float]:
+    """Statistics of one update of `array`: the change the update rule `asked` of each weight
+    and the change the tuning realised (`moved`), flat, weight units, same length. Both are
+    scratch: they are overwritten (a 1.6 M-weight layer needs no copies of them)."""
+    n, level = asked.numel(), level_of(array)
+    stats = {"update_levels": float(torch.linalg.vector_norm(asked, 1) / n / level),
+             "moved_fraction": int(torch.count_nonzero(moved)) / n,
              "at_upper_bound": at_upper_bound(array)}
-    wc, gc = want - want.mean(), got - got.mean()
-    spread = float(wc.norm() * gc.norm())
-    stats["realised_corr"] = float(wc @ gc) / spread if spread > 0 else 0.0
-    power = float(want @ want)
-    stats["realised_gain"] = float(want @ got) / power if power > 0 else 0.0
+    power = float(asked @ asked)
+    stats["realised_gain"] = float(asked @ moved) / power if power > 0 else 0.0
+    asked.sub_(asked.mean())
+    moved.sub_(moved.mean())
+    spread = float(torch.linalg.vector_norm(asked) * torch.linalg.vector_norm(moved))
+    stats["realised_corr"] = float(asked @ moved) / spread if spread > 0 else 0.0
     return stats
 
 

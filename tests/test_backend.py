@@ -62,7 +62,7 @@ def test_a_network_is_placed_copied_trained_and_synced_through_the_same_calls(na
         assert torch.equal(src, dst)
     networks = [net, twin]
     counters = backend.cell_pulse_counts(networks)
-    assert all(c.dtype == torch.int64 for c in counters)
+    assert all(c.dtype == torch.int32 for c in counters)
     pulses = torch.cat(counters) if counters else torch.zeros(0)
     assert 0.0 <= backend.dead_cell_fraction(networks) <= 1.0
     fresh = make_backend(name, preset("ideal"), "cpu", seed=1, phases=DQN_PHASES)

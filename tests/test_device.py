@@ -20,7 +20,8 @@ import pytest
 import torch
 
 from rlime.hw.config import DeviceConfig
-from rlime.hw.device import MIN_SPAN, CellSet, PulseModel, fresh_cells, neurosim_param_a
+from rlime.hw.device import (MIN_SPAN, PULSE_COUNT_MAX, PULSE_COUNTER, CellSet, PulseModel,
+                              fresh_cells, neurosim_param_a)
 
 M = 20_000
 Z = 5.0  # tolerance in standard errors
@@ -450,6 +451,17 @@ def test_endurance_through_step_once_and_wear():
         assert int(cells.pulses[0]) == i
         assert bool(cells.stuck[0]) == (i >= 10)
         assert float(cells.u[0]) == pytest.approx(min(i, 10) * D, rel=1e-5)
+
+
+def test_wear_saturates_the_counter_and_keeps_its_type():
+    model = PulseModel(DeviceConfig(levels=LEVELS))
+    cells = fresh_cells(2, model.cfg, gen(), torch.device("cpu"))
+    cells.pulses = torch.tensor([0, 5, PULSE_COUNT_MAX - 2, PULSE_COUNT_MAX], dtype=PULSE_COUNTER)
+    model.wear(cells, torch.tensor([7, 2**31 - 1, 5, 1], dtype=PULSE_COUNTER))
+    assert cells.pulses.dtype == PULSE_COUNTER
+    assert cells.pulses.tolist() == [7, PULSE_COUNT_MAX, PULSE_COUNT_MAX, PULSE_COUNT_MAX]
+    model.wear(cells, 1)
+    assert cells.pulses.tolist() == [8, PULSE_COUNT_MAX, PULSE_COUNT_MAX, PULSE_COUNT_MAX]
 
 
 # --------------------------------------------------------------------------- nominal pulses

@@ -16,6 +16,7 @@ from rlime.hw.array import CrossbarArray, program_arrays
 from rlime.hw.chip import Chip
 from rlime.hw.config import HardwareConfig, preset
 from rlime.hw.crossbar import ConvTiling, LinearTiling
+from rlime.hw.device import PULSE_COUNTER
 from rlime.hw.layers import (CodeInput, CrossbarLayer, RRAMConv2d, RRAMLinear, crossbar_layers,
                              to_rram)
 from rlime.hw.optim import TunedOptimizer
@@ -203,6 +204,16 @@ def test_old_flat_state_dict_keys_still_load():
     fresh.load_state_dict(flat)
     for key, value in fresh.state_dict().items():
         assert torch.equal(value, source.state_dict()[key]), key
+
+
+def test_int64_pulse_counters_of_older_checkpoints_load_as_int32():
+    chip = Chip(preset("default"), seed=0)
+    source, fresh = to_rram(mlp(), chip), to_rram(mlp(), chip)
+    state = source.state_dict()
+    state["0.array.cell_pulses"] = state["0.array.cell_pulses"].to(torch.int64) + 7
+    fresh.load_state_dict(state)
+    assert fresh[0].cell_pulses.dtype == PULSE_COUNTER
+    assert torch.equal(fresh[0].cell_pulses, source[0].cell_pulses + 7)
 
 
 # --------------------------------------------------------------------------- no hidden float copy

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from rlime.hw.config import HardwareConfig, preset
-from rlime.hw.device import PulseModel, fresh_cells
+from rlime.hw.device import PULSE_COUNT_MAX, PULSE_COUNTER, PulseModel, fresh_cells
 from rlime.hw.counts import TRAINING_PHASES, kind_index
 from rlime.hw.ledger import Ledger
 
@@ -347,6 +347,20 @@ def test_cells_wear_out_at_their_endurance_during_tuning(scheme):
     expected = 30 if scheme == "open-loop" else 30 + 20
     assert torch.all(cells.pulses == expected)
     assert ledger.snapshot().writes == expected * 200
+
+
+@pytest.mark.parametrize("scheme", ["open-loop", "write-verify", "gradual"])
+def test_pulse_counters_saturate_instead_of_wrapping(scheme):
+    # cells 3 pulses short of the int32 counter's maximum, asked to move 30 levels: every
+    # pulse is fired and charged, the counter stops at its maximum (no wrap to negative)
+    cfg, _, ledger, tuner, cells, _ = setup(
+        {"device.c2c_sigma": 0.0, "device.response": "linear", "tuning.scheme": scheme},
+        seed=8, m=200)
+    assert cells.pulses.dtype == PULSE_COUNTER
+    cells.pulses.fill_(PULSE_COUNT_MAX - 3)
+    tuner.tune(cells, torch.full((200,), 30 / 127))
+    assert torch.all(cells.pulses == PULSE_COUNT_MAX)
+    assert ledger.snapshot().writes >= 30 * 200
 
 
 def test_write_verify_noise_free_lands_on_whole_level_targets():

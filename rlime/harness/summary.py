@@ -40,7 +40,7 @@ class RunFacts:
     replay_bytes: int
     replay_bytes_per_transition: float
     on_chip: bool                           # False: float backend (no baselines, no wear)
-    cell_pulse_counts: list[torch.Tensor]   # pulses per Q/target cell, a flat int64 counter per array
+    cell_pulse_counts: list[torch.Tensor]   # pulses per Q/target cell, a flat int32 counter per array
     dead_cell_fraction: float
     wall_s: float                           # seconds of training over all sessions
     sps: float                              # env steps per second in this session

@@ -64,7 +64,7 @@ class Backend(Protocol):
         ...
 
     def cell_pulse_counts(self, networks: list[nn.Module]) -> list[torch.Tensor]:
-        """Pulses taken by every cell of `networks`: each array's own counter (flat int64, the
+        """Pulses taken by every cell of `networks`: each array's own counter (flat int32, the
         live buffer, not a copy; none off chip)."""
         ...
 

@@ -95,7 +95,7 @@ class CellSet:
     u_max: torch.Tensor      # this cell's upper bound (ditto)
     step_scale: torch.Tensor  # this cell's step size relative to nominal (unknown to it)
     stuck: torch.Tensor      # bool
-    pulses: torch.Tensor     # int64, pulses taken over the cell's life
+    pulses: torch.Tensor     # PULSE_COUNTER (int32), pulses taken over the cell's life
     belief: torch.Tensor = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -126,6 +126,12 @@ class CellSet:
 CELL_FIELDS = ("u", "u_min", "u_max", "step_scale", "stuck", "pulses", "belief")
 MUTABLE_FIELDS = ("u", "stuck", "pulses", "belief")
 MIN_SPAN = 0.05  # smallest own range a cell can have (fraction of the nominal range)
+# A cell's pulse counter: 4 bytes (6.7 M cells for the Nature CNN and its target: 27 MB less than
+# int64). It saturates at PULSE_COUNT_MAX = 2.1e9 pulses, above the default endurance (1e9) and
+# ~10x what one cell could take in a 50 M-step Atari run (an update every 4 steps, at most ~70
+# pulses each); an endurance above it (the optimistic 1e12) is then never reached by counting.
+PULSE_COUNTER = torch.int32
+PULSE_COUNT_MAX = torch.iinfo(PULSE_COUNTER).max
 
 
 def fresh_cells(n: int, cfg: DeviceConfig, generator: torch.Generator,
@@ -158,7 +164,8 @@ def fresh_cells(n: int, cfg: DeviceConfig, generator: torch.Generator,
     del draw
     return CellSet(u=torch.where(at_max, u_max, u_min), u_min=u_min, u_max=u_max,
                    step_scale=step_scale, stuck=at_min.logical_or_(at_max),
-                   pulses=torch.zeros(m, dtype=torch.int64, device=device), belief=u_min.clone())
+                   pulses=torch.zeros(m, dtype=PULSE_COUNTER, device=device),
+                   belief=u_min.clone())
 
 
 @dataclass
@@ -329,7 +336,7 @@ class PulseModel:
         n_up = torch.where(up, n, 0.0)
         set_pulses, set_siemens = n_up.sum(), (n_up * g_mid).sum()
         cells.u = u_new
-        self.wear(cells, n.to(torch.int64))
+        self.wear(cells, n.to(PULSE_COUNTER))
         return PulseCounts(set_pulses, n.sum() - set_pulses, set_siemens,
                            (n * g_mid).sum() - set_siemens)
 
@@ -426,8 +433,12 @@ class PulseModel:
         return u_new if stuck is None else torch.where(stuck, u, u_new)
 
     def wear(self, cells: CellSet, pulses: torch.Tensor | int) -> None:
-        """Add pulses to the cells' counters; cells reaching their endurance stick."""
-        cells.pulses = cells.pulses + pulses
+        """Add pulses (>= 0, at most 2^31 - 1 each) to the cells' counters, which saturate at
+        PULSE_COUNT_MAX; cells reaching their endurance stick."""
+        room = PULSE_COUNT_MAX - cells.pulses
+        added = (room.clamp_(max=pulses) if isinstance(pulses, int)
+                 else torch.minimum(room, pulses.to(PULSE_COUNTER)))
+        cells.pulses = cells.pulses + added
         if math.isfinite(self.cfg.endurance_pulses):
             cells.stuck = cells.stuck | (cells.pulses >= self.cfg.endurance_pulses)
 

@@ -35,7 +35,7 @@ import math
 import torch
 
 from rlime.hw.config import TuningConfig
-from rlime.hw.device import CellSet, PulseCounts, PulseModel
+from rlime.hw.device import PULSE_COUNTER, CellSet, PulseCounts, PulseModel
 from rlime.hw.ledger import Ledger
 from rlime.hw.verify_loop import verify_on_cpu
 
@@ -264,7 +264,7 @@ class Tuner:
                 continue
             # write back: state, last reads and wear (every cell that left took its pulses)
             part = CellSet(u, lo, hi, part.step_scale, part.stuck, part.pulses, part.belief)
-            model.wear(part, (taken - written).to(torch.int64))
+            model.wear(part, (taken - written).to(PULSE_COUNTER))
             written = taken.clone()
             work.put(index, part)
             seen.index_copy_(0, index, now)

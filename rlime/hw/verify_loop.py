@@ -24,6 +24,8 @@ import numba
 import numpy as np
 import torch
 
+from rlime.hw.device import PULSE_COUNT_MAX
+
 _EXPECTED_PULSES = 4  # per cell, for sizing a noise buffer; a short buffer is refilled
 
 
@@ -119,7 +121,8 @@ def _loop(start, noise, totals, u, seen, goal, budget, lo, hi, edges, k0, k1, si
                 totals[2] += both
             ui = moved
             taken += 1
-            pulses[i] += 1
+            if pulses[i] < PULSE_COUNT_MAX:  # the counter saturates (rlime.hw.device)
+                pulses[i] += 1
             if pulses[i] >= endurance:
                 stuck[i] = True
             si = ui

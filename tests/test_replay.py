@@ -352,7 +352,8 @@ def test_sampling_reproducible_and_state_dict_roundtrip():
     drive(venv, buf, steps=80, seed=11)  # wrapped
     buf.sample(16)  # advance the rng so its state is not the seed's
     sd = pickle.loads(pickle.dumps(buf.state_dict()))
-    saved_bytes = sum(v.nbytes for v in sd.values() if isinstance(v, np.ndarray))
+    saved_bytes = sum(v.nbytes for v in sd.values() if isinstance(v, np.ndarray)) + sum(
+        t.untyped_storage().nbytes() for v in sd.values() if isinstance(v, list) for t in v)
     assert saved_bytes <= buf.nbytes
 
     clone = ReplayBuffer(60, (4, 84, 84), np.uint8, 3, frame_stack=4, seed=0)
@@ -386,8 +387,28 @@ def test_state_dict_small_when_partly_filled():
     venv = make_vec(2, seed=2)
     drive(venv, buf, steps=20, seed=2)
     sd = buf.state_dict()
-    assert sd["frames"].shape[1] <= 20 + 4 * 20
-    assert sd["obs_frame"].shape[1] <= 20
+    assert len(sd["frames"]) == 2 and sd["frames"][0].shape[0] <= 20 + 4 * 20
+    assert sd["obs_frame"][0].shape[0] <= 20
+    # each ring is saved as per-env tensors over the live buffer: no copy, and a storage of
+    # exactly the filled slots (torch.save writes whole storages)
+    frames = sd["frames"][1]
+    assert frames.data_ptr() == buf._frames[1].ctypes.data
+    assert frames.untyped_storage().nbytes() == frames.shape[0] * 84 * 84  # uint8 frames
+    venv.close()
+
+
+def test_older_checkpoints_with_ring_arrays_still_load():
+    venv = make_vec(2, seed=2)
+    buf = ReplayBuffer(200, (4, 84, 84), np.uint8, 2, frame_stack=4, seed=1)
+    drive(venv, buf, steps=30, seed=2)
+    sd = buf.state_dict()
+    rings = ("frames", "obs_frame", "actions", "rewards", "terminated")
+    old = {**sd, **{name: np.stack([t.numpy() for t in sd[name]]) for name in rings}}
+    clone = ReplayBuffer(200, (4, 84, 84), np.uint8, 2, frame_stack=4, seed=0)
+    clone.load_state_dict(old)
+    a, b = buf.sample(16), clone.sample(16)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
     venv.close()
 
 

@@ -127,9 +127,10 @@ CELL_FIELDS = ("u", "u_min", "u_max", "step_scale", "stuck", "pulses", "belief")
 MUTABLE_FIELDS = ("u", "stuck", "pulses", "belief")
 MIN_SPAN = 0.05  # smallest own range a cell can have (fraction of the nominal range)
 # A cell's pulse counter: 4 bytes (6.7 M cells for the Nature CNN and its target: 27 MB less than
-# int64). It saturates at PULSE_COUNT_MAX = 2.1e9 pulses, above the default endurance (1e9) and
-# ~10x what one cell could take in a 50 M-step Atari run (an update every 4 steps, at most ~70
-# pulses each); an endurance above it (the optimistic 1e12) is then never reached by counting.
+# int64). It saturates at PULSE_COUNT_MAX = 2.1e9 pulses: twice the default endurance (1e9), past
+# which the cell is stuck anyway; reaching it takes more than 10 M updates that each spend a whole
+# gradual budget (2 x 100 pulses) on the same cell. An endurance above it (the optimistic
+# preset's 1e12) is never reached by counting.
 PULSE_COUNTER = torch.int32
 PULSE_COUNT_MAX = torch.iinfo(PULSE_COUNTER).max
 

@@ -437,9 +437,8 @@ class PulseModel:
         """Add pulses (>= 0, at most 2^31 - 1 each) to the cells' counters, which saturate at
         PULSE_COUNT_MAX; cells reaching their endurance stick."""
         room = PULSE_COUNT_MAX - cells.pulses
-        added = (room.clamp_(max=pulses) if isinstance(pulses, int)
-                 else torch.minimum(room, pulses.to(PULSE_COUNTER)))
-        cells.pulses = cells.pulses + added
+        cells.pulses = cells.pulses + torch.minimum(
+            room, torch.as_tensor(pulses, dtype=room.dtype, device=room.device))
         if math.isfinite(self.cfg.endurance_pulses):
             cells.stuck = cells.stuck | (cells.pulses >= self.cfg.endurance_pulses)
 

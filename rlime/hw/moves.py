@@ -77,39 +77,34 @@ def _tensor_ops(desired, current, residual, threshold):
 
 
 @numba.njit(cache=True, nogil=True)
-def _pair(i, n, w, level, top, u_min, u_max):  # pragma: no cover - compiled
-    """The (G+, G-) targets of weight i (of n) for the weight w: its nearest level k, clamped
-    to +-top, as the canonical pair, each clamped into its cell's [u_min, u_max]."""
-    k = min(max(np.rint(w / level), -top), top)
-    up, down = max(k, np.float32(0.0)) / top, max(-k, np.float32(0.0)) / top
-    return min(max(up, u_min[i]), u_max[i]), min(max(down, u_min[i + n]), u_max[i + n])
-
-
-@numba.njit(cache=True, nogil=True)
 def _plan(sel, delta, current, level, max_level, u_min, u_max, belief,
           want):  # pragma: no cover - compiled
     """`plan_targets` over the m selected weights: want (m,) in place; returns (index, target)
-    sized to the cells that need pulses (a counting pass, then the G+ and the G- pass)."""
+    sized to the cells that need pulses (the pair targets and decisions in one pass, then
+    the chosen cells gathered in order)."""
     m, n = sel.shape[0], current.shape[0]
     top = np.float32(max_level)
+    goal = np.empty(2 * m, np.float32)  # G+ targets, then G- targets
+    far = np.empty(2 * m, np.bool_)     # believed half a level or more from the target
     count = 0
     for j in range(m):
         i = sel[j]
         w = current[i] + delta[i]
         want[j] = w
-        plus, minus = _pair(i, n, w, level, top, u_min, u_max)
-        count += abs(plus - belief[i]) * top >= 0.5
-        count += abs(minus - belief[i + n]) * top >= 0.5
+        k = min(max(np.rint(w / level), -top), top)
+        up, down = max(k, np.float32(0.0)) / top, max(-k, np.float32(0.0)) / top
+        goal[j] = min(max(up, u_min[i]), u_max[i])
+        goal[m + j] = min(max(down, u_min[i + n]), u_max[i + n])
+        far[j] = abs(goal[j] - belief[i]) * top >= 0.5
+        far[m + j] = abs(goal[m + j] - belief[i + n]) * top >= 0.5
+        count += far[j] + far[m + j]
     index, target = np.empty(count, np.int64), np.empty(count, np.float32)
     c = 0
-    for half in range(2):
-        for j in range(m):
-            i = sel[j]
-            goal = _pair(i, n, want[j], level, top, u_min, u_max)[half]
-            cell = i + half * n
-            if abs(goal - belief[cell]) * top >= 0.5:
-                index[c], target[c] = cell, goal
-                c += 1
+    for p in range(2 * m):
+        if far[p]:
+            index[c] = sel[p] if p < m else sel[p - m] + n
+            target[c] = goal[p]
+            c += 1
     return index, target
 
 

@@ -13,14 +13,16 @@
 #      default preset: tests/test_layers.py -k cuda; each takes the GPU where torch sees one);
 #   3. python -m rlime.perf --device cuda (RRAM vs float training step, MLP and Nature CNN);
 #   4. experiments/throughput.py --device cuda (Pong with learning on: SPS of both backends);
-#   5. a Pong rram run and a float run on CUDA, PONG_SECONDS each (default 120), stopped at their
+#   5. experiments/compile_periphery.py --device cuda (the ADC's tensor ops eager vs
+#      torch.compile: on CUDA the periphery runs as tensor ops, so compiling is the fusion there);
+#   6. a Pong rram run and a float run on CUDA, PONG_SECONDS each (default 100), stopped at their
 #      limit (exit 124, expected) with a checkpoint: SPS and whatever part of a learning curve
 #      fits (their episodes.jsonl and summary.json are kept, their SPS printed last).
 # Output: $OUT (the device tool's folder) or ./gpu_check_out: gpu_check.log and the two runs'
 # episodes and summaries. Total under 9 minutes with the default PONG_SECONDS.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PONG_SECONDS="${1:-120}"
+PONG_SECONDS="${1:-100}"
 DEVICE="${DEVICE:-cuda}"
 OUT="${OUT:-$PWD/gpu_check_out}"
 mkdir -p "$OUT"
@@ -44,6 +46,7 @@ torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA device'
 step 120 python3 -m pytest -q -p no:cacheprovider tests/test_layers.py -k "$DEVICE"
 step 90 python3 -m rlime.perf --device "$DEVICE" --repeats 5
 step 150 python3 experiments/throughput.py --device "$DEVICE" --steps 2000
+step 90 python3 experiments/compile_periphery.py --device "$DEVICE" --repeats 3
 for backend in rram float; do
   # SIGINT stops a run at a checkpoint with its episodes and summary written
   rm -rf "/tmp/pong_$backend"

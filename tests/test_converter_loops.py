@@ -126,3 +126,15 @@ def test_a_training_step_is_the_same_compiled_or_in_tensor_ops(tensor_ops):
     moved = sum(int((a != b).sum()) for a, b in zip(start.state_dict().values(),
                                                     net.state_dict().values()))
     assert moved > 100  # the steps programmed cells: there was something to compare
+
+
+@pytest.mark.slow
+def test_the_compiled_tensor_adc_equals_the_shipped_one():
+    """experiments/compile_periphery.py: the ADC under torch.compile converts as the shipped
+    loop does (to float32 rounding of the tile sum), so its timings compare like with like."""
+    from experiments.compile_periphery import TOLERANCE, compare
+
+    _, compile_s, differ = compare((3, 4, 16), torch.device("cpu"), repeats=1, calls=1)
+    assert compile_s > 0
+    assert set(differ) == {"eager", "compiled"}
+    assert max(differ.values()) <= TOLERANCE

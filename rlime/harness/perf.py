@@ -75,7 +75,8 @@ def _step_fn(net: nn.Module, optimizer, x: torch.Tensor, part: str = "step"
     return forward if part == "forward" else step
 
 
-def _time(step: Callable[[], None], n: int, device: torch.device) -> float:
+def seconds_per_call(step: Callable[[], object], n: int, device: torch.device) -> float:
+    """Wall-clock seconds per call of `step`, over n calls (CUDA synchronised around them)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
@@ -108,11 +109,11 @@ def measure(make: Callable[[], nn.Module], x: torch.Tensor, steps: int, repeats:
     candidates = {(key, part): _step_fn(net, optimizer, inputs, part)
                   for part in parts for key, (net, optimizer, inputs) in nets.items()}
     for step in candidates.values():  # warm-up
-        _time(step, 2, device)
+        seconds_per_call(step, 2, device)
     rounds: dict[tuple[str, str], list[float]] = {k: [] for k in candidates}
     for _ in range(repeats):
         for key, step in candidates.items():
-            rounds[key].append(_time(step, steps, device))
+            rounds[key].append(seconds_per_call(step, steps, device))
     result: dict[str, dict] = {}
     for part in parts:
         ms = {key: 1e3 * statistics.median(v) for (key, p), v in rounds.items() if p == part}

@@ -19,7 +19,10 @@
 #      limit (exit 124, expected) with a checkpoint: SPS and whatever part of a learning curve
 #      fits (their episodes.jsonl and summary.json are kept, their SPS printed last).
 # Output: $OUT (the device tool's folder) or ./gpu_check_out: gpu_check.log and the two runs'
-# episodes and summaries. Total under 9 minutes with the default PONG_SECONDS.
+# episodes and summaries. The limits add up to 12 min 20 s with the default PONG_SECONDS; steps
+# usually end well before theirs (a CPU dry run with PONG_SECONDS 30 took 2 min 43 s), and
+# where the call itself is capped (the device tool: 10 minutes) the Pong runs, last, are what is
+# cut short: the log written so far still comes back in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PONG_SECONDS="${1:-100}"

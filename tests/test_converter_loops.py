@@ -134,7 +134,6 @@ def test_the_compiled_tensor_adc_equals_the_shipped_one():
     loop does (to float32 rounding of the tile sum), so its timings compare like with like."""
     from experiments.compile_periphery import TOLERANCE, compare
 
-    _, compile_s, differ = compare((3, 4, 16), torch.device("cpu"), repeats=1, calls=1)
-    assert compile_s > 0
+    _, _, differ = compare((3, 4, 16), torch.device("cpu"), repeats=1, calls=1)
     assert set(differ) == {"eager", "compiled"}
     assert max(differ.values()) <= TOLERANCE
